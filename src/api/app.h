@@ -1,0 +1,76 @@
+/* app.h — what the API layer hangs on each worker and each request:
+ * the worker's database pool, auth cache and metrics; the request's
+ * authenticated principal, route parameters and parsed JSON body. */
+#ifndef OL_API_APP_H
+#define OL_API_APP_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "auth/cache.h"
+#include "config.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "http/problem.h"
+#include "http/router.h"
+#include "metrics.h"
+
+typedef struct app app;
+
+typedef struct app_worker {
+	app *app;
+	http_worker *hw;
+	db_pool *db;
+	auth_cache *auth;
+	metrics *metrics;
+} app_worker;
+
+enum { REDIS_UNKNOWN = 0, REDIS_UP = 1, REDIS_DOWN = 2 };
+
+struct app {
+	const ol_config *cfg;
+	http_server *srv;
+	app_worker **workers;
+	int nworkers;
+	int redis_state; /* REDIS_*, written by the main thread, read atomically */
+};
+
+typedef struct api_req {
+	auth_principal who;
+	router_match match;
+	json_t *body; /* the request's JSON object ({} when there was no body) */
+} api_req;
+
+/* Route flags. */
+enum {
+	ROUTE_PUBLIC = 1,     /* no authentication (ops endpoints) */
+	ROUTE_OPS = 2,        /* also served on metrics_listen */
+	ROUTE_ANY_SCOPE = 4,  /* any valid key */
+};
+
+static inline app_worker *api_worker(http_req *r) { return http_worker_app(r->worker); }
+static inline api_req *api_ctx(http_req *r) { return r->app; }
+static inline const char *api_param(http_req *r, int i) { return api_ctx(r)->match.params[i]; }
+
+/* The routing table (routes.c). */
+const route *api_routes(size_t *n);
+const char *api_route_name(int index);
+
+/* http hooks (dispatch.c). */
+void api_on_request(http_req *r, void *arg);
+void api_on_complete(http_req *r, void *arg);
+bool api_worker_init(http_worker *w, void *arg);
+void api_worker_fini(http_worker *w, void *arg);
+
+/* Handlers. */
+void ops_healthz(http_req *r);
+void ops_readyz(http_req *r);
+void ops_metrics(http_req *r);
+void ops_whoami(http_req *r);
+void api_not_implemented(http_req *r);
+
+/* Maps a failed db_result to the right problem (503 for availability). */
+void api_db_problem(http_req *r, const db_result *res);
+
+#endif

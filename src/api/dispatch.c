@@ -1,0 +1,221 @@
+/* dispatch.c — the request pipeline every API route goes through, in order:
+ * route (404/405) → authenticate (401, or 503 when the key must be looked up
+ * and PostgreSQL is down) → scope (403) → body media type (415) → JSON
+ * object (400) → handler. Bodies over the limit were already refused (413)
+ * by the HTTP layer before a byte of them was buffered. */
+#include "api/app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+static void api_req_free(void *p)
+{
+	api_req *a = p;
+	json_decref(a->body);
+	free(a);
+}
+
+static bool is_json_media_type(const char *ct)
+{
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	const char *rest = ct + 16;
+	while (*rest == ' ')
+		rest++;
+	return *rest == '\0' || *rest == ';';
+}
+
+/* Decodes the body into a JSON object; replies and returns false if not. */
+static bool decode_body(http_req *r, api_req *a)
+{
+	size_t len = evbuffer_get_length(r->body);
+	if (len == 0) {
+		a->body = json_object();
+		return true;
+	}
+	if (!is_json_media_type(http_req_header(r, "Content-Type"))) {
+		problem_send(r, 415, "unsupported_media_type", "request bodies must be application/json", NULL);
+		return false;
+	}
+	const char *text = (const char *)evbuffer_pullup(r->body, -1);
+	json_error_t jerr;
+	/* Duplicate keys are refused: two values for one field of a payment
+	 * request are ambiguous, and parsers disagree on which one wins. */
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		char detail[200];
+		snprintf(detail, sizeof(detail), "malformed JSON at position %d: %s", jerr.position, jerr.text);
+		problem_send(r, 400, "invalid_request", detail, NULL);
+		return false;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		problem_send(r, 400, "invalid_request", "the request body must be a JSON object", NULL);
+		return false;
+	}
+	a->body = j;
+	return true;
+}
+
+static void run_handler(http_req *r)
+{
+	api_req *a = api_ctx(r);
+	const route *rt = a->match.route;
+	if (r->method == HTTP_M_POST || evbuffer_get_length(r->body) > 0) {
+		if (!decode_body(r, a))
+			return;
+	}
+	rt->handler(r);
+}
+
+static void auth_done(auth_status st, const auth_principal *p, void *arg)
+{
+	http_req *r = arg;
+	api_req *a = api_ctx(r);
+	const route *rt = a->match.route;
+	if (st == AUTH_UNAVAILABLE) {
+		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
+		return;
+	}
+	if (st != AUTH_OK) {
+		http_req_add_header(r, "WWW-Authenticate", "Bearer");
+		problem_send(r, 401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>", NULL);
+		return;
+	}
+	a->who = *p;
+	if (!(rt->flags & ROUTE_ANY_SCOPE) && !auth_scope_allows(p->scopes, rt->scope)) {
+		char need[32];
+		auth_scopes_format(rt->scope, need, sizeof(need));
+		char detail[96];
+		snprintf(detail, sizeof(detail), "this route needs the '%s' scope", need);
+		problem_send(r, 403, "forbidden", detail, NULL);
+		return;
+	}
+	run_handler(r);
+}
+
+void api_on_request(http_req *r, void *arg)
+{
+	(void)arg;
+	api_req *a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		problem_send(r, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	r->app = a;
+	r->app_free = api_req_free;
+	size_t n;
+	const route *table = api_routes(&n);
+	unsigned allowed = 0;
+	int rc = router_match_path(table, n, r->path, r->method, &a->match, &allowed);
+	if (rc == 0 && r->on_metrics_listener && !(a->match.route->flags & ROUTE_OPS))
+		rc = 404;
+	if (rc == 404) {
+		problem_send(r, 404, "not_found", "no such route", NULL);
+		return;
+	}
+	if (rc == 400) {
+		problem_send(r, 400, "invalid_request", "a path parameter is not valid percent-encoded text", NULL);
+		return;
+	}
+	if (rc == 405) {
+		char allow[64];
+		router_allow_header(allowed, allow, sizeof(allow));
+		http_req_add_header(r, "Allow", allow);
+		problem_send(r, 405, "method_not_allowed", "the route exists but not with this method", NULL);
+		return;
+	}
+	r->route_id = a->match.index;
+	if (a->match.route->flags & ROUTE_PUBLIC) {
+		run_handler(r);
+		return;
+	}
+	auth_check(api_worker(r)->auth, http_req_header(r, "Authorization"), auth_done, r);
+}
+
+void api_on_complete(http_req *r, void *arg)
+{
+	(void)arg;
+	app_worker *aw = api_worker(r);
+	int64_t us = (int64_t)util_mono_ms() * 1000 - r->start_mono_us;
+	if (aw != NULL && aw->metrics != NULL)
+		metrics_observe(aw->metrics, r->route_id, r->status, us);
+	log_level lvl = r->status >= 500 ? LOG_WARN : LOG_DEBUG;
+	if (lvl >= log_min_level) {
+		api_req *a = api_ctx(r);
+		log_emit(lvl, "request",
+			 json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "request_id", r->request_id, "method",
+				   r->method_str ? r->method_str : "-", "route", api_route_name(r->route_id), "status",
+				   r->status, "duration_us", (json_int_t)us, "tenant",
+				   (a != NULL && a->who.tenant[0]) ? a->who.tenant : "-"));
+	}
+}
+
+void api_db_problem(http_req *r, const db_result *res)
+{
+	const ol_config *cfg = api_worker(r)->app->cfg;
+	if (res->status == DB_ERR_QUERY) {
+		log_error("db_query_failed", "{s:s, s:s, s:s}", "request_id", r->request_id, "sqlstate", res->sqlstate,
+			  "error", res->message ? res->message : "");
+		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
+		return;
+	}
+	problem_unavailable(r, (int)cfg->retry_after_s,
+			    res->status == DB_ERR_TIMEOUT ? "the database did not answer in time" : "the database is unavailable");
+}
+
+bool api_worker_init(http_worker *w, void *arg)
+{
+	app *ap = arg;
+	const ol_config *cfg = ap->cfg;
+	app_worker *aw = calloc(1, sizeof(*aw));
+	if (aw == NULL)
+		return false;
+	aw->app = ap;
+	aw->hw = w;
+	db_pool_config pc = {
+		.conninfo = cfg->database_url,
+		.size = (int)cfg->db_pool_size,
+		.connect_timeout_ms = (int)cfg->db_connect_timeout_ms,
+		.query_timeout_ms = (int)cfg->db_query_timeout_ms,
+		.queue_max = (int)cfg->db_queue_max,
+		.application_name = "onceledgerd",
+	};
+	size_t nroutes;
+	api_routes(&nroutes);
+	aw->db = db_pool_new(http_worker_base(w), &pc);
+	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size) : NULL;
+	aw->metrics = metrics_new((int)nroutes);
+	if (aw->db == NULL || aw->auth == NULL || aw->metrics == NULL) {
+		auth_cache_free(aw->auth);
+		db_pool_free(aw->db);
+		metrics_free(aw->metrics);
+		free(aw);
+		return false;
+	}
+	ap->workers[http_worker_index(w)] = aw;
+	http_worker_set_app(w, aw);
+	return true;
+}
+
+void api_worker_fini(http_worker *w, void *arg)
+{
+	(void)arg;
+	app_worker *aw = http_worker_app(w);
+	if (aw == NULL)
+		return;
+	/* The metrics stay until the process exits: another thread may be
+	 * rendering /metrics; app_free releases them. */
+	auth_cache_free(aw->auth);
+	aw->auth = NULL;
+	db_pool_free(aw->db);
+	aw->db = NULL;
+}

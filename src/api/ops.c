@@ -1,0 +1,119 @@
+/* ops.c — operational endpoints: liveness, readiness (a real round trip
+ * to PostgreSQL; Redis is reported but never makes the service unready),
+ * Prometheus metrics, and /v1/whoami (authenticated, no database). */
+#include "api/app.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/keys.h"
+
+static const char *redis_state_name(int st)
+{
+	return st == REDIS_UP ? "up" : st == REDIS_DOWN ? "down" : "unknown";
+}
+
+void ops_healthz(http_req *r)
+{
+	static const char body[] = "{\"status\":\"ok\"}";
+	http_reply(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static const db_stmt stmt_ping = {"ops_ping", "SELECT 1", 0};
+
+static void readyz_done(db_result *res, void *arg)
+{
+	http_req *r = arg;
+	app *ap = api_worker(r)->app;
+	bool pg_ok = res->status == DB_OK;
+	int redis = __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED);
+	json_t *body = json_pack("{s:s, s:s, s:s}", "status", pg_ok ? "ready" : "unavailable", "postgres",
+				 pg_ok ? "up" : "down", "redis", redis_state_name(redis));
+	if (!pg_ok) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%lld", ap->cfg->retry_after_s);
+		http_req_add_header(r, "Retry-After", ra);
+	}
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	http_reply(r, pg_ok ? 200 : 503, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+	free(text);
+}
+
+void ops_readyz(http_req *r)
+{
+	db_batch *b = db_batch_new();
+	if (b == NULL || !db_batch_add(b, &stmt_ping, NULL)) {
+		db_batch_free(b);
+		problem_send(r, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	db_exec(api_worker(r)->db, b, readyz_done, r);
+}
+
+void ops_metrics(http_req *r)
+{
+	app *ap = api_worker(r)->app;
+	size_t nroutes;
+	api_routes(&nroutes);
+	struct evbuffer *out = evbuffer_new();
+	metrics *all[256];
+	int n = ap->nworkers < 256 ? ap->nworkers : 256;
+	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0;
+	unsigned long hits = 0, misses = 0;
+	for (int i = 0; i < n; i++) {
+		app_worker *aw = ap->workers[i];
+		all[i] = aw->metrics;
+		/* Other workers' gauges are read without a lock: each is one
+		 * aligned word written by its own thread, good enough for a gauge. */
+		conns += http_worker_conns(aw->hw);
+		inflight += http_worker_inflight(aw->hw);
+		if (aw->db != NULL) {
+			db_up += db_pool_up(aw->db);
+			db_busy += db_pool_busy(aw->db);
+			db_queued += db_pool_queued(aw->db);
+			db_size += db_pool_size(aw->db);
+		}
+		if (aw->auth != NULL) {
+			unsigned long h, m;
+			auth_cache_stats(aw->auth, &h, &m);
+			hits += h;
+			misses += m;
+		}
+	}
+	metrics_render(all, n, (int)nroutes, api_route_name, out);
+	evbuffer_add_printf(out,
+			    "# TYPE onceledger_http_connections gauge\nonceledger_http_connections %ld\n"
+			    "# TYPE onceledger_http_inflight gauge\nonceledger_http_inflight %ld\n"
+			    "# TYPE onceledger_db_pool_connections gauge\n"
+			    "onceledger_db_pool_connections{state=\"configured\"} %ld\n"
+			    "onceledger_db_pool_connections{state=\"up\"} %ld\n"
+			    "onceledger_db_pool_connections{state=\"busy\"} %ld\n"
+			    "# TYPE onceledger_db_pool_queued gauge\nonceledger_db_pool_queued %ld\n"
+			    "# TYPE onceledger_auth_cache_lookups_total counter\n"
+			    "onceledger_auth_cache_lookups_total{result=\"hit\"} %lu\n"
+			    "onceledger_auth_cache_lookups_total{result=\"miss\"} %lu\n"
+			    "# TYPE onceledger_redis_up gauge\nonceledger_redis_up %d\n",
+			    conns, inflight, db_size, db_up, db_busy, db_queued, hits, misses,
+			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP);
+	size_t len = evbuffer_get_length(out);
+	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
+	evbuffer_free(out);
+}
+
+void ops_whoami(http_req *r)
+{
+	api_req *a = api_ctx(r);
+	char scopes[64];
+	auth_scopes_format(a->who.scopes, scopes, sizeof(scopes));
+	json_t *list = json_array();
+	char *save = NULL;
+	for (char *s = strtok_r(scopes, ",", &save); s != NULL; s = strtok_r(NULL, ",", &save))
+		json_array_append_new(list, json_string(s));
+	http_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "tenant", a->who.tenant, "key_id", a->who.key_id, "scopes", list));
+}
+
+void api_not_implemented(http_req *r)
+{
+	problem_send(r, 501, "not_implemented", "this route is part of the contract but not implemented yet", NULL);
+}

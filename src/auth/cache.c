@@ -1,0 +1,197 @@
+/* cache.c — open-addressing table of key id -> {hash, tenant, scopes,
+ * revoked, fetched_at}. Unknown ids are cached too, so a flood of made-up
+ * keys cannot turn into a flood of queries. When the table fills it is
+ * simply emptied: lookups are cheap and this keeps the code obvious. */
+#include "auth/cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+typedef struct entry {
+	char id[AUTH_KEY_ID_LEN + 1]; /* "" = empty slot */
+	bool found;                   /* false: no such (active) key */
+	unsigned char hash[AUTH_HASH_LEN];
+	char tenant[33];
+	unsigned scopes;
+	int64_t fetched_ms;
+} entry;
+
+struct auth_cache {
+	db_pool *db;
+	int ttl_ms;
+	size_t cap;   /* power of two */
+	size_t count;
+	size_t max;
+	entry *slots;
+	unsigned long hits, misses;
+};
+
+typedef struct lookup {
+	auth_cache *cache;
+	char id[AUTH_KEY_ID_LEN + 1];
+	unsigned char hash[AUTH_HASH_LEN];
+	auth_cb cb;
+	void *arg;
+} lookup;
+
+static const db_stmt stmt_key_lookup = {
+	"auth_key_lookup",
+	"SELECT tenant, hash, array_to_string(scopes, ',') FROM api_keys"
+	" WHERE id = $1 AND kind = 'bearer' AND revoked_at IS NULL",
+	1,
+};
+
+auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries)
+{
+	auth_cache *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->db = db;
+	c->ttl_ms = ttl_ms;
+	c->max = (size_t)max_entries;
+	c->cap = 16;
+	while (c->cap < c->max * 2)
+		c->cap <<= 1;
+	c->slots = calloc(c->cap, sizeof(entry));
+	if (c->slots == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void auth_cache_free(auth_cache *c)
+{
+	if (c == NULL)
+		return;
+	free(c->slots);
+	free(c);
+}
+
+void auth_cache_stats(const auth_cache *c, unsigned long *hits, unsigned long *misses)
+{
+	*hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+	*misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+}
+
+static size_t slot_of(const auth_cache *c, const char *id)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a over the hex id */
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)h & (c->cap - 1);
+}
+
+static entry *find(auth_cache *c, const char *id, bool create)
+{
+	size_t i = slot_of(c, id);
+	for (;;) {
+		entry *e = &c->slots[i];
+		if (e->id[0] == '\0') {
+			if (!create)
+				return NULL;
+			if (c->count >= c->max) {
+				memset(c->slots, 0, c->cap * sizeof(entry));
+				c->count = 0;
+				return find(c, id, true);
+			}
+			memcpy(e->id, id, sizeof(e->id));
+			c->count++;
+			return e;
+		}
+		if (strcmp(e->id, id) == 0)
+			return e;
+		i = (i + 1) & (c->cap - 1);
+	}
+}
+
+static void decide(const entry *e, const unsigned char *hash, auth_cb cb, void *arg)
+{
+	if (!e->found || sodium_memcmp(e->hash, hash, AUTH_HASH_LEN) != 0) {
+		cb(AUTH_DENIED, NULL, arg);
+		return;
+	}
+	auth_principal p;
+	memcpy(p.tenant, e->tenant, sizeof(p.tenant));
+	memcpy(p.key_id, e->id, sizeof(p.key_id));
+	p.scopes = e->scopes;
+	cb(AUTH_OK, &p, arg);
+}
+
+static bool parse_bytea_hex(const char *s, unsigned char out[AUTH_HASH_LEN])
+{
+	size_t bin_len = 0;
+	if (strncmp(s, "\\x", 2) != 0)
+		return false;
+	return sodium_hex2bin(out, AUTH_HASH_LEN, s + 2, strlen(s + 2), NULL, &bin_len, NULL) == 0 &&
+	       bin_len == AUTH_HASH_LEN;
+}
+
+static void lookup_done(db_result *res, void *arg)
+{
+	lookup *lk = arg;
+	auth_cache *c = lk->cache;
+	if (res->status != DB_OK) {
+		lk->cb(AUTH_UNAVAILABLE, NULL, lk->arg);
+		free(lk);
+		return;
+	}
+	entry *e = find(c, lk->id, true);
+	PGresult *r = res->results[0];
+	e->found = false;
+	if (PQntuples(r) == 1 && parse_bytea_hex(PQgetvalue(r, 0, 1), e->hash) &&
+	    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
+		util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
+		e->found = true;
+	}
+	e->fetched_ms = util_mono_ms();
+	decide(e, lk->hash, lk->cb, lk->arg);
+	free(lk);
+}
+
+void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
+{
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
+		cb(AUTH_DENIED, NULL, arg);
+		return;
+	}
+	const char *key = authorization + 7;
+	while (*key == ' ')
+		key++;
+	size_t len = strlen(key);
+	while (len > 0 && key[len - 1] == ' ')
+		len--;
+	char id[AUTH_KEY_ID_LEN + 1];
+	if (!auth_key_parse(key, len, id)) {
+		cb(AUTH_DENIED, NULL, arg);
+		return;
+	}
+	unsigned char hash[AUTH_HASH_LEN];
+	auth_key_hash(key, len, hash);
+	entry *e = find(c, id, false);
+	if (e != NULL && util_mono_ms() - e->fetched_ms < c->ttl_ms) {
+		__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
+		decide(e, hash, cb, arg);
+		return;
+	}
+	__atomic_fetch_add(&c->misses, 1, __ATOMIC_RELAXED);
+	lookup *lk = calloc(1, sizeof(*lk));
+	db_batch *b = db_batch_new();
+	const char *params[1] = {id};
+	if (lk == NULL || b == NULL || !db_batch_add(b, &stmt_key_lookup, params)) {
+		free(lk);
+		db_batch_free(b);
+		cb(AUTH_UNAVAILABLE, NULL, arg);
+		return;
+	}
+	lk->cache = c;
+	memcpy(lk->id, id, sizeof(lk->id));
+	memcpy(lk->hash, hash, sizeof(hash));
+	lk->cb = cb;
+	lk->arg = arg;
+	db_exec(c->db, b, lookup_done, lk);
+}

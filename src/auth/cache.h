@@ -1,0 +1,29 @@
+/* cache.h — per-worker cache of API key lookups, so the hot path needs no
+ * database round trip; entries expire after auth_cache_ttl_ms (≤ 5 s),
+ * which bounds how late a revocation takes effect on every instance. */
+#ifndef OL_AUTH_CACHE_H
+#define OL_AUTH_CACHE_H
+
+#include "auth/keys.h"
+#include "db/db.h"
+
+typedef struct auth_principal {
+	char tenant[33];
+	char key_id[AUTH_KEY_ID_LEN + 1];
+	unsigned scopes;
+} auth_principal;
+
+typedef enum { AUTH_OK = 0, AUTH_DENIED = 401, AUTH_UNAVAILABLE = 503 } auth_status;
+
+typedef struct auth_cache auth_cache;
+typedef void (*auth_cb)(auth_status st, const auth_principal *p, void *arg);
+
+auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries);
+void auth_cache_free(auth_cache *c);
+/* Checks an Authorization header value ("Bearer <key>"); cb runs exactly
+ * once, synchronously on a cache hit. */
+void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg);
+/* Lookup counters for /metrics. */
+void auth_cache_stats(const auth_cache *c, unsigned long *hits, unsigned long *misses);
+
+#endif

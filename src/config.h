@@ -1,0 +1,55 @@
+/* config.h — the settings table: every daemon setting with its type,
+ * default, bounds and documentation, read from flags, ONCELEDGER_* environment
+ * variables and an optional config file (flag > environment > file > default). */
+#ifndef OL_CONFIG_H
+#define OL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/util.h"
+
+typedef struct ol_config {
+	char *listen;
+	char *metrics_listen;
+	char *database_url;
+	char *redis_url;
+	long long threads;
+	long long db_pool_size;
+	long long db_connect_timeout_ms;
+	long long db_query_timeout_ms;
+	long long db_queue_max;
+	long long retry_after_s;
+	long long max_body_bytes;
+	long long max_header_bytes;
+	long long max_connections;
+	long long read_timeout_ms;
+	long long idle_timeout_ms;
+	long long write_timeout_ms;
+	long long shutdown_timeout_ms;
+	long long auth_cache_ttl_ms;
+	long long auth_cache_size;
+	char *log_level;
+} ol_config;
+
+typedef enum { CFG_STR, CFG_INT } cfg_type;
+
+typedef struct cfg_setting {
+	const char *name; /* snake_case; flag --name-with-dashes; env ONCELEDGER_NAME */
+	cfg_type type;
+	const char *def;
+	long long min, max; /* for CFG_INT */
+	size_t offset;      /* into ol_config */
+	const char *doc;
+} cfg_setting;
+
+const cfg_setting *cfg_settings(size_t *count);
+/* Loads defaults, then file, environment, flags. argv may be NULL. */
+bool cfg_load(ol_config *cfg, int argc, char **argv, char **err) OL_WARN_UNUSED;
+/* Applies one setting by name (used by all three sources and by tests). */
+bool cfg_set(ol_config *cfg, const char *name, const char *value, char **err) OL_WARN_UNUSED;
+void cfg_free(ol_config *cfg);
+/* Prints `--help` text listing every setting. */
+void cfg_print_help(const char *prog);
+
+#endif

@@ -1,0 +1,80 @@
+/* batch.c — a list of statements with copied parameters, sent as one
+ * pipeline by the pool. */
+#include "db/db_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+db_batch *db_batch_new(void)
+{
+	return calloc(1, sizeof(db_batch));
+}
+
+void db_batch_free(db_batch *b)
+{
+	if (b == NULL)
+		return;
+	for (int i = 0; i < b->n; i++) {
+		for (int j = 0; j < b->items[i].nparams; j++)
+			free(b->items[i].values[j]);
+		free(b->items[i].values);
+		free(b->items[i].lengths);
+		free(b->items[i].formats);
+	}
+	free(b->items);
+	free(b);
+}
+
+int db_batch_len(const db_batch *b)
+{
+	return b->n;
+}
+
+bool db_batch_add(db_batch *b, const db_stmt *st, const char *const *values)
+{
+	return db_batch_add_ex(b, st, values, NULL, NULL);
+}
+
+bool db_batch_add_ex(db_batch *b, const db_stmt *st, const char *const *values, const int *lengths, const int *formats)
+{
+	if (b->n == b->cap) {
+		int ncap = b->cap ? b->cap * 2 : 4;
+		db_item *ni = realloc(b->items, (size_t)ncap * sizeof(*ni));
+		if (ni == NULL)
+			return false;
+		b->items = ni;
+		b->cap = ncap;
+	}
+	db_item *it = &b->items[b->n];
+	memset(it, 0, sizeof(*it));
+	it->stmt = st;
+	it->nparams = st->nparams;
+	if (st->nparams > 0) {
+		it->values = calloc((size_t)st->nparams, sizeof(char *));
+		it->lengths = calloc((size_t)st->nparams, sizeof(int));
+		it->formats = calloc((size_t)st->nparams, sizeof(int));
+		if (it->values == NULL || it->lengths == NULL || it->formats == NULL)
+			goto fail;
+		for (int j = 0; j < st->nparams; j++) {
+			if (values[j] == NULL)
+				continue;
+			size_t len = lengths != NULL ? (size_t)lengths[j] : strlen(values[j]);
+			it->values[j] = malloc(len + 1);
+			if (it->values[j] == NULL)
+				goto fail;
+			memcpy(it->values[j], values[j], len);
+			it->values[j][len] = '\0';
+			it->lengths[j] = (int)len;
+			it->formats[j] = formats != NULL ? formats[j] : 0;
+		}
+	}
+	b->n++;
+	return true;
+fail:
+	for (int j = 0; it->values != NULL && j < st->nparams; j++)
+		free(it->values[j]);
+	free(it->values);
+	free(it->lengths);
+	free(it->formats);
+	return false;
+}

@@ -1,0 +1,77 @@
+/* db.h — asynchronous PostgreSQL access on a worker's event loop: a pool of
+ * non-blocking libpq connections in pipeline mode, prepared statements
+ * created lazily per connection, and batches that run as one implicit
+ * transaction in one round trip. When PostgreSQL is gone, calls fail fast
+ * and connections come back with backoff. */
+#ifndef OL_DB_H
+#define OL_DB_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "util/util.h"
+
+typedef struct db_pool db_pool;
+typedef struct db_batch db_batch;
+
+/* A statement is declared once, statically, and prepared on each connection
+ * the first time that connection runs it. */
+typedef struct db_stmt {
+	const char *name;
+	const char *sql;
+	int nparams;
+} db_stmt;
+
+typedef enum {
+	DB_OK = 0,
+	DB_ERR_UNAVAILABLE, /* no connection to PostgreSQL */
+	DB_ERR_BUSY,        /* every connection busy and the wait queue full */
+	DB_ERR_TIMEOUT,     /* no answer within db_query_timeout_ms */
+	DB_ERR_QUERY,       /* a statement failed; see sqlstate/message */
+} db_status;
+
+typedef struct db_result {
+	db_status status;
+	int nresults;
+	PGresult **results;  /* one per statement, in batch order (NULL if not run) */
+	int failed_index;    /* statement that failed, or -1 */
+	char sqlstate[6];
+	const char *message; /* valid during the callback */
+} db_result;
+
+typedef void (*db_cb)(db_result *res, void *arg);
+
+typedef struct db_pool_config {
+	const char *conninfo;
+	int size;
+	int connect_timeout_ms;
+	int query_timeout_ms;
+	int queue_max;
+	const char *application_name;
+} db_pool_config;
+
+db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg);
+void db_pool_free(db_pool *p);
+/* Connections currently established. */
+int db_pool_up(const db_pool *p);
+int db_pool_size(const db_pool *p);
+int db_pool_busy(const db_pool *p);
+int db_pool_queued(const db_pool *p);
+
+db_batch *db_batch_new(void);
+void db_batch_free(db_batch *b);
+/* Adds a statement with text parameters (copied; NULL value = SQL NULL). */
+bool db_batch_add(db_batch *b, const db_stmt *st, const char *const *values) OL_WARN_UNUSED;
+/* Same with explicit lengths and formats (1 = binary) per parameter. */
+bool db_batch_add_ex(db_batch *b, const db_stmt *st, const char *const *values, const int *lengths,
+		     const int *formats) OL_WARN_UNUSED;
+int db_batch_len(const db_batch *b);
+
+/* Runs the batch as one implicit transaction: every statement or none.
+ * Takes ownership of b. cb is called exactly once — synchronously when the
+ * pool is down or full — and the results are freed when it returns. */
+void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg);
+
+#endif

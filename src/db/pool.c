@@ -1,0 +1,554 @@
+/* pool.c — per-worker pool of asynchronous libpq connections.
+ *
+ * Each connection is non-blocking and in pipeline mode. A batch is sent as
+ * [Parse if new] Bind/Execute ... Sync: one round trip, one implicit
+ * transaction. Results are matched to statements by walking the list of
+ * what was sent. A connection that breaks or times out is closed and
+ * reconnected with exponential backoff; while none is up, db_exec fails at
+ * once so requests answer 503 instead of hanging. */
+#include "db/db_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <sodium.h>
+
+#include "log.h"
+
+enum dc_state { DC_DOWN, DC_CONNECTING, DC_IDLE, DC_BUSY };
+enum exp_kind { EXP_PREPARE, EXP_QUERY, EXP_SYNC };
+
+typedef struct waiter {
+	db_batch *batch;
+	db_cb cb;
+	void *arg;
+	TAILQ_ENTRY(waiter) link;
+} waiter;
+TAILQ_HEAD(waiter_list, waiter);
+
+typedef struct expect {
+	enum exp_kind kind;
+	int item;
+} expect;
+
+typedef struct db_conn {
+	db_pool *pool;
+	int index;
+	PGconn *pg;
+	enum dc_state state;
+	int fd;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *timer;
+	int backoff_ms;
+	const db_stmt **prepared;
+	int nprepared, capprepared;
+	/* the batch in flight */
+	waiter *job;
+	expect *exp;
+	int nexp, iexp;
+	db_result res;
+} db_conn;
+
+struct db_pool {
+	struct event_base *base;
+	char *conninfo;
+	char options[64];
+	char *appname;
+	int size;
+	db_conn *conns;
+	struct waiter_list queue;
+	int queued;
+	int queue_max;
+	int connect_timeout_ms;
+	int query_timeout_ms;
+	int up;
+	int busy;
+};
+
+static void conn_connect(db_conn *c);
+static void conn_socket_cb(evutil_socket_t fd, short what, void *arg);
+static void pool_dispatch(db_pool *p);
+
+static void result_clear(db_result *r)
+{
+	for (int i = 0; i < r->nresults; i++)
+		if (r->results[i] != NULL)
+			PQclear(r->results[i]);
+	free(r->results);
+	memset(r, 0, sizeof(*r));
+	r->failed_index = -1;
+}
+
+/* Calls back a waiter that never reached a connection. */
+static void fail_waiter(waiter *wt, db_status st, const char *msg)
+{
+	db_result r;
+	memset(&r, 0, sizeof(r));
+	r.status = st;
+	r.failed_index = -1;
+	r.message = msg;
+	db_batch_free(wt->batch);
+	wt->cb(&r, wt->arg);
+	free(wt);
+}
+
+static bool is_prepared(const db_conn *c, const db_stmt *st)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i] == st)
+			return true;
+	return false;
+}
+
+static void mark_prepared(db_conn *c, const db_stmt *st)
+{
+	if (is_prepared(c, st))
+		return;
+	if (c->nprepared == c->capprepared) {
+		int ncap = c->capprepared ? c->capprepared * 2 : 16;
+		const db_stmt **np = realloc(c->prepared, (size_t)ncap * sizeof(*np));
+		if (np == NULL)
+			return; /* it will be prepared again: harmless but for a round of errors */
+		c->prepared = np;
+		c->capprepared = ncap;
+	}
+	c->prepared[c->nprepared++] = st;
+}
+
+static void arm_timer(db_conn *c, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+}
+
+static void drop_socket_events(db_conn *c)
+{
+	if (c->ev_read != NULL) {
+		event_free(c->ev_read);
+		c->ev_read = NULL;
+	}
+	if (c->ev_write != NULL) {
+		event_free(c->ev_write);
+		c->ev_write = NULL;
+	}
+	c->fd = -1;
+}
+
+static bool ensure_socket_events(db_conn *c)
+{
+	int fd = PQsocket(c->pg);
+	if (fd < 0)
+		return false;
+	if (fd == c->fd && c->ev_read != NULL)
+		return true;
+	drop_socket_events(c);
+	c->fd = fd;
+	c->ev_read = event_new(c->pool->base, fd, EV_READ | EV_PERSIST, conn_socket_cb, c);
+	c->ev_write = event_new(c->pool->base, fd, EV_WRITE, conn_socket_cb, c);
+	return c->ev_read != NULL && c->ev_write != NULL;
+}
+
+/* Finishes the batch in flight with the collected results. */
+static void job_done(db_conn *c, db_status st)
+{
+	waiter *wt = c->job;
+	c->job = NULL;
+	free(c->exp);
+	c->exp = NULL;
+	c->nexp = c->iexp = 0;
+	evtimer_del(c->timer);
+	db_result res = c->res;
+	memset(&c->res, 0, sizeof(c->res));
+	c->res.failed_index = -1;
+	if (st != DB_OK && res.status == DB_OK)
+		res.status = st;
+	if (c->state == DC_BUSY) {
+		c->state = DC_IDLE;
+		c->pool->busy--;
+	}
+	if (wt != NULL) {
+		db_batch_free(wt->batch);
+		wt->cb(&res, wt->arg);
+		free(wt);
+	}
+	result_clear(&res);
+}
+
+/* Closes a connection after an error and schedules its reconnect. */
+static void conn_broken(db_conn *c, db_status st, const char *why)
+{
+	db_pool *p = c->pool;
+	bool was_up = c->state == DC_IDLE || c->state == DC_BUSY;
+	if (c->state == DC_BUSY)
+		p->busy--;
+	/* Down before any callback runs, so a callback that submits new work
+	 * cannot be handed this connection. */
+	c->state = DC_DOWN;
+	if (was_up) {
+		log_warn("db_connection_lost", "{s:i, s:s}", "conn", c->index, "reason", why);
+		p->up--;
+	}
+	if (c->job != NULL) {
+		c->res.message = why;
+		job_done(c, st);
+	}
+	drop_socket_events(c);
+	if (c->pg != NULL) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	c->nprepared = 0;
+	evtimer_del(c->timer);
+	/* Exponential backoff with jitter, 100 ms .. 5 s; a timed-out query
+	 * reconnects at once since the server is probably fine. */
+	int base = st == DB_ERR_TIMEOUT ? 10 : c->backoff_ms;
+	int jitter = (int)randombytes_uniform((uint32_t)(base / 5 + 1));
+	arm_timer(c, base + jitter);
+	c->backoff_ms = c->backoff_ms * 2 > 5000 ? 5000 : c->backoff_ms * 2;
+	if (p->up == 0) {
+		/* Nobody can serve the queue any more: fail it now, not later. */
+		while (!TAILQ_EMPTY(&p->queue)) {
+			waiter *wt = TAILQ_FIRST(&p->queue);
+			TAILQ_REMOVE(&p->queue, wt, link);
+			p->queued--;
+			fail_waiter(wt, DB_ERR_UNAVAILABLE, "database unavailable");
+		}
+	}
+}
+
+static void conn_flush(db_conn *c)
+{
+	int rc = PQflush(c->pg);
+	if (rc < 0) {
+		conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+		return;
+	}
+	if (rc == 1)
+		event_add(c->ev_write, NULL);
+}
+
+/* Sends one batch as a pipeline ending in a Sync. */
+static void conn_start_job(db_conn *c, waiter *wt)
+{
+	db_pool *p = c->pool;
+	db_batch *b = wt->batch;
+	c->job = wt;
+	c->state = DC_BUSY;
+	p->busy++;
+	memset(&c->res, 0, sizeof(c->res));
+	c->res.failed_index = -1;
+	c->res.nresults = b->n;
+	c->res.results = calloc((size_t)(b->n > 0 ? b->n : 1), sizeof(PGresult *));
+	c->exp = calloc((size_t)(2 * b->n + 1), sizeof(expect));
+	c->nexp = c->iexp = 0;
+	if (c->res.results == NULL || c->exp == NULL) {
+		c->res.message = "out of memory";
+		job_done(c, DB_ERR_UNAVAILABLE);
+		return;
+	}
+	for (int i = 0; i < b->n; i++) {
+		db_item *it = &b->items[i];
+		if (!is_prepared(c, it->stmt)) {
+			if (!PQsendPrepare(c->pg, it->stmt->name, it->stmt->sql, it->stmt->nparams, NULL))
+				goto broken;
+			c->exp[c->nexp++] = (expect){EXP_PREPARE, i};
+		}
+		if (!PQsendQueryPrepared(c->pg, it->stmt->name, it->nparams, (const char *const *)it->values,
+					 it->lengths, it->formats, 0))
+			goto broken;
+		c->exp[c->nexp++] = (expect){EXP_QUERY, i};
+	}
+	if (!PQpipelineSync(c->pg))
+		goto broken;
+	c->exp[c->nexp++] = (expect){EXP_SYNC, -1};
+	/* The client-side deadline backs up statement_timeout for when the
+	 * network, not the query, is what hangs. */
+	arm_timer(c, p->query_timeout_ms + 1000);
+	conn_flush(c);
+	return;
+broken:
+	conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+}
+
+static void record_error(db_conn *c, int item, PGresult *r)
+{
+	if (c->res.status != DB_OK)
+		return;
+	c->res.status = DB_ERR_QUERY;
+	c->res.failed_index = item;
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	util_strlcpy(c->res.sqlstate, st ? st : "XX000", sizeof(c->res.sqlstate));
+	c->res.message = PQresultErrorMessage(r);
+}
+
+/* Reads every result that has arrived and matches it to what was sent. */
+static void conn_read_results(db_conn *c)
+{
+	while (c->pg != NULL && !PQisBusy(c->pg)) {
+		PGresult *r = PQgetResult(c->pg);
+		if (c->job == NULL || c->iexp >= c->nexp) {
+			/* Nothing expected (e.g. a notice-only wakeup). */
+			if (r == NULL)
+				return;
+			PQclear(r);
+			continue;
+		}
+		expect *e = &c->exp[c->iexp];
+		if (r == NULL) {
+			c->iexp++; /* end of one statement's results */
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			job_done(c, DB_OK);
+			pool_dispatch(c->pool);
+			return;
+		}
+		if (e->kind == EXP_PREPARE) {
+			if (st == PGRES_COMMAND_OK)
+				mark_prepared(c, c->job->batch->items[e->item].stmt);
+			else if (st != PGRES_PIPELINE_ABORTED)
+				record_error(c, e->item, r);
+			if (c->res.status == DB_ERR_QUERY && c->res.results[e->item] == NULL && st == PGRES_FATAL_ERROR)
+				c->res.results[e->item] = r; /* keep it: message points into it */
+			else
+				PQclear(r);
+		} else if (e->kind == EXP_QUERY) {
+			if (st == PGRES_FATAL_ERROR)
+				record_error(c, e->item, r);
+			if (c->res.results[e->item] == NULL)
+				c->res.results[e->item] = r;
+			else
+				PQclear(r);
+		} else {
+			PQclear(r);
+		}
+	}
+}
+
+static void conn_connected(db_conn *c)
+{
+	db_pool *p = c->pool;
+	if (!PQenterPipelineMode(c->pg)) {
+		conn_broken(c, DB_ERR_UNAVAILABLE, "cannot enter pipeline mode");
+		return;
+	}
+	evtimer_del(c->timer);
+	event_del(c->ev_write);
+	event_add(c->ev_read, NULL);
+	c->state = DC_IDLE;
+	c->backoff_ms = 100;
+	p->up++;
+	log_info("db_connected", "{s:i, s:i}", "conn", c->index, "up", p->up);
+	pool_dispatch(p);
+}
+
+static void conn_poll_connect(db_conn *c)
+{
+	PostgresPollingStatusType ps = PQconnectPoll(c->pg);
+	if (ps == PGRES_POLLING_FAILED) {
+		conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+		return;
+	}
+	if (!ensure_socket_events(c)) {
+		conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
+		return;
+	}
+	if (ps == PGRES_POLLING_OK) {
+		conn_connected(c);
+	} else if (ps == PGRES_POLLING_READING) {
+		event_del(c->ev_write);
+		event_add(c->ev_read, NULL);
+	} else {
+		event_del(c->ev_read);
+		event_add(c->ev_write, NULL);
+	}
+}
+
+static void conn_socket_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	db_conn *c = arg;
+	if (c->state == DC_CONNECTING) {
+		conn_poll_connect(c);
+		return;
+	}
+	if (c->pg == NULL)
+		return;
+	if (what & EV_READ) {
+		if (!PQconsumeInput(c->pg)) {
+			conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+			return;
+		}
+		if (PQstatus(c->pg) == CONNECTION_BAD) {
+			conn_broken(c, DB_ERR_UNAVAILABLE, "connection closed by server");
+			return;
+		}
+	}
+	if (c->job != NULL) {
+		conn_flush(c);
+		if (c->pg == NULL)
+			return;
+		conn_read_results(c);
+	} else {
+		/* Idle: drain notices; a server shutdown shows up here. */
+		conn_read_results(c);
+	}
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	db_conn *c = arg;
+	switch (c->state) {
+	case DC_DOWN:
+		conn_connect(c);
+		break;
+	case DC_CONNECTING:
+		conn_broken(c, DB_ERR_UNAVAILABLE, "connect timeout");
+		break;
+	case DC_BUSY:
+		c->res.message = "query timeout";
+		conn_broken(c, DB_ERR_TIMEOUT, "query timeout");
+		break;
+	default:
+		break;
+	}
+}
+
+static void conn_connect(db_conn *c)
+{
+	db_pool *p = c->pool;
+	const char *keys[] = {"dbname", "application_name", "options", NULL};
+	const char *vals[] = {p->conninfo, p->appname, p->options, NULL};
+	c->pg = PQconnectStartParams(keys, vals, 1);
+	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0) {
+		c->state = DC_CONNECTING;
+		conn_broken(c, DB_ERR_UNAVAILABLE, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+		return;
+	}
+	c->state = DC_CONNECTING;
+	arm_timer(c, p->connect_timeout_ms);
+	if (!ensure_socket_events(c)) {
+		conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
+		return;
+	}
+	/* libpq: after PQconnectStart, behave as if polling returned WRITING. */
+	event_add(c->ev_write, NULL);
+}
+
+static void pool_dispatch(db_pool *p)
+{
+	for (int i = 0; i < p->size && !TAILQ_EMPTY(&p->queue); i++) {
+		db_conn *c = &p->conns[i];
+		if (c->state != DC_IDLE)
+			continue;
+		waiter *wt = TAILQ_FIRST(&p->queue);
+		TAILQ_REMOVE(&p->queue, wt, link);
+		p->queued--;
+		conn_start_job(c, wt);
+	}
+}
+
+void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg)
+{
+	waiter *wt = calloc(1, sizeof(*wt));
+	if (wt == NULL) {
+		db_result r = {.status = DB_ERR_UNAVAILABLE, .failed_index = -1, .message = "out of memory"};
+		db_batch_free(b);
+		cb(&r, arg);
+		return;
+	}
+	wt->batch = b;
+	wt->cb = cb;
+	wt->arg = arg;
+	if (p->up == 0) {
+		fail_waiter(wt, DB_ERR_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	for (int i = 0; i < p->size; i++) {
+		if (p->conns[i].state == DC_IDLE) {
+			conn_start_job(&p->conns[i], wt);
+			return;
+		}
+	}
+	if (p->queued >= p->queue_max) {
+		fail_waiter(wt, DB_ERR_BUSY, "database pool queue full");
+		return;
+	}
+	TAILQ_INSERT_TAIL(&p->queue, wt, link);
+	p->queued++;
+}
+
+db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)
+{
+	db_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->base = base;
+	p->conninfo = strdup(cfg->conninfo);
+	p->appname = strdup(cfg->application_name ? cfg->application_name : "onceledgerd");
+	snprintf(p->options, sizeof(p->options), "-c statement_timeout=%d", cfg->query_timeout_ms);
+	p->size = cfg->size;
+	p->connect_timeout_ms = cfg->connect_timeout_ms;
+	p->query_timeout_ms = cfg->query_timeout_ms;
+	p->queue_max = cfg->queue_max;
+	TAILQ_INIT(&p->queue);
+	p->conns = calloc((size_t)cfg->size, sizeof(db_conn));
+	if (p->conninfo == NULL || p->appname == NULL || p->conns == NULL) {
+		free(p->conninfo);
+		free(p->appname);
+		free(p->conns);
+		free(p);
+		return NULL;
+	}
+	for (int i = 0; i < p->size; i++) {
+		db_conn *c = &p->conns[i];
+		c->pool = p;
+		c->index = i;
+		c->fd = -1;
+		c->backoff_ms = 100;
+		c->res.failed_index = -1;
+		c->timer = evtimer_new(base, conn_timer_cb, c);
+		c->state = DC_DOWN;
+		conn_connect(c);
+	}
+	return p;
+}
+
+void db_pool_free(db_pool *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->size; i++) {
+		db_conn *c = &p->conns[i];
+		if (c->job != NULL) {
+			c->res.message = "shutting down";
+			job_done(c, DB_ERR_UNAVAILABLE);
+		}
+		drop_socket_events(c);
+		if (c->pg != NULL)
+			PQfinish(c->pg);
+		event_free(c->timer);
+		free(c->prepared);
+	}
+	while (!TAILQ_EMPTY(&p->queue)) {
+		waiter *wt = TAILQ_FIRST(&p->queue);
+		TAILQ_REMOVE(&p->queue, wt, link);
+		fail_waiter(wt, DB_ERR_UNAVAILABLE, "shutting down");
+	}
+	free(p->conns);
+	free(p->conninfo);
+	free(p->appname);
+	free(p);
+}
+
+int db_pool_up(const db_pool *p) { return p->up; }
+int db_pool_size(const db_pool *p) { return p->size; }
+int db_pool_busy(const db_pool *p) { return p->busy; }
+int db_pool_queued(const db_pool *p) { return p->queued; }

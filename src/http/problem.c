@@ -1,0 +1,69 @@
+/* problem.c — problem+json writer. The `code` is the machine-readable part
+ * clients branch on; titles are for humans and may change. */
+#include "http/problem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *code;
+	const char *title;
+} titles[] = {
+	{"invalid_request", "The request is invalid"},
+	{"unauthenticated", "Authentication required"},
+	{"forbidden", "The API key lacks the required scope"},
+	{"not_found", "Not found"},
+	{"method_not_allowed", "Method not allowed"},
+	{"payload_too_large", "Request body too large"},
+	{"unsupported_media_type", "Unsupported media type"},
+	{"request_header_too_large", "Request header fields too large"},
+	{"request_timeout", "Request timeout"},
+	{"unavailable", "Service temporarily unavailable"},
+	{"internal", "Internal error"},
+	{"not_implemented", "Not implemented"},
+	{"http_version_not_supported", "HTTP version not supported"},
+};
+
+static const char *title_for(const char *code)
+{
+	for (size_t i = 0; i < OL_ARRAY_LEN(titles); i++)
+		if (strcmp(titles[i].code, code) == 0)
+			return titles[i].title;
+	return code;
+}
+
+void http_reply_json(http_req *r, int status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (text == NULL) {
+		static const char fallback[] = "{\"type\":\"urn:onceledger:problem:internal\",\"title\":\"Internal error\","
+					       "\"status\":500,\"code\":\"internal\"}";
+		http_reply(r, 500, "application/problem+json", fallback, sizeof(fallback) - 1);
+		return;
+	}
+	http_reply(r, status, status >= 400 ? "application/problem+json" : "application/json", text, strlen(text));
+	free(text);
+}
+
+void problem_send(http_req *r, int status, const char *code, const char *detail, json_t *ext)
+{
+	char type[128];
+	snprintf(type, sizeof(type), "urn:onceledger:problem:%s", code);
+	json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title_for(code), "status", status, "code", code);
+	if (p != NULL && detail != NULL)
+		json_object_set_new(p, "detail", json_string(detail));
+	if (p != NULL && ext != NULL)
+		json_object_update(p, ext);
+	json_decref(ext);
+	http_reply_json(r, status, p);
+}
+
+void problem_unavailable(http_req *r, int retry_after_s, const char *detail)
+{
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", retry_after_s);
+	http_req_add_header(r, "Retry-After", ra);
+	problem_send(r, 503, "unavailable", detail, NULL);
+}

@@ -1,0 +1,816 @@
+/* server.c — HTTP/1.1 connections on bufferevents: accept with a per-worker
+ * connection cap, read a head and body under size limits and a deadline that
+ * starts at the request's first byte (slowloris defence), dispatch, write the
+ * response, keep-alive and pipelining, and the two-stage drain on SIGTERM. */
+#include "http/http.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include "http/parse.h"
+#include "http/problem.h"
+#include "log.h"
+
+enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING };
+
+struct http_conn {
+	http_worker *w;
+	struct bufferevent *bev;
+	struct event *timer;
+	enum conn_state state;
+	http_req *req;
+	uint64_t body_need;
+	bool chunked;
+	http_chunked ck;
+	bool keep_alive;
+	bool in_process;     /* process_input is on the stack */
+	bool metrics_only;
+	TAILQ_ENTRY(http_conn) link;
+};
+TAILQ_HEAD(conn_list, http_conn);
+
+struct http_worker {
+	http_server *srv;
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct evconnlistener *mlistener;
+	struct event *stop_ev;
+	struct event *deadline_ev;
+	struct conn_list conns;
+	long nconns;
+	long cap;
+	long inflight;
+	bool paused;
+	bool draining;
+	bool init_ok;
+	void *app;
+};
+
+struct http_server {
+	int fd;
+	int mfd;
+	int port;
+	int nworkers;
+	http_worker *workers;
+	http_limits lim;
+	http_hooks hooks;
+};
+
+static void conn_free(http_conn *c);
+static void process_input(http_conn *c);
+static void req_finish(http_req *r);
+
+/* ---- requests ---------------------------------------------------------- */
+
+static http_req *req_new(http_worker *w, http_conn *c)
+{
+	http_req *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->worker = w;
+	r->conn = c;
+	r->body = evbuffer_new();
+	r->route_id = -1;
+	r->start_mono_us = (int64_t)util_mono_ms() * 1000;
+	TAILQ_INIT(&r->out_headers);
+	r->on_metrics_listener = c != NULL && c->metrics_only;
+	w->inflight++;
+	return r;
+}
+
+static void req_free(http_req *r)
+{
+	if (r->app_free != NULL)
+		r->app_free(r->app);
+	evhttp_clear_headers(&r->out_headers);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
+	free(r->headbuf);
+	r->worker->inflight--;
+	free(r);
+}
+
+const char *http_req_header(const http_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->hnames[i], name) == 0)
+			return r->hvalues[i];
+	return NULL;
+}
+
+size_t http_req_header_count(const http_req *r, const char *name)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->hnames[i], name) == 0)
+			n++;
+	return n;
+}
+
+void http_req_add_header(http_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(&r->out_headers, name, value);
+}
+
+static http_method method_of(const char *m)
+{
+	static const struct {
+		const char *name;
+		http_method m;
+	} tab[] = {{"GET", HTTP_M_GET},	      {"POST", HTTP_M_POST}, {"PUT", HTTP_M_PUT},
+		   {"DELETE", HTTP_M_DELETE}, {"PATCH", HTTP_M_PATCH}, {"HEAD", HTTP_M_HEAD},
+		   {"OPTIONS", HTTP_M_OPTIONS}};
+	for (size_t i = 0; i < OL_ARRAY_LEN(tab); i++)
+		if (strcmp(m, tab[i].name) == 0)
+			return tab[i].m;
+	return HTTP_M_OTHER;
+}
+
+const char *http_method_name(http_method m)
+{
+	switch (m) {
+	case HTTP_M_GET: return "GET";
+	case HTTP_M_POST: return "POST";
+	case HTTP_M_PUT: return "PUT";
+	case HTTP_M_DELETE: return "DELETE";
+	case HTTP_M_PATCH: return "PATCH";
+	case HTTP_M_HEAD: return "HEAD";
+	case HTTP_M_OPTIONS: return "OPTIONS";
+	default: return "OTHER";
+	}
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+/* Copies the parsed head into one allocation owned by the request and
+ * NUL-terminates every piece in place. */
+static bool req_take_head(http_req *r, const char *buf, const http_head *h, size_t max_body)
+{
+	r->headbuf = malloc(h->head_len + 1);
+	if (r->headbuf == NULL)
+		return false;
+	memcpy(r->headbuf, buf, h->head_len);
+	r->headbuf[h->head_len] = '\0';
+#define AT(span) (r->headbuf + ((span).p - buf))
+	char *m = AT(h->method);
+	m[h->method.len] = '\0';
+	r->method_str = m;
+	r->method = method_of(m);
+	char *t = AT(h->target);
+	t[h->target.len] = '\0';
+	char *q = strchr(t, '?');
+	if (q != NULL) {
+		*q = '\0';
+		r->query = q + 1;
+	}
+	char *hash = strchr(t, '#');
+	if (hash != NULL)
+		*hash = '\0';
+	r->path = t;
+	for (size_t i = 0; i < h->nheaders && i < HTTP_REQ_MAX_HEADERS; i++) {
+		char *n = AT(h->names[i]);
+		n[h->names[i].len] = '\0';
+		char *v = AT(h->values[i]);
+		v[h->values[i].len] = '\0';
+		r->hnames[i] = n;
+		r->hvalues[i] = v;
+		r->nheaders++;
+	}
+#undef AT
+	const char *rid = http_req_header(r, "X-Request-Id");
+	if (rid != NULL && rid[0] != '\0' && strlen(rid) <= HTTP_REQ_ID_MAX && util_visible_ascii(rid, strlen(rid)))
+		util_strlcpy(r->request_id, rid, sizeof(r->request_id));
+	(void)max_body;
+	return true;
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+	http_conn *c = r->conn;
+	r->status = status;
+	if (r->request_id[0] == '\0')
+		util_random_hex(r->request_id, 16);
+	if (c == NULL) {
+		/* The client went away while we worked: nothing to send. */
+		req_finish(r);
+		return;
+	}
+	http_worker *w = c->w;
+	bool close_after = !c->keep_alive || w->draining;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	if (content_type != NULL)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %s\r\n", len, r->request_id);
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &r->out_headers, next)
+		evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
+	if (close_after)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+	if (len > 0 && r->method != HTTP_M_HEAD)
+		evbuffer_add(out, body, len);
+
+	c->req = NULL;
+	r->conn = NULL;
+	req_finish(r);
+	if (close_after) {
+		c->state = C_CLOSING;
+		bufferevent_disable(c->bev, EV_READ);
+		evtimer_del(c->timer);
+		/* conn_write_cb frees the connection once the output drained. */
+		return;
+	}
+	c->state = C_IDLE;
+	struct timeval tv = {w->srv->lim.idle_timeout_ms / 1000, (w->srv->lim.idle_timeout_ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+	bufferevent_enable(c->bev, EV_READ);
+	if (!c->in_process && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		process_input(c); /* a pipelined request is already waiting */
+}
+
+static void req_finish(http_req *r)
+{
+	http_worker *w = r->worker;
+	if (w->srv->hooks.on_complete != NULL)
+		w->srv->hooks.on_complete(r, w->srv->hooks.arg);
+	req_free(r);
+	if (w->draining && w->nconns == 0 && w->inflight == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* Replies to a request that never reached the router (framing errors,
+ * timeouts, oversized heads) and closes the connection afterwards. */
+static void reply_early(http_conn *c, int status, const char *code, const char *detail)
+{
+	http_req *r = c->req;
+	if (r == NULL) {
+		r = req_new(c->w, c);
+		if (r == NULL) {
+			conn_free(c);
+			return;
+		}
+		r->method = HTTP_M_OTHER;
+		r->method_str = "-";
+		r->path = "-";
+		c->req = r;
+	}
+	c->keep_alive = false;
+	problem_send(r, status, code, detail, NULL);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void conn_arm(http_conn *c, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+}
+
+static void maybe_resume_accept(http_worker *w)
+{
+	if (w->paused && !w->draining && w->nconns < w->cap) {
+		w->paused = false;
+		if (w->listener != NULL)
+			evconnlistener_enable(w->listener);
+	}
+}
+
+static void conn_free(http_conn *c)
+{
+	http_worker *w = c->w;
+	if (c->req != NULL) {
+		if (c->state == C_HANDLING) {
+			c->req->conn = NULL; /* the handler finishes; its reply is dropped */
+		} else {
+			c->req->conn = NULL;
+			c->req->status = 0;
+			req_finish(c->req);
+		}
+		c->req = NULL;
+	}
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->nconns--;
+	event_free(c->timer);
+	bufferevent_free(c->bev);
+	free(c);
+	maybe_resume_accept(w);
+	if (w->draining && w->nconns == 0 && w->inflight == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void body_emit(void *arg, const char *data, size_t n)
+{
+	http_req *r = arg;
+	if (r->body_too_large)
+		return;
+	size_t max = r->worker->srv->lim.max_body_bytes;
+	if (evbuffer_get_length(r->body) + n > max) {
+		r->body_too_large = true;
+		evbuffer_drain(r->body, evbuffer_get_length(r->body));
+		return;
+	}
+	evbuffer_add(r->body, data, n);
+}
+
+static void dispatch(http_conn *c)
+{
+	c->state = C_HANDLING;
+	evtimer_del(c->timer);
+	bufferevent_disable(c->bev, EV_READ);
+	http_server *s = c->w->srv;
+	if (c->req->body_too_large) {
+		c->keep_alive = false;
+		problem_send(c->req, 413, "payload_too_large", "the request body exceeds the limit", NULL);
+		return;
+	}
+	s->hooks.on_request(c->req, s->hooks.arg);
+}
+
+/* Reads as much of the current request as has arrived; dispatches complete
+ * ones. Loops so that pipelined requests answered synchronously continue. */
+static void process_input(http_conn *c)
+{
+	http_worker *w = c->w;
+	const http_limits *lim = &w->srv->lim;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	c->in_process = true;
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		if (c->state == C_IDLE) {
+			if (avail == 0)
+				break;
+			c->state = C_HEAD;
+			conn_arm(c, lim->read_timeout_ms);
+		}
+		if (c->state == C_HEAD) {
+			size_t want = avail < lim->max_header_bytes + 8 ? avail : lim->max_header_bytes + 8;
+			const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+			http_head head;
+			const char *why = NULL;
+			int rc = http_parse_head(buf, want, lim->max_header_bytes, &head, &why);
+			if (rc == -1)
+				break;
+			if (rc > 0) {
+				const char *code = rc == 431 ? "request_header_too_large"
+						   : rc == 505 ? "http_version_not_supported"
+						   : rc == 501 ? "not_implemented"
+							       : "invalid_request";
+				reply_early(c, rc, code, why);
+				break;
+			}
+			http_req *r = req_new(w, c);
+			if (r == NULL || !req_take_head(r, buf, &head, lim->max_body_bytes)) {
+				if (r != NULL)
+					req_free(r);
+				conn_free(c);
+				return;
+			}
+			c->req = r;
+			c->keep_alive = head.keep_alive;
+			c->chunked = head.chunked;
+			c->body_need = head.has_length ? head.content_length : 0;
+			memset(&c->ck, 0, sizeof(c->ck));
+			evbuffer_drain(in, head.head_len);
+			if (head.has_length && head.content_length > lim->max_body_bytes) {
+				/* Refuse before reading a byte of it; the connection closes. */
+				reply_early(c, 413, "payload_too_large", "the request body exceeds the limit");
+				break;
+			}
+			c->state = C_BODY;
+			const char *expect = http_req_header(r, "Expect");
+			if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && (c->chunked || c->body_need > 0))
+				bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			continue;
+		}
+		if (c->state == C_BODY) {
+			if (c->chunked) {
+				bool done = false;
+				size_t len = evbuffer_get_length(in);
+				if (len == 0)
+					break;
+				const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+				size_t used = http_chunked_feed(&c->ck, buf, len, &done, body_emit, c->req);
+				if (used == (size_t)-1) {
+					reply_early(c, 400, "invalid_request", "malformed chunked body");
+					break;
+				}
+				evbuffer_drain(in, used);
+				if (c->req->body_too_large && !done) {
+					reply_early(c, 413, "payload_too_large", "the request body exceeds the limit");
+					break;
+				}
+				if (!done)
+					break;
+			} else if (c->body_need > 0) {
+				size_t n = avail < c->body_need ? avail : (size_t)c->body_need;
+				if (n == 0)
+					break;
+				evbuffer_remove_buffer(in, c->req->body, n);
+				c->body_need -= n;
+				if (c->body_need > 0)
+					break;
+			}
+			dispatch(c);
+			/* dispatch may have replied synchronously (state back to IDLE),
+			 * closed the connection (C_CLOSING) or gone asynchronous. */
+			if (c->state != C_IDLE)
+				break;
+			continue;
+		}
+		break;
+	}
+	c->in_process = false;
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	http_conn *c = arg;
+	if (c->state == C_CLOSING) {
+		evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+		return;
+	}
+	process_input(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	http_conn *c = arg;
+	if (c->state == C_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+		/* Half-close and give the peer a moment to read the answer before
+		 * the socket goes away, so an unread request body does not turn the
+		 * close into a reset that destroys our response. */
+		shutdown(bufferevent_getfd(bev), SHUT_WR);
+		bufferevent_enable(bev, EV_READ);
+		conn_arm(c, 1000);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	http_conn *c = arg;
+	/* EOF, error or write timeout: the connection is gone. */
+	conn_free(c);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_conn *c = arg;
+	switch (c->state) {
+	case C_HEAD:
+	case C_BODY:
+		reply_early(c, 408, "request_timeout", "the request did not arrive in time");
+		break;
+	default:
+		conn_free(c);
+	}
+}
+
+static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only)
+{
+	const http_limits *lim = &w->srv->lim;
+	http_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = w;
+	c->metrics_only = metrics_only;
+	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(w->base, conn_timer_cb, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	struct timeval wtv = {lim->write_timeout_ms / 1000, (lim->write_timeout_ms % 1000) * 1000};
+	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	bufferevent_enable(c->bev, EV_READ);
+	c->state = C_IDLE;
+	/* A fresh connection must start its request within the read timeout. */
+	conn_arm(c, lim->read_timeout_ms);
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	w->nconns++;
+	if (w->nconns >= w->cap && !w->paused) {
+		w->paused = true;
+		evconnlistener_disable(w->listener);
+		log_warn("max_connections_reached", "{s:i, s:I}", "worker", w->index, "connections", (json_int_t)w->nconns);
+	}
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	accept_common(arg, fd, false);
+}
+
+static void maccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	accept_common(arg, fd, true);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	http_worker *w = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: back off by pausing until a connection closes. */
+	log_error("accept_failed", "{s:i, s:s}", "worker", w->index, "error", evutil_socket_error_to_string(err));
+	if (!w->paused && w->nconns > 0) {
+		w->paused = true;
+		evconnlistener_disable(w->listener);
+	}
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+static void worker_stop_listening(http_worker *w)
+{
+	if (w->listener != NULL) {
+		evconnlistener_free(w->listener);
+		w->listener = NULL;
+	}
+	if (w->mlistener != NULL) {
+		evconnlistener_free(w->mlistener);
+		w->mlistener = NULL;
+	}
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_worker *w = arg;
+	log_warn("shutdown_deadline", "{s:i, s:I, s:I}", "worker", w->index, "connections", (json_int_t)w->nconns,
+		 "inflight", (json_int_t)w->inflight);
+	event_base_loopbreak(w->base);
+}
+
+/* Stage one of shutdown: stop accepting, close idle keep-alive connections;
+ * busy ones close after their response. */
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	http_worker *w = arg;
+	if (w->draining)
+		return;
+	w->draining = true;
+	worker_stop_listening(w);
+	if (w->srv->hooks.on_drain != NULL)
+		w->srv->hooks.on_drain(w, w->srv->hooks.arg);
+	http_conn *c, *next;
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == C_IDLE)
+			conn_free(c);
+	}
+	struct timeval tv = {w->srv->lim.shutdown_timeout_ms / 1000, (w->srv->lim.shutdown_timeout_ms % 1000) * 1000};
+	evtimer_add(w->deadline_ev, &tv);
+	if (w->nconns == 0 && w->inflight == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	http_worker *w = arg;
+	http_server *s = w->srv;
+	event_base_dispatch(w->base);
+	/* Whatever is left after the deadline is closed without an answer. */
+	while (!TAILQ_EMPTY(&w->conns))
+		conn_free(TAILQ_FIRST(&w->conns));
+	if (s->hooks.worker_fini != NULL)
+		s->hooks.worker_fini(w, s->hooks.arg);
+	return NULL;
+}
+
+static int bind_listener(const char *spec, int *port_out, char **err)
+{
+	char host[256];
+	int port;
+	if (!util_split_hostport(spec, host, sizeof(host), &port)) {
+		if (asprintf(err, "invalid listen address '%s' (expected HOST:PORT)", spec) < 0)
+			*err = NULL;
+		return -1;
+	}
+	struct evutil_addrinfo hints = {0}, *res = NULL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+	char portstr[16];
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	int gai = evutil_getaddrinfo(host, portstr, &hints, &res);
+	if (gai != 0) {
+		if (asprintf(err, "cannot resolve %s: %s", host, evutil_gai_strerror(gai)) < 0)
+			*err = NULL;
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0 ||
+	    evutil_make_socket_nonblocking(fd) < 0) {
+		if (asprintf(err, "cannot listen on %s: %s", spec, strerror(errno)) < 0)
+			*err = NULL;
+		if (fd >= 0)
+			close(fd);
+		evutil_freeaddrinfo(res);
+		return -1;
+	}
+	evutil_freeaddrinfo(res);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (port_out != NULL && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							   : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+http_server *http_server_new(const char *listen, const char *metrics_listen, int nthreads,
+			     const http_limits *limits, const http_hooks *hooks, char **err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+	http_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->lim = *limits;
+	s->hooks = *hooks;
+	s->fd = -1;
+	s->mfd = -1;
+	s->nworkers = nthreads;
+	s->fd = bind_listener(listen, &s->port, err);
+	if (s->fd < 0)
+		goto fail;
+	if (metrics_listen != NULL && metrics_listen[0] != '\0') {
+		s->mfd = bind_listener(metrics_listen, NULL, err);
+		if (s->mfd < 0)
+			goto fail;
+	}
+	s->workers = calloc((size_t)nthreads, sizeof(http_worker));
+	if (s->workers == NULL)
+		goto fail;
+	long cap = limits->max_connections / nthreads;
+	for (int i = 0; i < nthreads; i++) {
+		http_worker *w = &s->workers[i];
+		w->srv = s;
+		w->index = i;
+		w->cap = cap < 1 ? 1 : cap;
+		TAILQ_INIT(&w->conns);
+		w->base = event_base_new();
+		if (w->base == NULL)
+			goto fail;
+		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+		w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
+		/* Each worker accepts on its own dup() of the one listening
+		 * socket: the kernel spreads connections, no lock is shared. */
+		int dfd = dup(s->fd);
+		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, dfd);
+		if (w->listener == NULL)
+			goto fail;
+		evconnlistener_set_error_cb(w->listener, accept_error_cb);
+		if (s->mfd >= 0) {
+			int mdfd = dup(s->mfd);
+			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, mdfd);
+			if (w->mlistener == NULL)
+				goto fail;
+		}
+	}
+	return s;
+fail:
+	http_server_free(s);
+	return NULL;
+}
+
+bool http_server_start(http_server *s, char **err)
+{
+	for (int i = 0; i < s->nworkers; i++) {
+		http_worker *w = &s->workers[i];
+		if (s->hooks.worker_init != NULL && !s->hooks.worker_init(w, s->hooks.arg)) {
+			if (asprintf(err, "worker %d failed to initialise", i) < 0)
+				*err = NULL;
+			return false;
+		}
+		w->init_ok = true;
+	}
+	for (int i = 0; i < s->nworkers; i++) {
+		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+			if (asprintf(err, "cannot start worker thread: %s", strerror(errno)) < 0)
+				*err = NULL;
+			return false;
+		}
+	}
+	return true;
+}
+
+void http_server_drain(http_server *s)
+{
+	for (int i = 0; i < s->nworkers; i++)
+		event_active(s->workers[i].stop_ev, 0, 0);
+}
+
+void http_server_join(http_server *s)
+{
+	for (int i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i].thread, NULL);
+}
+
+void http_server_free(http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->workers != NULL) {
+		for (int i = 0; i < s->nworkers; i++) {
+			http_worker *w = &s->workers[i];
+			worker_stop_listening(w);
+			if (w->stop_ev != NULL)
+				event_free(w->stop_ev);
+			if (w->deadline_ev != NULL)
+				event_free(w->deadline_ev);
+			if (w->base != NULL)
+				event_base_free(w->base);
+		}
+		free(s->workers);
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	if (s->mfd >= 0)
+		close(s->mfd);
+	free(s);
+}
+
+int http_server_nworkers(const http_server *s) { return s->nworkers; }
+http_worker *http_server_worker(http_server *s, int i) { return &s->workers[i]; }
+int http_server_port(const http_server *s) { return s->port; }
+struct event_base *http_worker_base(http_worker *w) { return w->base; }
+int http_worker_index(const http_worker *w) { return w->index; }
+void *http_worker_app(http_worker *w) { return w->app; }
+void http_worker_set_app(http_worker *w, void *app) { w->app = app; }
+bool http_worker_draining(const http_worker *w) { return w->draining; }
+long http_worker_conns(const http_worker *w) { return w->nconns; }
+long http_worker_inflight(const http_worker *w) { return w->inflight; }

@@ -1,0 +1,136 @@
+/* onceledgerd.c — the daemon: settings, worker threads serving the API,
+ * signal handling and the two-stage shutdown (stop accepting and drain on
+ * SIGTERM/SIGINT, exit 0 once in-flight requests finished). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "api/app.h"
+#include "config.h"
+#include "http/http.h"
+#include "log.h"
+#include "redis_probe.h"
+
+typedef struct daemon_state {
+	struct event_base *base;
+	http_server *srv;
+	app *ap;
+	bool stopping;
+} daemon_state;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	daemon_state *d = arg;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_info("shutdown", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	http_server_drain(d->srv);
+	event_base_loopexit(d->base, NULL);
+}
+
+static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	daemon_state *d = arg;
+	int st = redis_probe_once(d->ap->cfg->redis_url, 200) ? REDIS_UP : REDIS_DOWN;
+	int old = __atomic_exchange_n(&d->ap->redis_state, st, __ATOMIC_RELAXED);
+	if (old != st)
+		log_info("redis_state", "{s:s}", "state", st == REDIS_UP ? "up" : "down");
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			cfg_print_help("onceledgerd");
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("onceledgerd %s\n", PACKAGE_VERSION);
+			return 0;
+		}
+	}
+	ol_config cfg;
+	char *err = NULL;
+	if (!cfg_load(&cfg, argc, argv, &err)) {
+		fprintf(stderr, "onceledgerd: %s\n", err ? err : "invalid settings");
+		free(err);
+		cfg_free(&cfg);
+		return 1;
+	}
+	log_set_level(cfg.log_level);
+	if (sodium_init() < 0) {
+		log_error("sodium_init_failed", "{}");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	int nthreads = (int)cfg.threads;
+	if (nthreads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = n > 0 ? (int)n : 1;
+	}
+	app ap = {.cfg = &cfg, .nworkers = nthreads};
+	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
+	http_limits lim = {
+		.max_body_bytes = (size_t)cfg.max_body_bytes,
+		.max_header_bytes = (size_t)cfg.max_header_bytes,
+		.max_connections = (long)cfg.max_connections,
+		.read_timeout_ms = (int)cfg.read_timeout_ms,
+		.idle_timeout_ms = (int)cfg.idle_timeout_ms,
+		.write_timeout_ms = (int)cfg.write_timeout_ms,
+		.shutdown_timeout_ms = (int)cfg.shutdown_timeout_ms,
+	};
+	http_hooks hooks = {api_worker_init, api_worker_fini, api_on_request, api_on_complete, NULL, &ap};
+	http_server *srv = http_server_new(cfg.listen, cfg.metrics_listen, nthreads, &lim, &hooks, &err);
+	if (srv == NULL || ap.workers == NULL) {
+		log_error("startup_failed", "{s:s}", "error", err ? err : "out of memory");
+		free(err);
+		return 1;
+	}
+	ap.srv = srv;
+	daemon_state d = {.srv = srv, .ap = &ap};
+	d.base = event_base_new();
+	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+	struct event *probe = event_new(d.base, -1, EV_PERSIST, on_redis_probe, &d);
+	struct timeval probe_tv = {2, 0};
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	event_add(probe, &probe_tv);
+	on_redis_probe(-1, 0, &d);
+
+	if (!http_server_start(srv, &err)) {
+		log_error("startup_failed", "{s:s}", "error", err ? err : "worker start failed");
+		free(err);
+		return 1;
+	}
+	log_info("listening", "{s:s, s:i, s:i, s:s}", "listen", cfg.listen, "port", http_server_port(srv), "threads",
+		 nthreads, "metrics_listen", cfg.metrics_listen);
+	event_base_dispatch(d.base);
+	http_server_join(srv);
+	log_info("stopped", "{}");
+
+	event_free(sigterm);
+	event_free(sigint);
+	event_free(probe);
+	event_base_free(d.base);
+	for (int i = 0; i < nthreads; i++) {
+		if (ap.workers[i] != NULL) {
+			metrics_free(ap.workers[i]->metrics);
+			free(ap.workers[i]);
+		}
+	}
+	http_server_free(srv);
+	free(ap.workers);
+	cfg_free(&cfg);
+	return 0;
+}

@@ -1,0 +1,113 @@
+/* util.c — clocks, time formatting, random ids, small string helpers. */
+#include "util/util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+int64_t util_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void util_format_time(char *buf, size_t len, int64_t epoch_us)
+{
+	time_t secs = (time_t)(epoch_us / 1000000);
+	long micros = (long)(epoch_us % 1000000);
+	if (micros < 0) {
+		micros += 1000000;
+		secs -= 1;
+	}
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+}
+
+void util_random_hex(char *out, size_t nbytes)
+{
+	unsigned char raw[64];
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	randombytes_buf(raw, nbytes);
+	sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+}
+
+bool util_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+	if (size == 0)
+		return false;
+	if (n >= size) {
+		memcpy(dst, src, size - 1);
+		dst[size - 1] = '\0';
+		return false;
+	}
+	memcpy(dst, src, n + 1);
+	return true;
+}
+
+bool util_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	errno = 0;
+	char *end = NULL;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	long long p;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return false;
+		size_t n = (size_t)(close - s - 1);
+		if (n == 0 || n >= hostlen)
+			return false;
+		memcpy(host, s + 1, n);
+		host[n] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return false;
+		size_t n = (size_t)(colon - s);
+		if (n == 0 || n >= hostlen)
+			return false;
+		memcpy(host, s, n);
+		host[n] = '\0';
+	}
+	if (!util_parse_ll(colon + 1, 0, 65535, &p))
+		return false;
+	*port = (int)p;
+	return true;
+}
+
+bool util_visible_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}

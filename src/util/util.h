@@ -1,0 +1,30 @@
+/* util.h — small helpers shared by every layer: clocks, time formatting,
+ * random identifiers, bounded string copies. */
+#ifndef OL_UTIL_H
+#define OL_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OL_WARN_UNUSED __attribute__((warn_unused_result))
+#define OL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wall clock in microseconds since the epoch. */
+int64_t util_now_us(void);
+/* Monotonic clock in milliseconds: for timeouts, never for timestamps. */
+int64_t util_mono_ms(void);
+/* RFC 3339 UTC with microseconds: 2026-11-21T10:00:00.123456Z (buf >= 32). */
+void util_format_time(char *buf, size_t len, int64_t epoch_us);
+/* Lowercase hex of nbytes random bytes (out must hold 2*nbytes+1). */
+void util_random_hex(char *out, size_t nbytes);
+/* snprintf-style copy that always terminates; returns false if truncated. */
+bool util_strlcpy(char *dst, const char *src, size_t size);
+/* Parses a decimal integer in [min,max]; whole string must be consumed. */
+bool util_parse_ll(const char *s, long long min, long long max, long long *out) OL_WARN_UNUSED;
+/* Splits "host:port" (IPv6 as [::1]:80). host buffer >= 256. */
+bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port) OL_WARN_UNUSED;
+/* True when every byte is visible ASCII (0x21..0x7e). */
+bool util_visible_ascii(const char *s, size_t len);
+
+#endif
