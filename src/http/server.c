@@ -231,12 +231,30 @@ static bool req_take_head(http_req *r, const char *buf, const http_head *h, size
 
 /* ---- responses --------------------------------------------------------- */
 
+/* Request ids: a random per-process prefix and a per-thread counter, so a
+ * request costs no getrandom(2) call (libsodium's default RNG is a syscall). */
+static char rid_prefix[17];
+static pthread_once_t rid_once = PTHREAD_ONCE_INIT;
+static __thread uint64_t rid_counter;
+
+static void rid_init(void)
+{
+	util_random_hex(rid_prefix, 8);
+}
+
+static void make_request_id(http_req *r)
+{
+	pthread_once(&rid_once, rid_init);
+	snprintf(r->request_id, sizeof(r->request_id), "%s%02x%012llx", rid_prefix, r->worker->index & 0xff,
+		 (unsigned long long)++rid_counter);
+}
+
 void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
 	http_conn *c = r->conn;
 	r->status = status;
 	if (r->request_id[0] == '\0')
-		util_random_hex(r->request_id, 16);
+		make_request_id(r);
 	if (c == NULL) {
 		/* The client went away while we worked: nothing to send. */
 		req_finish(r);
@@ -271,7 +289,6 @@ void http_reply(http_req *r, int status, const char *content_type, const char *b
 	c->state = C_IDLE;
 	struct timeval tv = {w->srv->lim.idle_timeout_ms / 1000, (w->srv->lim.idle_timeout_ms % 1000) * 1000};
 	evtimer_add(c->timer, &tv);
-	bufferevent_enable(c->bev, EV_READ);
 	if (!c->in_process && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		process_input(c); /* a pipelined request is already waiting */
 }
@@ -362,9 +379,11 @@ static void body_emit(void *arg, const char *data, size_t n)
 
 static void dispatch(http_conn *c)
 {
+	/* Reading stays enabled while the handler works: a client that hangs
+	 * up is noticed at once, and pipelined bytes wait in the input buffer
+	 * (bounded by the read high-watermark) without an epoll_ctl per request. */
 	c->state = C_HANDLING;
 	evtimer_del(c->timer);
-	bufferevent_disable(c->bev, EV_READ);
 	http_server *s = c->w->srv;
 	if (c->req->body_too_large) {
 		c->keep_alive = false;
@@ -478,6 +497,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 		evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 		return;
 	}
+	if (c->state == C_HANDLING)
+		return; /* picked up by http_reply */
 	process_input(c);
 }
 
@@ -545,6 +566,8 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only)
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	struct timeval wtv = {lim->write_timeout_ms / 1000, (lim->write_timeout_ms % 1000) * 1000};
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
+	/* Stop reading from the socket once a full request's worth is buffered. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, lim->max_header_bytes + lim->max_body_bytes + 4096);
 	bufferevent_enable(c->bev, EV_READ);
 	c->state = C_IDLE;
 	/* A fresh connection must start its request within the read timeout. */

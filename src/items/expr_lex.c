@@ -162,7 +162,7 @@ it_syntax_error(const it_toks *t, size_t i, it_error *e)
 	/* DynamoDB shows the previous token, the offending one and the next. */
 	from = i > 0 ? t->v[i - 1].pos : k->pos;
 	if (k->kind == IT_TOK_EOF)
-		to = t->srclen;
+		to = i > 0 ? t->v[i - 1].pos + t->v[i - 1].len : k->pos;
 	else if (i + 1 < t->n && t->v[i + 1].kind != IT_TOK_EOF)
 		to = t->v[i + 1].pos + t->v[i + 1].len;
 	else
