@@ -41,12 +41,14 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 	return true;
 }
 
-PGconn *cli_connect(const cli_opts *o)
+PGconn *cli_connect(const cli_opts *o, int *rc)
 {
+	*rc = CLI_USAGE;
 	if (o->database_url == NULL || o->database_url[0] == '\0') {
 		fprintf(stderr, "onceledger: --database-url (or ONCELEDGER_DATABASE_URL) is required\n");
 		return NULL;
 	}
+	*rc = CLI_FAIL;
 	PGconn *pg = PQconnectdb(o->database_url);
 	if (PQstatus(pg) != CONNECTION_OK) {
 		fprintf(stderr, "onceledger: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));

@@ -20,8 +20,9 @@ typedef struct cli_opts {
 
 /* Parses --database-url, --tenant, --scopes, --sigv4 and positionals. */
 bool cli_parse(int argc, char **argv, cli_opts *o);
-/* Connects (blocking) or prints why not and returns NULL. */
-PGconn *cli_connect(const cli_opts *o);
+/* Connects (blocking) or prints why not and returns NULL with *rc set:
+ * CLI_USAGE when no URL was given, CLI_FAIL when the connection failed. */
+PGconn *cli_connect(const cli_opts *o, int *rc);
 /* Runs a parameterised statement; prints the error and returns NULL on failure. */
 PGresult *cli_exec(PGconn *pg, const char *sql, int n, const char *const *params);
 

@@ -19,9 +19,10 @@ static int key_create(cli_opts *o)
 		fprintf(stderr, "onceledger: --sigv4 keys arrive with the DynamoDB endpoint (issue #4)\n");
 		return CLI_USAGE;
 	}
-	PGconn *pg = cli_connect(o);
+	int crc;
+	PGconn *pg = cli_connect(o, &crc);
 	if (pg == NULL)
-		return CLI_FAIL;
+		return crc;
 	char key[AUTH_KEY_LEN + 1], id[AUTH_KEY_ID_LEN + 1];
 	auth_key_generate(key, id);
 	unsigned char hash[AUTH_HASH_LEN];
@@ -73,9 +74,10 @@ static int key_revoke(cli_opts *o)
 		fprintf(stderr, "usage: onceledger key revoke KEY-ID|olk_KEY-ID|KEY --database-url URL\n");
 		return CLI_USAGE;
 	}
-	PGconn *pg = cli_connect(o);
+	int crc;
+	PGconn *pg = cli_connect(o, &crc);
 	if (pg == NULL)
-		return CLI_FAIL;
+		return crc;
 	const char *p[1] = {id};
 	PGresult *r = cli_exec(pg,
 			       "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", 1, p);
@@ -99,9 +101,10 @@ static int key_list(cli_opts *o)
 		fprintf(stderr, "usage: onceledger key list --tenant NAME --database-url URL\n");
 		return CLI_USAGE;
 	}
-	PGconn *pg = cli_connect(o);
+	int crc;
+	PGconn *pg = cli_connect(o, &crc);
 	if (pg == NULL)
-		return CLI_FAIL;
+		return crc;
 	const char *p[1] = {o->tenant};
 	PGresult *r = cli_exec(pg,
 			       "SELECT id, kind, array_to_string(scopes, ','), created_at, coalesce(revoked_at::text, '-')"

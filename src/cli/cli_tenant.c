@@ -17,9 +17,10 @@ int cli_tenant(int argc, char **argv)
 		fprintf(stderr, "onceledger: invalid tenant name '%s': use 1-32 of [a-z0-9_-]\n", name);
 		return CLI_USAGE;
 	}
-	PGconn *pg = cli_connect(&o);
+	int crc;
+	PGconn *pg = cli_connect(&o, &crc);
 	if (pg == NULL)
-		return CLI_FAIL;
+		return crc;
 	const char *p[1] = {name};
 	PGresult *r = cli_exec(pg, "INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING name", 1, p);
 	int rc = CLI_FAIL;

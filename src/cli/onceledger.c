@@ -26,9 +26,10 @@ static int cmd_migrate(int argc, char **argv)
 		usage();
 		return CLI_USAGE;
 	}
-	PGconn *pg = cli_connect(&o);
+	int crc;
+	PGconn *pg = cli_connect(&o, &crc);
 	if (pg == NULL)
-		return CLI_FAIL;
+		return crc;
 	int applied = 0;
 	char *err = NULL;
 	bool ok = mig_apply(pg, &applied, &err);

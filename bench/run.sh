@@ -1,0 +1,576 @@
+#!/bin/bash
+# bench/run.sh — the benchmark harness (docs/performance.md).
+#
+#   bench/run.sh [--list] [SCENARIO...]      # no SCENARIO: all of them, in table order
+#
+# Builds what is missing, starts a throwaway stack (scripts/stack.sh start
+# var/bench), the daemon and bench/hello as the scenarios need them, runs each
+# scenario for BENCH_DURATION seconds, prints a table and the ratio lines, and
+# writes bench/results/latest.json. Everything it started is stopped on exit,
+# on error and on Ctrl-C.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION [10]        seconds per scenario (after the warm-up)
+#   BENCH_WARMUP [2]           seconds of discarded warm-up run before each scenario
+#   BENCH_CONNECTIONS [32]     wrk connections
+#   BENCH_WRK_THREADS [2]      wrk threads
+#   BENCH_THREADS [nproc]      --threads of the daemon and of bench/hello
+#   BENCH_PGBENCH_SCALE [10]   pgbench -i -s
+#   BENCH_PGBENCH_CLIENTS [16] pgbench -c (with -j BENCH_WRK_THREADS)
+#   BENCH_STACK_DIR [var/bench]  stack directory (wiped at start: a fresh database every run)
+#   BENCH_DAEMON_ARGS []       extra arguments for onceledgerd (word-split)
+#   BENCH_STRICT [0]           1: exit 1 when a ratio misses its target
+#   BENCH_RESULTS [bench/results/latest.json]
+#   BENCH_SCENARIOS_FILE []    a bash file with more `scenario`/`ratio` lines (trials)
+#
+# Adding a scenario: one `scenario` line in the table below (and a `ratio`
+# line if it has a target). A scenario's command prints anything it likes and
+# one line "WRKJSON {...}" with at least rps, p50_ms, p99_ms, non_2xx and
+# socket_errors (bench/wrk/report.lua prints exactly that for wrk).
+#
+# Functions run from traps and from the scenario table (eval):
+# shellcheck disable=SC2317
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+WRK_THREADS=${BENCH_WRK_THREADS:-2}
+SERVER_THREADS=${BENCH_THREADS:-$(nproc)}
+PGBENCH_SCALE=${BENCH_PGBENCH_SCALE:-10}
+PGBENCH_CLIENTS=${BENCH_PGBENCH_CLIENTS:-16}
+STACK_DIR=${BENCH_STACK_DIR:-var/bench}
+RESULTS=${BENCH_RESULTS:-bench/results/latest.json}
+STRICT=${BENCH_STRICT:-0}
+COMMAND_LINE="bench/run.sh${*:+ $*}"
+
+# ---------------------------------------------------------------------------
+# Scenario table.
+#
+#   scenario NAME NEEDS DESCRIPTION COMMAND [ARGS...]
+#     NEEDS: comma-separated subset of stack, daemon, hello; started lazily,
+#     so `bench/run.sh hello` needs neither the daemon nor the database.
+#     COMMAND runs when the scenario runs (not when it is declared), so it may
+#     use API_KEY, DAEMON_URL, HELLO_URL, PGPORT... set up by NEEDS.
+#   ratio A B TARGET    prints "A/B = X.XX (target >= TARGET)"; TARGET "-": informative
+#
+#   wrk_run TARGET SCRIPT PATH [VAR=VALUE...]
+#     TARGET daemon or hello; SCRIPT a file in bench/wrk/; VAR=VALUE extra
+#     environment for the script (BENCH_BODY=..., ...). BENCH_KEY is the
+#     benchmark tenant's read,write,audit key.
+# ---------------------------------------------------------------------------
+SC_NAMES=()
+RATIOS=()
+declare -A SC_NEEDS=() SC_DESC=() SC_CMD=()
+
+scenario() {
+    local name=$1 needs=$2 desc=$3
+    shift 3
+    SC_NAMES+=("$name")
+    SC_NEEDS[$name]=$needs
+    SC_DESC[$name]=$desc
+    SC_CMD[$name]=$(printf '%q ' "$@")
+}
+ratio() { RATIOS+=("$1 $2 $3"); }
+
+scenario hello          hello  "reference: bench/hello, the minimal libevent server (GET, 200 {\"status\":\"ok\"})" \
+    wrk_run hello get_auth.lua /
+scenario whoami         daemon "GET /v1/whoami with a key: HTTP parsing, routing, auth (cache), JSON; no database" \
+    wrk_run daemon get_auth.lua /v1/whoami
+scenario pgbench_select stack  "reference: pgbench -S, primary-key SELECT on the same PostgreSQL (TCP 127.0.0.1)" \
+    pgbench_select
+
+ratio whoami hello 0.50
+ratio whoami pgbench_select -
+
+# Later issues add their lines here, e.g. (post_idem.lua sends a fresh
+# Idempotency-Key per request; {{id}} in the body becomes that key):
+#   scenario account_create daemon "POST /v1/accounts, a new account per request" \
+#       wrk_run daemon post_idem.lua /v1/accounts BENCH_BODY='{"id":"{{id}}","currency":"EUR"}'
+#   ratio account_create pgbench_select -
+# A scenario that needs data first uses its own function as COMMAND, which
+# prepares (API calls, psql) and then calls wrk_run.
+
+# Scenarios under trial, without editing this file: BENCH_SCENARIOS_FILE=FILE
+# is sourced here and may call `scenario` and `ratio` (and define functions).
+if [ -n "${BENCH_SCENARIOS_FILE:-}" ]; then
+    # shellcheck disable=SC1090
+    . "$BENCH_SCENARIOS_FILE"
+fi
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "$*"; exit 2; }
+
+LOG_DIR=""          # $STACK_DIR/bench: logs of this run
+STACK_UP=0
+DAEMON_PID=""
+HELLO_PID=""
+API_KEY=""
+DAEMON_URL=""
+HELLO_URL=""
+CLEANED=0
+
+stop_pid() {        # stop_pid NAME PID: SIGTERM, wait, SIGKILL
+    local name=$1 pid=$2 _
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "$name (pid $pid) ignored SIGTERM for 15 s: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    [ "$CLEANED" = 1 ] && return 0
+    CLEANED=1
+    stop_pid onceledgerd "$DAEMON_PID"
+    DAEMON_PID=""
+    stop_pid hello "$HELLO_PID"
+    HELLO_PID=""
+    if [ "$STACK_UP" = 1 ]; then
+        stack_stop || log "could not stop the stack in $STACK_DIR"
+        STACK_UP=0
+    fi
+}
+
+# scripts/stack.sh stop, or, when its lock is held (early versions of
+# stack.sh let the servers inherit the lock's descriptor), the same thing done
+# directly, so that we do not wait 120 s for a lock that is never released.
+stack_stop() {
+    [ -d "$STACK_DIR" ] || return 0
+    local lock held=0
+    for lock in "$STACK_DIR/.stack.lock" "$STACK_DIR/.lock"; do
+        if [ -e "$lock" ] && ! flock -n "$lock" true 2>/dev/null; then held=1; fi
+    done
+    if [ "$held" = 0 ]; then
+        scripts/stack.sh stop "$STACK_DIR" >/dev/null 2>&1 && return 0
+    fi
+    local pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin} pid rc=0
+    if [ -f "$STACK_DIR/pgdata/postmaster.pid" ]; then
+        if [ "$(id -u)" = 0 ]; then
+            runuser -u postgres -- "$pg_bin/pg_ctl" -D "$STACK_DIR/pgdata" -m fast -w -t 60 stop >/dev/null 2>&1 || rc=1
+        else
+            "$pg_bin/pg_ctl" -D "$STACK_DIR/pgdata" -m fast -w -t 60 stop >/dev/null 2>&1 || rc=1
+        fi
+    fi
+    pid=$(cat "$STACK_DIR/redis.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || rc=1
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    return $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM HUP
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cpu_ticks() {       # user+system clock ticks of a process (all its threads)
+    local pid=$1
+    if [ -z "$pid" ] || [ ! -r "/proc/$pid/stat" ]; then echo 0; return; fi
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
+}
+
+# True when src/onceledgerd is missing or older than a source it is built from.
+daemon_stale() {
+    [ -x src/onceledgerd ] && [ -x src/onceledger ] || return 0
+    [ -n "$(find src configure.ac Makefile.am sql -newer src/onceledgerd \
+            \( -name '*.c' -o -name '*.h' -o -name '*.am' -o -name '*.sql' -o -name configure.ac \) \
+            -print -quit 2>/dev/null)" ]
+}
+
+# True when a `make` that is not one of our ancestors is running (e.g. the
+# developer building in another terminal): two makes in one tree clash.
+other_make_running() {
+    local p=$$ ancestors=" $$ " pid
+    while [ "$p" -gt 1 ] 2>/dev/null; do
+        p=$(awk '{ sub(/^.*\) /, ""); print $2 }' "/proc/$p/stat" 2>/dev/null) || break
+        [ -n "$p" ] || break
+        ancestors+="$p "
+    done
+    for pid in $(pgrep -x make || true); do
+        [[ "$ancestors" == *" $pid "* ]] || return 0
+    done
+    return 1
+}
+
+build_daemon() {
+    local waited=0
+    while other_make_running && [ "$waited" -lt 600 ]; do
+        [ "$waited" = 0 ] && log "another make is running: waiting for it (at most 10 min)"
+        sleep 5
+        waited=$((waited + 5))
+    done
+    if daemon_stale; then
+        log "building the project (src/onceledgerd missing or older than its sources)"
+        if [ ! -f Makefile ]; then
+            ./autogen.sh >"$LOG_DIR/build.log" 2>&1 || { tail -n 30 "$LOG_DIR/build.log" >&2; die "autogen.sh failed"; }
+            ./configure >>"$LOG_DIR/build.log" 2>&1 || { tail -n 30 "$LOG_DIR/build.log" >&2; die "configure failed"; }
+        fi
+        make -j2 >>"$LOG_DIR/build.log" 2>&1 || { tail -n 40 "$LOG_DIR/build.log" >&2; die "make failed (log: $LOG_DIR/build.log)"; }
+    fi
+    [ -x src/onceledgerd ] || die "src/onceledgerd was not built"
+    if [ -f config.status ] && grep -Eq -- '--enable-(asan|coverage|fuzzing)' config.status; then
+        log "WARNING: the build is configured with $(grep -Eo -- '--enable-(asan|coverage|fuzzing)' config.status | sort -u | tr '\n' ' ')- figures are not representative"
+    fi
+}
+
+build_hello() {
+    if [ ! -x bench/hello ] || [ bench/hello.c -nt bench/hello ]; then
+        log "building bench/hello"
+        # shellcheck disable=SC2046
+        cc -O2 -Wall -Wextra bench/hello.c $(pkg-config --cflags --libs libevent) -lpthread -o bench/hello ||
+            die "cannot build bench/hello"
+    fi
+}
+
+ensure_stack() {
+    [ "$STACK_UP" = 1 ] && return 0
+    log "starting a fresh stack in $STACK_DIR"
+    stack_stop || true
+    # Everything but this run's logs: a fresh cluster and Redis every run.
+    find "$STACK_DIR" -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf -- {} +
+    STACK_UP=1
+    scripts/stack.sh start "$STACK_DIR" >"$LOG_DIR/stack.log" 2>&1 ||
+        { cat "$LOG_DIR/stack.log" >&2; die "scripts/stack.sh start $STACK_DIR failed"; }
+    set -a
+    # shellcheck disable=SC1090,SC1091
+    . "$STACK_DIR/env"
+    set +a
+}
+
+ensure_daemon() {
+    [ -n "$DAEMON_PID" ] && return 0
+    build_daemon
+    ensure_stack
+    local db=$ONCELEDGER_DATABASE_URL
+    log "migrating, creating tenant 'bench' and a read,write,audit key"
+    src/onceledger migrate --database-url "$db" >>"$LOG_DIR/cli.log" 2>&1 ||
+        { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger migrate failed"; }
+    src/onceledger tenant create bench --database-url "$db" >>"$LOG_DIR/cli.log" 2>&1 ||
+        { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger tenant create failed"; }
+    API_KEY=$(src/onceledger key create --tenant bench --scopes read,write,audit --database-url "$db" 2>>"$LOG_DIR/cli.log") ||
+        { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger key create failed"; }
+    API_KEY=$(printf '%s' "$API_KEY" | tr -d '[:space:]')
+    [[ "$API_KEY" == olk_* ]] || die "onceledger key create printed '$API_KEY', not a key"
+
+    local port=${BENCH_PORT:-$(free_port)}
+    DAEMON_URL=http://127.0.0.1:$port
+    log "starting src/onceledgerd --listen 127.0.0.1:$port --threads $SERVER_THREADS ${BENCH_DAEMON_ARGS:-}"
+    # shellcheck disable=SC2086
+    src/onceledgerd --listen "127.0.0.1:$port" --threads "$SERVER_THREADS" \
+        --database-url "$db" --redis-url "$ONCELEDGER_REDIS_URL" ${BENCH_DAEMON_ARGS:-} \
+        >"$LOG_DIR/onceledgerd.out" 2>"$LOG_DIR/onceledgerd.log" &
+    DAEMON_PID=$!
+    local _ code=000
+    for _ in $(seq 1 300); do
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            tail -n 30 "$LOG_DIR/onceledgerd.log" >&2
+            DAEMON_PID=""
+            die "onceledgerd exited during start-up"
+        fi
+        code=$(curl -s -o "$LOG_DIR/whoami.json" -w '%{http_code}' --max-time 2 \
+            -H "Authorization: Bearer $API_KEY" "$DAEMON_URL/v1/whoami" || true)
+        [ "$code" = 200 ] && break
+        sleep 0.1
+    done
+    [ "$code" = 200 ] || { tail -n 30 "$LOG_DIR/onceledgerd.log" >&2; die "GET /v1/whoami answers $code, not 200, after 30 s"; }
+    log "daemon ready (pid $DAEMON_PID): whoami $(head -c 200 "$LOG_DIR/whoami.json")"
+}
+
+ensure_hello() {
+    [ -n "$HELLO_PID" ] && return 0
+    build_hello
+    mkdir -p "$LOG_DIR"
+    bench/hello --listen 127.0.0.1:0 --threads "$SERVER_THREADS" >"$LOG_DIR/hello.out" 2>"$LOG_DIR/hello.log" &
+    HELLO_PID=$!
+    local _ port=""
+    for _ in $(seq 1 100); do
+        port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$LOG_DIR/hello.out")
+        [ -n "$port" ] && break
+        kill -0 "$HELLO_PID" 2>/dev/null || { cat "$LOG_DIR/hello.log" >&2; HELLO_PID=""; die "bench/hello exited"; }
+        sleep 0.05
+    done
+    [ -n "$port" ] || die "bench/hello did not report its port"
+    HELLO_URL=http://127.0.0.1:$port
+    log "bench/hello ready on $HELLO_URL (pid $HELLO_PID, --threads $SERVER_THREADS)"
+}
+
+ensure_needs() {
+    local need
+    IFS=, read -r -a _needs <<<"$1"
+    for need in "${_needs[@]}"; do
+        case "$need" in
+            stack) ensure_stack ;;
+            daemon) ensure_daemon ;;
+            hello) ensure_hello ;;
+            "") ;;
+            *) die "unknown need '$need'" ;;
+        esac
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Scenario commands
+# ---------------------------------------------------------------------------
+
+# wrk_run TARGET SCRIPT PATH [VAR=VALUE...]: warm-up, then the measured run;
+# adds the server's CPU use (percent of one core) to the WRKJSON line.
+wrk_run() {
+    local target=$1 script=$2 path=$3 url pid
+    shift 3
+    case "$target" in
+        daemon) url=$DAEMON_URL pid=$DAEMON_PID ;;
+        hello) url=$HELLO_URL pid=$HELLO_PID ;;
+        *) die "wrk_run: unknown target $target" ;;
+    esac
+    # Without the daemon (e.g. `bench/run.sh hello`), a dummy key of the same
+    # shape keeps the request bytes identical.
+    local key=${API_KEY:-olk_0123456789abcdef_$(printf 'A%.0s' $(seq 1 43))}
+    local -a envs=(BENCH_KEY="$key" BENCH_PATH="$path" "$@")
+    local -a cmd=(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" --timeout 10s -s "bench/wrk/$script" "$url$path")
+    if [ "$WARMUP" != 0 ]; then
+        env "${envs[@]}" "${cmd[@]}" -d"${WARMUP}s" >/dev/null || return 1
+    fi
+    echo "+ ${envs[*]:1} ${cmd[*]} -d${DURATION}s"
+    local t0 t1 out
+    t0=$(cpu_ticks "$pid")
+    out=$(env "${envs[@]}" "${cmd[@]}" -d"${DURATION}s") || { echo "$out"; return 1; }
+    t1=$(cpu_ticks "$pid")
+    grep -v '^WRKJSON ' <<<"$out" || true
+    local line cpu
+    line=$(grep '^WRKJSON ' <<<"$out" | tail -n 1)
+    [ -n "$line" ] || return 1
+    # wrk stops early, and prints its results, on SIGINT: that is a Ctrl-C.
+    if awk -v l="$line" -v d="$DURATION" 'BEGIN { match(l, /"duration_s":[0-9.]+/);
+            exit !(substr(l, RSTART + 13, RLENGTH - 13) + 0 < d * 0.9) }'; then
+        echo "wrk stopped early: interrupted"
+        return 130
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+        echo "the $target server (pid $pid) died during the run"
+        return 1
+    fi
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
+        'BEGIN { printf "%.1f", (b - a) / hz / d * 100 }')
+    echo "${line%\}},\"server_cpu_pct\":$cpu}"
+}
+
+# pgbench -S on the stack's PostgreSQL over TCP, like the daemon connects;
+# per-transaction log (-l) for the latency percentiles.
+pgbench_select() {
+    local pgbench=pgbench
+    [ -x "${PG_BIN:-}/pgbench" ] && pgbench=$PG_BIN/pgbench
+    local -a conn=(-h 127.0.0.1 -p "$PGPORT" -U postgres)
+    if [ "$("${PG_BIN:+$PG_BIN/}psql" "${conn[@]}" -d postgres -XtAqc \
+            "SELECT 1 FROM pg_database WHERE datname = 'pgbench'")" != 1 ]; then
+        "${PG_BIN:+$PG_BIN/}psql" "${conn[@]}" -d postgres -Xqc 'CREATE DATABASE pgbench' || return 1
+        echo "+ pgbench -i -s $PGBENCH_SCALE pgbench"
+        "$pgbench" "${conn[@]}" -i -q -s "$PGBENCH_SCALE" pgbench 2>&1 | tail -n 2 || return 1
+    fi
+    local -a run=("$pgbench" "${conn[@]}" -S -n -c "$PGBENCH_CLIENTS" -j "$WRK_THREADS")
+    if [ "$WARMUP" != 0 ]; then
+        "${run[@]}" -T "$WARMUP" pgbench >/dev/null 2>&1 || return 1
+    fi
+    local logp=$LOG_DIR/pgbench_log
+    rm -f "$logp".*
+    echo "+ pgbench -S -n -c $PGBENCH_CLIENTS -j $WRK_THREADS -T $DURATION -l pgbench"
+    local out
+    out=$("${run[@]}" -T "$DURATION" -l --log-prefix="$logp" pgbench 2>&1) || { echo "$out"; return 1; }
+    echo "$out" | grep -E '^(tps|latency|number of)' || true
+    PGB_OUT=$out "$PY" - "$logp" <<'EOF'
+import glob, json, os, re, sys
+out = os.environ["PGB_OUT"]
+lat = []
+for path in glob.glob(sys.argv[1] + ".*"):
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) >= 3 and p[2].isdigit():
+                lat.append(int(p[2]))
+lat.sort()
+def pct(q):
+    if not lat:
+        return None
+    return lat[min(len(lat) - 1, int(q / 100.0 * len(lat)))] / 1000.0
+m = re.search(r"^tps = ([0-9.]+)", out, re.M)
+n = re.search(r"number of transactions actually processed: (\d+)", out)
+fail = re.search(r"number of failed transactions: (\d+)", out)
+r = {
+    "requests": int(n.group(1)) if n else len(lat),
+    "rps": float(m.group(1)) if m else None,
+    "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
+    "max_ms": lat[-1] / 1000.0 if lat else None,
+    "mean_ms": round(sum(lat) / len(lat) / 1000.0, 3) if lat else None,
+    "non_2xx": 0,
+    "socket_errors": int(fail.group(1)) if fail else 0,
+    "server_cpu_pct": None,
+}
+print("WRKJSON " + json.dumps(r))
+for path in glob.glob(sys.argv[1] + ".*"):
+    os.unlink(path)
+EOF
+}
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+SELECTED=()
+for arg in "$@"; do
+    case "$arg" in
+        --list)
+            for n in "${SC_NAMES[@]}"; do printf '%-16s [%s] %s\n' "$n" "${SC_NEEDS[$n]}" "${SC_DESC[$n]}"; done
+            exit 0 ;;
+        -h|--help)
+            sed -n '2,/^# Functions run from/p' "$0" | sed '$d; s/^# \{0,1\}//'
+            exit 0 ;;
+        -*) die "unknown option $arg (try --help)" ;;
+        *)
+            [ -n "${SC_NEEDS[$arg]+x}" ] || die "unknown scenario '$arg'; known: ${SC_NAMES[*]}"
+            SELECTED+=("$arg") ;;
+    esac
+done
+[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${SC_NAMES[@]}")
+
+command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk"
+command -v curl >/dev/null || die "curl not found: apt-get install -y curl"
+LOG_DIR=$STACK_DIR/bench
+rm -rf -- "$LOG_DIR"
+mkdir -p "$LOG_DIR" "$(dirname "$RESULTS")"
+RAW=$(mktemp)
+trap 'cleanup; rm -f "$RAW"' EXIT
+
+log "scenarios: ${SELECTED[*]}; ${DURATION}s each (+${WARMUP}s warm-up), wrk -t$WRK_THREADS -c$CONNECTIONS, server --threads $SERVER_THREADS, nproc $(nproc)"
+FAILED=0
+for name in "${SELECTED[@]}"; do
+    ensure_needs "${SC_NEEDS[$name]}"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    printf '\n=== %s: %s (load %s)\n' "$name" "${SC_DESC[$name]}" "$load"
+    set +e
+    eval "${SC_CMD[$name]}" 2>&1 | tee "$LOG_DIR/$name.log" | grep --line-buffered -v '^WRKJSON '
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [ "$rc" = 130 ] || [ "$rc" -gt 128 ]; then
+        log "interrupted"
+        exit 130
+    fi
+    line=$(grep '^WRKJSON ' "$LOG_DIR/$name.log" | tail -n 1 || true)
+    if [ "$rc" != 0 ] || [ -z "$line" ]; then
+        log "scenario $name FAILED (exit $rc; log $LOG_DIR/$name.log)"
+        FAILED=1
+        line='WRKJSON {"failed":true}'
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$name" "$load" "${SC_DESC[$name]}" "${line#WRKJSON }" >>"$RAW"
+done
+
+# Table, ratios and JSON.
+printf '%s\n' "${RATIOS[@]}" >"$RAW.ratios"
+set +e
+M_COMMAND=$COMMAND_LINE M_DURATION=$DURATION M_WARMUP=$WARMUP M_CONNECTIONS=$CONNECTIONS \
+M_WRK_THREADS=$WRK_THREADS M_SERVER_THREADS=$SERVER_THREADS M_PGBENCH_CLIENTS=$PGBENCH_CLIENTS \
+M_PGBENCH_SCALE=$PGBENCH_SCALE M_DAEMON_ARGS=${BENCH_DAEMON_ARGS:-} \
+"$PY" - "$RAW" "$RAW.ratios" "$RESULTS" <<'EOF'
+import datetime, json, os, socket, subprocess, sys
+raw, ratios_file, results = sys.argv[1:4]
+m = os.environ
+rows = {}
+order = []
+for line in open(raw):
+    name, load, desc, js = line.rstrip("\n").split("\t", 3)
+    r = json.loads(js)
+    r["description"] = desc
+    r["loadavg_1m"] = float(load)
+    rows[name] = r
+    order.append(name)
+
+def f(x, fmt):
+    return "-" if x is None else fmt % x
+
+print()
+print("%-16s %10s %9s %9s %9s %8s %8s" % ("scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "srv cpu%"))
+for name in order:
+    r = rows[name]
+    if r.get("failed"):
+        print("%-16s %10s" % (name, "FAILED"))
+        continue
+    errors = (r.get("non_2xx") or 0) + (r.get("socket_errors") or 0)
+    r["errors"] = errors
+    print("%-16s %10s %9s %9s %9s %8d %8s" % (name, f(r.get("rps"), "%.0f"), f(r.get("p50_ms"), "%.2f"),
+          f(r.get("p90_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f"), errors, f(r.get("server_cpu_pct"), "%.0f")))
+
+ratios = []
+missed = False
+print()
+for spec in open(ratios_file):
+    spec = spec.split()
+    if len(spec) != 3:
+        continue
+    a, b, target = spec
+    ra, rb = rows.get(a), rows.get(b)
+    if not ra or not rb or not ra.get("rps") or not rb.get("rps"):
+        continue
+    value = ra["rps"] / rb["rps"]
+    item = {"name": "%s/%s" % (a, b), "value": round(value, 4)}
+    if target == "-":
+        print("%s/%s = %.2f" % (a, b, value))
+    else:
+        t = float(target)
+        ok = value >= t
+        missed = missed or not ok
+        item.update(target=t, ok=ok)
+        print("%s/%s = %.2f (target >= %.2f) %s" % (a, b, value, t, "ok" if ok else "MISSED"))
+    ratios.append(item)
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return None
+
+doc = {
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "host": socket.gethostname(),
+    "nproc": os.cpu_count(),
+    "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None),
+    "command": m["M_COMMAND"],
+    "git_commit": sh("git", "rev-parse", "--short", "HEAD") or None,
+    "settings": {
+        "duration_s": int(m["M_DURATION"]), "warmup_s": int(m["M_WARMUP"]),
+        "connections": int(m["M_CONNECTIONS"]), "wrk_threads": int(m["M_WRK_THREADS"]),
+        "server_threads": int(m["M_SERVER_THREADS"]), "pgbench_clients": int(m["M_PGBENCH_CLIENTS"]),
+        "pgbench_scale": int(m["M_PGBENCH_SCALE"]), "daemon_args": m["M_DAEMON_ARGS"],
+    },
+    "scenarios": rows,
+    "ratios": ratios,
+}
+with open(results, "w") as out:
+    json.dump(doc, out, indent=2)
+    out.write("\n")
+print("\nresults: %s" % results)
+sys.exit(3 if missed else 0)
+EOF
+prc=$?
+set -e
+rm -f "$RAW.ratios"
+if [ "$FAILED" = 1 ]; then
+    exit 1
+fi
+if [ "$prc" = 3 ] && [ "$STRICT" = 1 ]; then
+    exit 1
+fi
+[ "$prc" = 0 ] || [ "$prc" = 3 ] || exit 2
+exit 0

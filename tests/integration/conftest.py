@@ -1,0 +1,194 @@
+"""Black-box integration harness for onceledger.
+
+Starts a throwaway PostgreSQL + Redis once per session (scripts/stack.sh),
+migrates it with the real CLI, and a fresh daemon (src/onceledgerd) per test
+module.  When a test of a module fails, the daemon's log is printed at the
+module's teardown.
+
+Environment:
+  ONCELEDGER_TEST_URL=http://HOST:PORT   use an already running daemon instead
+                                         of starting one (its database comes
+                                         from ONCELEDGER_DATABASE_URL); tests
+                                         that must control the daemon or the
+                                         database are skipped.
+  ONCELEDGER_TEST_STACK=DIR              reuse (start if needed, never stop)
+                                         the stack in DIR instead of a
+                                         temporary one.
+  ONCELEDGER_TEST_KEEP=1                 keep the temporary stack directory.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from oltest import (CLI, REMOTE_URL, STACK_SH, Cli, Daemon, Stack, emit, parse_env_file,
+                    start_daemon)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "controls_daemon: test starts/stops its own daemon")
+    config.addinivalue_line("markers", "controls_stack: test stops/starts PostgreSQL or Redis")
+
+
+# ---------------------------------------------------------------------------
+# Failure bookkeeping: a test's outcome is stored on the item (item.rep_setup,
+# item.rep_call, ...) and a failure is remembered on its module, so fixtures
+# can print the daemon's log at teardown.
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+    if rep.failed:
+        mod = getattr(item, "module", None)
+        if mod is not None:
+            mod._ol_failed = True
+
+
+def _test_failed(item):
+    for when in ("setup", "call"):
+        rep = getattr(item, "rep_" + when, None)
+        if rep is not None and rep.failed:
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------
+# Stack (PostgreSQL + Redis)
+
+def _start_stack(directory):
+    p = subprocess.run([str(STACK_SH), "start", str(directory)], capture_output=True, text=True,
+                       timeout=180)
+    if p.returncode != 0:
+        pytest.exit(f"scripts/stack.sh start {directory} failed:\n{p.stdout}\n{p.stderr}", returncode=3)
+    return parse_env_file(Path(directory) / "env")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    if REMOTE_URL:
+        db = os.environ.get("ONCELEDGER_DATABASE_URL")
+        if not db:
+            pytest.exit("ONCELEDGER_TEST_URL needs ONCELEDGER_DATABASE_URL (for the CLI)", returncode=3)
+        st = Stack(None, {}, db, os.environ.get("ONCELEDGER_REDIS_URL", ""), owned=False)
+        _migrate(st)
+        yield st
+        return
+
+    reuse = os.environ.get("ONCELEDGER_TEST_STACK")
+    if reuse:
+        directory = Path(reuse).resolve()
+        env = _start_stack(directory)
+        owned = False
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="onceledger-it-"))
+        os.chmod(directory, 0o755)  # PostgreSQL runs as `postgres` when we are root
+        env = _start_stack(directory)
+        owned = True
+    st = Stack(directory, env, env["ONCELEDGER_DATABASE_URL"], env["ONCELEDGER_REDIS_URL"], owned)
+    try:
+        _migrate(st)
+        yield st
+    finally:
+        if owned:
+            # pg may have been left stopped by a failed outage test: stop is idempotent.
+            subprocess.run([str(STACK_SH), "stop", str(directory)], capture_output=True, timeout=180)
+            if not os.environ.get("ONCELEDGER_TEST_KEEP"):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _migrate(st):
+    if not CLI.exists():
+        pytest.exit(f"{CLI} does not exist: build first (make -j2)", returncode=3)
+    p = subprocess.run([str(CLI), "migrate", "--database-url", st.database_url],
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        pytest.exit(f"onceledger migrate failed ({p.returncode}):\n{p.stdout}\n{p.stderr}", returncode=3)
+
+
+# ---------------------------------------------------------------------------
+# CLI helpers
+
+@pytest.fixture(scope="session")
+def cli(stack):
+    return Cli(stack.database_url)
+
+
+@pytest.fixture
+def tenant(cli):
+    """A fresh tenant name for this test."""
+    return cli.tenant_create()
+
+
+@pytest.fixture
+def make_key(cli, tenant):
+    """make_key(scopes="read,write", tenant=None) -> API key text."""
+    def make(scopes="read,write", tenant_name=None):
+        return cli.key_create(tenant_name or tenant, scopes)
+    return make
+
+
+@pytest.fixture
+def db(stack):
+    """A psycopg2 connection (autocommit) to the test database."""
+    import psycopg2
+    conn = psycopg2.connect(stack.database_url)
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Daemon
+
+def _print_log(request, d, title):
+    text = d.log_text()
+    lines = text.splitlines()
+    if len(lines) > 400:
+        text = "\n".join(["... (%d earlier lines in %s)" % (len(lines) - 400, d.log_path)] + lines[-400:])
+    emit(request, f"\n===== {title}: daemon log {d.log_path} =====\n{text}\n===== end of daemon log =====\n")
+
+
+@pytest.fixture(scope="module")
+def daemon(request, stack, tmp_path_factory):
+    """The module's daemon: fresh per module, or ONCELEDGER_TEST_URL."""
+    if REMOTE_URL:
+        yield Daemon(REMOTE_URL)
+        return
+    log_dir = tmp_path_factory.mktemp("daemon")
+    d = start_daemon(stack, log_dir)
+    yield d
+    status = d.terminate()
+    if getattr(request.module, "_ol_failed", False) or status != 0:
+        _print_log(request, d, request.module.__name__)
+    assert status == 0, f"daemon exited with {status} on SIGTERM (expected 0)"
+
+
+@pytest.fixture
+def daemon_factory(request, stack, tmp_path):
+    """Start extra daemons controlled by one test; logs printed if it fails."""
+    if REMOTE_URL:
+        pytest.skip("needs control of the daemon (ONCELEDGER_TEST_URL is set)")
+    started = []
+
+    def factory(*extra_args, threads=2):
+        d = start_daemon(stack, tmp_path, extra_args, threads=threads)
+        started.append(d)
+        return d
+
+    yield factory
+    failed = _test_failed(request.node)
+    for d in started:
+        if d.alive():
+            st = d.terminate()
+            if st != 0:
+                failed = True
+        if failed:
+            _print_log(request, d, request.node.nodeid)
+
+
