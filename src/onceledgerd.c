@@ -2,6 +2,7 @@
  * signal handling and the two-stage shutdown (stop accepting and drain on
  * SIGTERM/SIGINT, exit 0 once in-flight requests finished). */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,22 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("shutdown", "{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_server_drain(d->srv);
 	event_base_loopexit(d->base, NULL);
+}
+
+/* Every client connection is a descriptor: raise the soft limit to the
+ * hard one so max_connections is not silently capped at 1024. */
+static void raise_fd_limit(long want)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return;
+	}
+	if ((long)rl.rlim_cur < want + 64)
+		log_warn("fd_limit_low", "{s:I, s:I}", "nofile", (json_int_t)rl.rlim_cur, "max_connections", (json_int_t)want);
 }
 
 static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
@@ -72,6 +89,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit((long)cfg.max_connections);
 
 	int nthreads = (int)cfg.threads;
 	if (nthreads == 0) {

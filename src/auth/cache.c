@@ -34,6 +34,7 @@ typedef struct lookup {
 	auth_cache *cache;
 	char id[AUTH_KEY_ID_LEN + 1];
 	unsigned char hash[AUTH_HASH_LEN];
+	int64_t sent_ms;
 	auth_cb cb;
 	void *arg;
 } lookup;
@@ -148,7 +149,9 @@ static void lookup_done(db_result *res, void *arg)
 		util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
 		e->found = true;
 	}
-	e->fetched_ms = util_mono_ms();
+	/* Age counts from when the query was sent: its snapshot can be no
+	 * older than that, so the TTL bound on revocation holds exactly. */
+	e->fetched_ms = lk->sent_ms;
 	decide(e, lk->hash, lk->cb, lk->arg);
 	free(lk);
 }
@@ -193,5 +196,6 @@ void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
 	memcpy(lk->hash, hash, sizeof(hash));
 	lk->cb = cb;
 	lk->arg = arg;
+	lk->sent_ms = util_mono_ms();
 	db_exec(c->db, b, lookup_done, lk);
 }

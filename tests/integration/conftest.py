@@ -154,13 +154,27 @@ def _print_log(request, d, title):
     emit(request, f"\n===== {title}: daemon log {d.log_path} =====\n{text}\n===== end of daemon log =====\n")
 
 
+@pytest.fixture(scope="session")
+def log_root(request):
+    """Directory for daemon logs.  Not pytest's tmp_path: pytest prunes old
+    basetemp directories, which concurrent runs would do under our feet.
+    Removed at the end when every test passed, else kept (path printed)."""
+    d = Path(tempfile.mkdtemp(prefix="onceledger-it-logs-"))
+    yield d
+    if request.session.testsfailed:
+        emit(request, f"\ndaemon logs kept in {d}\n")
+    elif not os.environ.get("ONCELEDGER_TEST_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def daemon(request, stack, tmp_path_factory):
+def daemon(request, stack, log_root):
     """The module's daemon: fresh per module, or ONCELEDGER_TEST_URL."""
     if REMOTE_URL:
         yield Daemon(REMOTE_URL)
         return
-    log_dir = tmp_path_factory.mktemp("daemon")
+    log_dir = log_root / request.module.__name__
+    log_dir.mkdir(exist_ok=True)
     d = start_daemon(stack, log_dir)
     yield d
     status = d.terminate()
@@ -170,14 +184,16 @@ def daemon(request, stack, tmp_path_factory):
 
 
 @pytest.fixture
-def daemon_factory(request, stack, tmp_path):
+def daemon_factory(request, stack, log_root):
     """Start extra daemons controlled by one test; logs printed if it fails."""
     if REMOTE_URL:
         pytest.skip("needs control of the daemon (ONCELEDGER_TEST_URL is set)")
     started = []
+    log_dir = log_root / request.node.name.replace("/", "_")[:100]
+    log_dir.mkdir(exist_ok=True)
 
     def factory(*extra_args, threads=2):
-        d = start_daemon(stack, tmp_path, extra_args, threads=threads)
+        d = start_daemon(stack, log_dir, extra_args, threads=threads)
         started.append(d)
         return d
 

@@ -107,3 +107,79 @@ def test_repeated_sigterm_exits_0(daemon_factory):
     d.proc.send_signal(signal.SIGTERM)
     status = d.proc.wait(timeout=10)
     assert status == 0, status
+
+
+def _hold_api_keys_lock(stack):
+    """Lock api_keys so that a lookup of a key the daemon has not cached
+    blocks in PostgreSQL: a request that stays in flight on demand."""
+    import psycopg2
+    conn = psycopg2.connect(stack.database_url)
+    cur = conn.cursor()
+    cur.execute("SET lock_timeout = '30s'")
+    cur.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+def test_sigterm_drains_request_waiting_on_database(daemon_factory, cli, stack):
+    d = daemon_factory()
+    tenant = cli.tenant_create()
+    key = cli.key_create(tenant, "read")          # not yet in the auth cache
+    lock = _hold_api_keys_lock(stack)
+    result = {}
+
+    def inflight():
+        t = time.monotonic()
+        try:
+            r = d.get("/v1/whoami", key=key, timeout=15)
+            result["r"] = (r.status_code, r.text[:300], time.monotonic() - t)
+        except requests.RequestException as e:
+            result["r"] = (repr(e), None, time.monotonic() - t)
+
+    th = threading.Thread(target=inflight)
+    try:
+        th.start()
+        time.sleep(0.5)                          # the request now waits for the lock
+        assert "r" not in result, f"request was not held by the lock: {result}"
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert d.alive(), "daemon exited with a request in flight"
+    finally:
+        lock.rollback()                          # let the query finish
+        lock.close()
+    th.join(timeout=15)
+    status = d.proc.wait(timeout=10)
+    assert result["r"][0] == 200, f"in-flight request at SIGTERM: {result['r']}"
+    assert status == 0
+
+
+def test_new_connections_during_drain_fail_fast(daemon_factory, cli, stack):
+    # While draining, a new connection must be refused (listener closed) or
+    # answered promptly, not left hanging in the accept backlog.
+    d = daemon_factory()
+    tenant = cli.tenant_create()
+    key = cli.key_create(tenant, "read")
+    lock = _hold_api_keys_lock(stack)
+    th = threading.Thread(target=lambda: d.get("/v1/whoami", key=key, timeout=15))
+    outcome = None
+    try:
+        th.start()
+        time.sleep(0.5)
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        t = time.monotonic()
+        try:
+            r = requests.get(d.url + "/healthz", timeout=3)
+            outcome = ("answered", r.status_code, time.monotonic() - t)
+        except requests.ConnectionError as e:
+            outcome = ("refused", repr(e)[:120], time.monotonic() - t)
+        except requests.Timeout:
+            outcome = ("hung", None, time.monotonic() - t)
+    finally:
+        lock.rollback()
+        lock.close()
+        th.join(timeout=15)
+    assert d.proc.wait(timeout=10) == 0
+    assert outcome[0] != "hung" and outcome[2] < 1.0, \
+        f"new connection during drain: {outcome} (expected refused or a prompt answer)"
+    if outcome[0] == "answered":
+        assert outcome[1] in (200, 503), outcome

@@ -2,6 +2,7 @@
  * setting is documented in docs/configuration.md (PgBouncer's habit). */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "tap.h"
