@@ -39,7 +39,8 @@ echo "install-deps: installing:$missing" >&2
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
 elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo -n"
+    # no TTY: never wait for a password prompt
+    if [ -t 0 ]; then SUDO="sudo"; else SUDO="sudo -n"; fi
 else
     echo "install-deps: not root and sudo is not available; install:$missing" >&2
     exit 1

@@ -23,6 +23,11 @@ case "$cmd" in
     *) usage ;;
 esac
 
+case "$cmd" in
+    stop|pg-stop|redis-stop)
+        # nothing to stop in a directory that does not exist
+        [ -d "$2" ] || exit 0 ;;
+esac
 mkdir -p -- "$2"
 DIR=$(cd -- "$2" && pwd -P)
 PGDATA_DIR=$DIR/pgdata

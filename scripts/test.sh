@@ -7,13 +7,14 @@
 #   SUITES="unit integration" scripts/test.sh
 #   FUZZ_SECONDS=60 scripts/test.sh
 #
-# Suites: unit (C unit tests), integration (pytest against the real daemon,
-# PostgreSQL and Redis), asan (unit + integration on an ASan/UBSan build),
-# fuzz (each libFuzzer target for FUZZ_SECONDS on its committed corpus).
+# Suites: unit (C unit tests), db (C tests of the item layer against a real
+# PostgreSQL started for them), integration (pytest against the real daemon,
+# PostgreSQL and Redis), asan (unit + db + integration on an ASan/UBSan
+# build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SUITES=${SUITES:-"unit integration asan fuzz"}
+SUITES=${SUITES:-"unit db integration asan fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 JOBS=${JOBS:-2}
 PY=/usr/bin/python3   # Debian's python3-* packages live here
@@ -73,6 +74,54 @@ unit_suite() { # name dir
 	report "$name" "$p" "$f"
 }
 
+# Builds the database tests of a tree and runs each against a throwaway
+# PostgreSQL (started once per test run, stopped on exit).
+DB_STACK="$OUT/stack-db"
+db_stack_up() {
+	if [ -z "${ONCELEDGER_TEST_DATABASE_URL:-}" ]; then
+		scripts/stack.sh start "$DB_STACK" >"$OUT/stack-db.log" 2>&1 || { cat "$OUT/stack-db.log"; return 1; }
+		trap 'scripts/stack.sh stop "$DB_STACK" >/dev/null 2>&1' EXIT
+		ONCELEDGER_TEST_DATABASE_URL=$(. "$DB_STACK/env" && echo "$ONCELEDGER_DATABASE_URL")
+		export ONCELEDGER_TEST_DATABASE_URL
+	fi
+}
+
+db_suite() { # name dir
+	local name=$1 dir=$2 p=0 f=0
+	if ! db_stack_up; then
+		report "$name" 0 1
+		return
+	fi
+	if ! (cd "$dir" && make -j"$JOBS" db-tests >"$OUT/$name-build.log" 2>&1); then
+		tail -30 "$OUT/$name-build.log"
+		report "$name" 0 1
+		return
+	fi
+	for t in "$dir"/tests/db/test_*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		case $t in *.c | *.o | *.h) continue ;; esac
+		local log="$OUT/$name-$(basename "$t").log"
+		timeout 900 "$t" >"$log" 2>&1
+		local rc=$?
+		local tp tf
+		tp=$(grep -cE '^ok [0-9]+' "$log")
+		tf=$(grep -cE '^not ok [0-9]+' "$log")
+		if [ $rc -eq 77 ]; then
+			echo "   $(basename "$t"): skipped"
+			continue
+		fi
+		if [ $rc -ne 0 ] && [ "$tf" -eq 0 ]; then
+			tf=1
+			tail -20 "$log"
+		fi
+		[ "$tf" -gt 0 ] && grep -A3 '^not ok' "$log" | head -40
+		echo "   $(basename "$t"): $tp passed, $tf failed"
+		p=$((p + tp))
+		f=$((f + tf))
+	done
+	report "$name" "$p" "$f"
+}
+
 # Runs pytest with a JUnit report and counts its cases.
 pytest_suite() { # name extra-env...
 	local name=$1
@@ -117,6 +166,9 @@ for suite in $SUITES; do
 	unit)
 		unit_suite unit "$ROOT"
 		;;
+	db)
+		db_suite db "$ROOT"
+		;;
 	integration)
 		pytest_suite integration
 		;;
@@ -126,6 +178,7 @@ for suite in $SUITES; do
 			export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 			export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 			unit_suite asan-unit "$ROOT/var/build-asan"
+			db_suite asan-db "$ROOT/var/build-asan"
 			pytest_suite asan-integration ONCELEDGER_DAEMON="$ROOT/var/build-asan/src/onceledgerd" \
 				ONCELEDGER_CLI="$ROOT/var/build-asan/src/onceledger"
 		else

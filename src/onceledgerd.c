@@ -22,6 +22,7 @@ typedef struct daemon_state {
 	http_server *srv;
 	app *ap;
 	bool stopping;
+	int redis_failures;
 } daemon_state;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -57,7 +58,13 @@ static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	daemon_state *d = arg;
-	int st = redis_probe_once(d->ap->cfg->redis_url, 200) ? REDIS_UP : REDIS_DOWN;
+	/* Down only after two failed probes in a row: one slow PING on a busy
+	 * machine is not an outage. */
+	bool up = redis_probe_once(d->ap->cfg->redis_url, 500);
+	d->redis_failures = up ? 0 : d->redis_failures + 1;
+	int st = up ? REDIS_UP : d->redis_failures >= 2 ? REDIS_DOWN : __atomic_load_n(&d->ap->redis_state, __ATOMIC_RELAXED);
+	if (st == REDIS_UNKNOWN)
+		st = REDIS_DOWN;
 	int old = __atomic_exchange_n(&d->ap->redis_state, st, __ATOMIC_RELAXED);
 	if (old != st)
 		log_info("redis_state", "{s:s}", "state", st == REDIS_UP ? "up" : "down");

@@ -145,10 +145,10 @@ void api_on_complete(http_req *r, void *arg)
 {
 	(void)arg;
 	app_worker *aw = api_worker(r);
-	int64_t us = (int64_t)util_mono_ms() * 1000 - r->start_mono_us;
+	int64_t us = util_mono_us() - r->start_mono_us;
 	if (aw != NULL && aw->metrics != NULL)
 		metrics_observe(aw->metrics, r->route_id, r->status, us);
-	log_level lvl = r->status >= 500 ? LOG_WARN : LOG_DEBUG;
+	log_level lvl = (r->status >= 500 && r->status != 501) ? LOG_WARN : LOG_DEBUG;
 	if (lvl >= log_min_level) {
 		api_req *a = api_ctx(r);
 		log_emit(lvl, "request",

@@ -11,18 +11,23 @@
 
 #include <sodium.h>
 
+typedef struct lookup lookup;
+
 typedef struct entry {
 	char id[AUTH_KEY_ID_LEN + 1]; /* "" = empty slot */
+	bool filled;                  /* a lookup has answered at least once */
 	bool found;                   /* false: no such (active) key */
 	unsigned char hash[AUTH_HASH_LEN];
 	char tenant[33];
 	unsigned scopes;
-	int64_t fetched_ms;
+	int64_t fetched_ms;           /* when the query that filled it was sent */
+	lookup *pending;              /* the lookup in flight for this id, if any */
 } entry;
 
 struct auth_cache {
 	db_pool *db;
-	int ttl_ms;
+	int ttl_ms;   /* fresh: answer from the entry */
+	int hard_ms;  /* stale but usable while one refresh runs */
 	size_t cap;   /* power of two */
 	size_t count;
 	size_t max;
@@ -30,14 +35,21 @@ struct auth_cache {
 	unsigned long hits, misses;
 };
 
-typedef struct lookup {
-	auth_cache *cache;
-	char id[AUTH_KEY_ID_LEN + 1];
+typedef struct waiter {
 	unsigned char hash[AUTH_HASH_LEN];
-	int64_t sent_ms;
 	auth_cb cb;
 	void *arg;
-} lookup;
+} waiter;
+
+/* One query per key id at a time; requests that cannot be answered from the
+ * cache wait on it instead of sending their own. */
+struct lookup {
+	auth_cache *cache;
+	char id[AUTH_KEY_ID_LEN + 1];
+	int64_t sent_ms;
+	waiter *w;
+	size_t nw, capw;
+};
 
 static const db_stmt stmt_key_lookup = {
 	"auth_key_lookup",
@@ -53,6 +65,9 @@ auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries)
 		return NULL;
 	c->db = db;
 	c->ttl_ms = ttl_ms;
+	/* Past ttl an entry still answers while its refresh is in flight, but
+	 * never past 5 s after its query was sent: the revocation bound. */
+	c->hard_ms = 2 * ttl_ms < 5000 ? 2 * ttl_ms : 5000;
 	c->max = (size_t)max_entries;
 	c->cap = 16;
 	while (c->cap < c->max * 2)
@@ -136,24 +151,70 @@ static void lookup_done(db_result *res, void *arg)
 {
 	lookup *lk = arg;
 	auth_cache *c = lk->cache;
-	if (res->status != DB_OK) {
-		lk->cb(AUTH_UNAVAILABLE, NULL, lk->arg);
-		free(lk);
-		return;
-	}
 	entry *e = find(c, lk->id, true);
-	PGresult *r = res->results[0];
-	e->found = false;
-	if (PQntuples(r) == 1 && parse_bytea_hex(PQgetvalue(r, 0, 1), e->hash) &&
-	    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
-		util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
-		e->found = true;
+	if (e->pending == lk)
+		e->pending = NULL;
+	if (res->status == DB_OK) {
+		PGresult *r = res->results[0];
+		e->found = false;
+		if (PQntuples(r) == 1 && parse_bytea_hex(PQgetvalue(r, 0, 1), e->hash) &&
+		    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
+			util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
+			e->found = true;
+		}
+		/* Age counts from when the query was sent: its snapshot can be
+		 * no older than that, so the revocation bound holds exactly. */
+		e->fetched_ms = lk->sent_ms;
+		e->filled = true;
 	}
-	/* Age counts from when the query was sent: its snapshot can be no
-	 * older than that, so the TTL bound on revocation holds exactly. */
-	e->fetched_ms = lk->sent_ms;
-	decide(e, lk->hash, lk->cb, lk->arg);
+	entry snapshot = *e; /* callbacks may reshape the table */
+	for (size_t i = 0; i < lk->nw; i++) {
+		if (res->status != DB_OK)
+			lk->w[i].cb(AUTH_UNAVAILABLE, NULL, lk->w[i].arg);
+		else
+			decide(&snapshot, lk->w[i].hash, lk->w[i].cb, lk->w[i].arg);
+	}
+	free(lk->w);
 	free(lk);
+}
+
+/* Starts the lookup for e's id unless one is in flight; returns it. */
+static lookup *start_lookup(auth_cache *c, entry *e)
+{
+	if (e->pending != NULL)
+		return e->pending;
+	lookup *lk = calloc(1, sizeof(*lk));
+	db_batch *b = db_batch_new();
+	const char *params[1] = {e->id};
+	if (lk == NULL || b == NULL || !db_batch_add(b, &stmt_key_lookup, params)) {
+		free(lk);
+		db_batch_free(b);
+		return NULL;
+	}
+	lk->cache = c;
+	memcpy(lk->id, e->id, sizeof(lk->id));
+	lk->sent_ms = util_mono_ms();
+	e->pending = lk;
+	db_exec(c->db, b, lookup_done, lk);
+	/* db_exec may have answered synchronously (database down) and freed lk. */
+	return e->pending;
+}
+
+static bool add_waiter(lookup *lk, const unsigned char *hash, auth_cb cb, void *arg)
+{
+	if (lk->nw == lk->capw) {
+		size_t ncap = lk->capw ? lk->capw * 2 : 4;
+		waiter *nw = realloc(lk->w, ncap * sizeof(*nw));
+		if (nw == NULL)
+			return false;
+		lk->w = nw;
+		lk->capw = ncap;
+	}
+	memcpy(lk->w[lk->nw].hash, hash, AUTH_HASH_LEN);
+	lk->w[lk->nw].cb = cb;
+	lk->w[lk->nw].arg = arg;
+	lk->nw++;
+	return true;
 }
 
 void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
@@ -175,27 +236,25 @@ void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
 	}
 	unsigned char hash[AUTH_HASH_LEN];
 	auth_key_hash(key, len, hash);
-	entry *e = find(c, id, false);
-	if (e != NULL && util_mono_ms() - e->fetched_ms < c->ttl_ms) {
+	entry *e = find(c, id, true);
+	int64_t age = util_mono_ms() - e->fetched_ms;
+	if (e->filled && age < c->ttl_ms) {
 		__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
 		decide(e, hash, cb, arg);
 		return;
 	}
+	if (e->filled && age < c->hard_ms) {
+		/* Stale: answer now and let one request refresh it. */
+		__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
+		start_lookup(c, e);
+		decide(e, hash, cb, arg);
+		return;
+	}
 	__atomic_fetch_add(&c->misses, 1, __ATOMIC_RELAXED);
-	lookup *lk = calloc(1, sizeof(*lk));
-	db_batch *b = db_batch_new();
-	const char *params[1] = {id};
-	if (lk == NULL || b == NULL || !db_batch_add(b, &stmt_key_lookup, params)) {
-		free(lk);
-		db_batch_free(b);
+	lookup *lk = start_lookup(c, e);
+	if (lk == NULL || !add_waiter(lk, hash, cb, arg)) {
+		/* Either the database refused at once (down) or memory ran out. */
 		cb(AUTH_UNAVAILABLE, NULL, arg);
 		return;
 	}
-	lk->cache = c;
-	memcpy(lk->id, id, sizeof(lk->id));
-	memcpy(lk->hash, hash, sizeof(hash));
-	lk->cb = cb;
-	lk->arg = arg;
-	lk->sent_ms = util_mono_ms();
-	db_exec(c->db, b, lookup_done, lk);
 }

@@ -2,8 +2,11 @@
  * pipeline by the pool. */
 #include "db/db_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 db_batch *db_batch_new(void)
 {
@@ -18,6 +21,7 @@ void db_batch_free(db_batch *b)
 		for (int j = 0; j < b->items[i].nparams; j++)
 			free(b->items[i].values[j]);
 		free(b->items[i].values);
+		free(b->items[i].owned_sql);
 		free(b->items[i].lengths);
 		free(b->items[i].formats);
 	}
@@ -47,7 +51,8 @@ bool db_batch_add_ex(db_batch *b, const db_stmt *st, const char *const *values, 
 	}
 	db_item *it = &b->items[b->n];
 	memset(it, 0, sizeof(*it));
-	it->stmt = st;
+	it->name = st->name;
+	it->sql = st->sql;
 	it->nparams = st->nparams;
 	if (st->nparams > 0) {
 		it->values = calloc((size_t)st->nparams, sizeof(char *));
@@ -77,4 +82,28 @@ fail:
 	free(it->lengths);
 	free(it->formats);
 	return false;
+}
+
+bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *const *values)
+{
+	char *copy = strdup(sql);
+	if (copy == NULL)
+		return false;
+	/* The name is derived from the text, so equal texts share one prepared
+	 * statement per connection. */
+	unsigned char h[8];
+	crypto_generichash(h, sizeof(h), (const unsigned char *)sql, strlen(sql), NULL, 0);
+	db_stmt tmp = {NULL, copy, nparams};
+	if (!db_batch_add_ex(b, &tmp, values, NULL, NULL)) {
+		free(copy);
+		return false;
+	}
+	db_item *it = &b->items[b->n - 1];
+	it->owned_sql = copy;
+	it->sql = copy;
+	snprintf(it->dyn_name, sizeof(it->dyn_name), "d%02x%02x%02x%02x%02x%02x%02x%02x", h[0], h[1], h[2], h[3], h[4], h[5],
+		 h[6], h[7]);
+	/* name stays NULL: db_item_name() finds dyn_name, wherever a later
+	 * realloc of the items array moves it. */
+	return true;
 }

@@ -68,6 +68,10 @@ bool db_batch_add(db_batch *b, const db_stmt *st, const char *const *values) OL_
 bool db_batch_add_ex(db_batch *b, const db_stmt *st, const char *const *values, const int *lengths,
 		     const int *formats) OL_WARN_UNUSED;
 int db_batch_len(const db_batch *b);
+/* Adds a statement whose text is built at run time (e.g. a compiled item
+ * expression). Values are still parameters; the text is prepared once per
+ * connection and cached by its hash, so a repeated shape costs no parse. */
+bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *const *values) OL_WARN_UNUSED;
 
 /* Runs the batch as one implicit transaction: every statement or none.
  * Takes ownership of b. cb is called exactly once — synchronously when the

@@ -43,7 +43,7 @@ typedef struct db_conn {
 	struct event *ev_write;
 	struct event *timer;
 	int backoff_ms;
-	const db_stmt **prepared;
+	char **prepared; /* hash set of prepared statement names */
 	int nprepared, capprepared;
 	/* the batch in flight */
 	waiter *job;
@@ -95,27 +95,91 @@ static void fail_waiter(waiter *wt, db_status st, const char *msg)
 	free(wt);
 }
 
-static bool is_prepared(const db_conn *c, const db_stmt *st)
+/* Prepared statement names per connection: an open-addressing set. Past
+ * DB_MAX_PREPARED names new statements run unnamed (parsed every time)
+ * rather than growing without bound. */
+#define DB_MAX_PREPARED 1024
+
+static uint64_t name_hash(const char *name)
 {
-	for (int i = 0; i < c->nprepared; i++)
-		if (c->prepared[i] == st)
-			return true;
-	return false;
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
 }
 
-static void mark_prepared(db_conn *c, const db_stmt *st)
+static bool is_prepared(const db_conn *c, const char *name)
 {
-	if (is_prepared(c, st))
-		return;
-	if (c->nprepared == c->capprepared) {
-		int ncap = c->capprepared ? c->capprepared * 2 : 16;
-		const db_stmt **np = realloc(c->prepared, (size_t)ncap * sizeof(*np));
-		if (np == NULL)
-			return; /* it will be prepared again: harmless but for a round of errors */
-		c->prepared = np;
-		c->capprepared = ncap;
+	if (c->capprepared == 0)
+		return false;
+	size_t mask = (size_t)c->capprepared - 1;
+	for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+		if (c->prepared[i] == NULL)
+			return false;
+		if (strcmp(c->prepared[i], name) == 0)
+			return true;
 	}
-	c->prepared[c->nprepared++] = st;
+}
+
+static bool can_prepare(const db_conn *c)
+{
+	return c->nprepared < DB_MAX_PREPARED;
+}
+
+static void mark_prepared(db_conn *c, const char *name)
+{
+	if (is_prepared(c, name) || !can_prepare(c))
+		return;
+	if (c->capprepared == 0) {
+		c->capprepared = 2 * DB_MAX_PREPARED;
+		c->prepared = calloc((size_t)c->capprepared, sizeof(char *));
+		if (c->prepared == NULL) {
+			c->capprepared = 0;
+			return;
+		}
+	}
+	char *copy = strdup(name);
+	if (copy == NULL)
+		return;
+	size_t mask = (size_t)c->capprepared - 1;
+	size_t i = name_hash(name) & mask;
+	while (c->prepared[i] != NULL)
+		i = (i + 1) & mask;
+	c->prepared[i] = copy;
+	c->nprepared++;
+}
+
+static void forget_prepared(db_conn *c)
+{
+	for (int i = 0; i < c->capprepared; i++) {
+		free(c->prepared[i]);
+		c->prepared[i] = NULL;
+	}
+	c->nprepared = 0;
+}
+
+static void forget_one(db_conn *c, const char *name)
+{
+	/* Open addressing cannot delete in place: rebuild without the name. */
+	if (!is_prepared(c, name))
+		return;
+	char **old = c->prepared;
+	int cap = c->capprepared;
+	c->prepared = calloc((size_t)cap, sizeof(char *));
+	if (c->prepared == NULL) {
+		c->prepared = old;
+		forget_prepared(c);
+		return;
+	}
+	c->nprepared = 0;
+	for (int i = 0; i < cap; i++) {
+		if (old[i] == NULL)
+			continue;
+		if (strcmp(old[i], name) != 0)
+			mark_prepared(c, old[i]);
+		free(old[i]);
+	}
+	free(old);
 }
 
 static void arm_timer(db_conn *c, int ms)
@@ -200,7 +264,7 @@ static void conn_broken(db_conn *c, db_status st, const char *why)
 		PQfinish(c->pg);
 		c->pg = NULL;
 	}
-	c->nprepared = 0;
+	forget_prepared(c);
 	evtimer_del(c->timer);
 	/* Exponential backoff with jitter, 100 ms .. 5 s; a timed-out query
 	 * reconnects at once since the server is probably fine. */
@@ -251,12 +315,23 @@ static void conn_start_job(db_conn *c, waiter *wt)
 	}
 	for (int i = 0; i < b->n; i++) {
 		db_item *it = &b->items[i];
-		if (!is_prepared(c, it->stmt)) {
-			if (!PQsendPrepare(c->pg, it->stmt->name, it->stmt->sql, it->stmt->nparams, NULL))
+		bool prepared = is_prepared(c, db_item_name(it));
+		if (!prepared && !can_prepare(c)) {
+			if (!PQsendQueryParams(c->pg, it->sql, it->nparams, NULL, (const char *const *)it->values, it->lengths,
+					       it->formats, 0))
+				goto broken;
+			c->exp[c->nexp++] = (expect){EXP_QUERY, i};
+			continue;
+		}
+		if (!prepared) {
+			if (!PQsendPrepare(c->pg, db_item_name(it), it->sql, it->nparams, NULL))
 				goto broken;
 			c->exp[c->nexp++] = (expect){EXP_PREPARE, i};
+			/* Counted as prepared now: a second use in this same
+			 * pipeline must not prepare it again. */
+			mark_prepared(c, db_item_name(it));
 		}
-		if (!PQsendQueryPrepared(c->pg, it->stmt->name, it->nparams, (const char *const *)it->values,
+		if (!PQsendQueryPrepared(c->pg, db_item_name(it), it->nparams, (const char *const *)it->values,
 					 it->lengths, it->formats, 0))
 			goto broken;
 		c->exp[c->nexp++] = (expect){EXP_QUERY, i};
@@ -309,10 +384,13 @@ static void conn_read_results(db_conn *c)
 			return;
 		}
 		if (e->kind == EXP_PREPARE) {
-			if (st == PGRES_COMMAND_OK)
-				mark_prepared(c, c->job->batch->items[e->item].stmt);
-			else if (st != PGRES_PIPELINE_ABORTED)
-				record_error(c, e->item, r);
+			if (st != PGRES_COMMAND_OK) {
+				/* Not prepared after all (error, or aborted pipeline):
+				 * prepare it again next time. */
+				forget_one(c, db_item_name(&c->job->batch->items[e->item]));
+				if (st != PGRES_PIPELINE_ABORTED)
+					record_error(c, e->item, r);
+			}
 			if (c->res.status == DB_ERR_QUERY && c->res.results[e->item] == NULL && st == PGRES_FATAL_ERROR)
 				c->res.results[e->item] = r; /* keep it: message points into it */
 			else
@@ -535,6 +613,7 @@ void db_pool_free(db_pool *p)
 		if (c->pg != NULL)
 			PQfinish(c->pg);
 		event_free(c->timer);
+		forget_prepared(c);
 		free(c->prepared);
 	}
 	while (!TAILQ_EMPTY(&p->queue)) {

@@ -88,7 +88,7 @@ static http_req *req_new(http_worker *w, http_conn *c)
 	r->conn = c;
 	r->body = evbuffer_new();
 	r->route_id = -1;
-	r->start_mono_us = (int64_t)util_mono_ms() * 1000;
+	r->start_mono_us = util_mono_us();
 	TAILQ_INIT(&r->out_headers);
 	r->on_metrics_listener = c != NULL && c->metrics_only;
 	w->inflight++;
@@ -795,6 +795,17 @@ void http_server_drain(http_server *s)
 {
 	for (int i = 0; i < s->nworkers; i++)
 		event_active(s->workers[i].stop_ev, 0, 0);
+	/* The workers close their dup()s; closing the original too closes the
+	 * socket, so new clients are refused at once instead of waiting in a
+	 * backlog nobody accepts from. */
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (s->mfd >= 0) {
+		close(s->mfd);
+		s->mfd = -1;
+	}
 }
 
 void http_server_join(http_server *s)

@@ -24,6 +24,13 @@ int64_t util_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t util_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void util_format_time(char *buf, size_t len, int64_t epoch_us)
 {
 	time_t secs = (time_t)(epoch_us / 1000000);

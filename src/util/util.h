@@ -14,6 +14,8 @@
 int64_t util_now_us(void);
 /* Monotonic clock in milliseconds: for timeouts, never for timestamps. */
 int64_t util_mono_ms(void);
+/* Monotonic clock in microseconds: for durations. */
+int64_t util_mono_us(void);
 /* RFC 3339 UTC with microseconds: 2026-11-21T10:00:00.123456Z (buf >= 32). */
 void util_format_time(char *buf, size_t len, int64_t epoch_us);
 /* Lowercase hex of nbytes random bytes (out must hold 2*nbytes+1). */

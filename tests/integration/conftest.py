@@ -208,3 +208,16 @@ def daemon_factory(request, stack, log_root):
             _print_log(request, d, request.node.nodeid)
 
 
+
+
+@pytest.fixture(autouse=True)
+def _daemon_survives(request):
+    """A test that uses the module's daemon fails if the daemon died during it
+    (so a crash is pinned on the request that caused it)."""
+    yield
+    if "daemon" not in request.fixturenames or REMOTE_URL:
+        return
+    d = request.getfixturevalue("daemon")
+    if d.proc is not None and d.proc.poll() is not None:
+        pytest.fail(f"the daemon died during this test (exit status {d.proc.returncode}); "
+                    f"log: {d.log_path}", pytrace=False)

@@ -4,6 +4,7 @@ test modules): paths, the stack, the CLI, the daemon, problem assertions."""
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -228,7 +229,8 @@ def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd"):
     port = free_port()
     log_path = Path(log_dir) / f"{name}-{port}.log"
     argv = [str(DAEMON), "--listen", f"127.0.0.1:{port}", "--database-url", stack.database_url,
-            "--redis-url", stack.redis_url, "--threads", str(threads), *extra_args]
+            "--redis-url", stack.redis_url, "--threads", str(threads),
+            *shlex.split(os.environ.get("ONCELEDGER_TEST_DAEMON_ARGS", "")), *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
     logf = open(log_path, "wb")
     try:

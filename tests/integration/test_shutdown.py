@@ -164,8 +164,10 @@ def test_new_connections_during_drain_fail_fast(daemon_factory, cli, stack):
     try:
         th.start()
         time.sleep(0.5)
+        assert th.is_alive(), "the request was not held in flight by the lock"
         d.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
+        assert d.alive(), "daemon exited although a request was in flight"
         t = time.monotonic()
         try:
             r = requests.get(d.url + "/healthz", timeout=3)

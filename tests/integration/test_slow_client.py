@@ -81,7 +81,7 @@ def test_stalled_headers_are_closed_while_others_are_served(slow_daemon):
     assert len(latencies) >= 5, latencies
     assert all(st == 200 for _, st in latencies), latencies
     worst = max(l for l, _ in latencies)
-    assert worst < 0.5, f"a normal request took {worst:.2f}s while a client stalled"
+    assert worst < 0.6, f"a normal request took {worst:.2f}s while a client stalled"
     assert time.monotonic() - t0 < 10
 
 
@@ -133,7 +133,7 @@ def test_many_stalled_clients_do_not_block_service(slow_daemon):
             t = time.monotonic()
             r = requests.get(d.url + "/healthz", timeout=2)
             assert r.status_code == 200
-            assert time.monotonic() - t < 0.5
+            assert time.monotonic() - t < 0.6, "a normal request waited behind stalled clients"
         time.sleep(READ_TIMEOUT_MS / 1000 + 1.0)
         still_open = 0
         for s in socks:

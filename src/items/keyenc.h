@@ -1,0 +1,18 @@
+/* keyenc.h — order-preserving text encoding of key values (S, N, B), used
+ * for pk/sk and the secondary-index slots, compared bytewise (COLLATE "C").
+ * S: the UTF-8 text; B: lowercase hex; N: a sign class, a biased exponent
+ * and the significant digits (complemented for negatives), so that text
+ * order equals numeric order. sql/002_items.sql ol_key_enc() is its twin. */
+#ifndef IT_KEYENC_H
+#define IT_KEYENC_H
+
+#include <stdbool.h>
+
+#include "items/value.h"
+
+/* Encodes v (S, N or B); *out is malloc'd. False on another type or OOM. */
+bool it_key_encode(const it_value *v, char **out) __attribute__((warn_unused_result));
+/* Encodes a canonical N string. */
+bool it_key_encode_number(const char *canonical, char **out) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,451 @@
+/* ops_query.c — Query and Scan over a table or a secondary index.
+ *
+ * The key condition becomes a btree range on the encoded keys (pk/sk, or an
+ * index slot's x<N>pk/x<N>sk); pages continue after ExclusiveStartKey with a
+ * row comparison in the index order. Limit counts items *evaluated*, as in
+ * DynamoDB, so FilterExpression and ProjectionExpression run here in C on the
+ * fetched page with the reference evaluator. */
+#include "items/items_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "items/keyenc.h"
+#include "items/sql.h"
+#include "items/write.h"
+
+#define PAGE_MAX_ITEMS 1000
+#define PAGE_MAX_BYTES (1024 * 1024)
+
+typedef struct query_state {
+	bool scan;
+	const it_index *ix;
+	it_node *keycond;
+	it_node *filter;
+	it_projection *proj;
+	bool forward;
+	long limit;      /* rows to fetch */
+	bool user_limit; /* Limit given */
+	bool count_only;
+} query_state;
+
+static void state_free(void *p)
+{
+	query_state *st = p;
+	it_node_free(st->keycond);
+	it_node_free(st->filter);
+	it_projection_free(st->proj);
+	free(st);
+}
+
+static bool param_str(it_sql *q, const char *type, const char *v, it_error *e)
+{
+	return it_sql_param(q, type, v, strlen(v), e);
+}
+
+/* Encodes a key-condition operand, checking its type against the schema. */
+static bool enc_operand(it_op *op, const it_keydef *kd, const it_value *v, char **out)
+{
+	if (v->type != kd->type) {
+		it_finish_err(op, "ValidationException", NULL,
+			      "One or more parameter values were invalid: Condition parameter type does not match schema type");
+		return false;
+	}
+	if (!it_key_encode(v, out)) {
+		it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* The attributes that make a page position in this table/index. */
+static bool position_keys(const it_table *t, const query_state *st, const it_keydef *out[4], int *n)
+{
+	*n = 0;
+	if (st->ix != NULL) {
+		out[(*n)++] = &st->ix->pk;
+		if (st->ix->has_sk)
+			out[(*n)++] = &st->ix->sk;
+	}
+	out[(*n)++] = &t->pk;
+	if (t->has_sk)
+		out[(*n)++] = &t->sk;
+	/* an LSI shares the table's partition key: drop the duplicate */
+	if (st->ix != NULL && strcmp(st->ix->pk.name, t->pk.name) == 0) {
+		for (int i = 2; i < *n; i++)
+			out[i - 1] = out[i];
+		(*n)--;
+	}
+	return true;
+}
+
+static const char *col_pk(const query_state *st, char *buf)
+{
+	if (st->ix == NULL)
+		return "i.pk";
+	sprintf(buf, "i.x%dpk", st->ix->slot);
+	return buf;
+}
+
+static const char *col_sk(const query_state *st, char *buf)
+{
+	if (st->ix == NULL)
+		return "i.sk";
+	sprintf(buf, "i.x%dsk", st->ix->slot);
+	return buf;
+}
+
+/* Appends the ExclusiveStartKey predicate. */
+static bool start_after(it_op *op, it_sql *q, const query_state *st, it_error *e)
+{
+	const it_table *t = op->table;
+	json_t *esk = json_object_get(op->req, "ExclusiveStartKey");
+	if (esk == NULL)
+		return true;
+	it_value *k = NULL;
+	if (!it_item_from_json(esk, &k, e))
+		return false;
+	const it_keydef *keys[4];
+	int n;
+	position_keys(t, st, keys, &n);
+	char *enc[4] = {0};
+	bool ok = true;
+	for (int i = 0; i < n && ok; i++) {
+		const it_value *v = it_map_get(k, keys[i]->name, strlen(keys[i]->name));
+		if (v == NULL || v->type != keys[i]->type || !it_key_encode(v, &enc[i])) {
+			it_error_set(e, IT_ERR_VALIDATION, "The provided starting key is invalid: The provided key element does not match the schema");
+			ok = false;
+		}
+	}
+	/* Columns in index order: (xsk, pk, sk) for an index, (sk) or (pk, sk) for the table. */
+	char b1[16], b2[16];
+	const char *cmp = st->forward ? ">" : "<";
+	if (ok) {
+		if (st->ix != NULL) {
+			/* keys: ix pk, [ix sk], t pk, [t sk] (minus a duplicate pk) */
+			int at = 1;
+			ok = it_sql_append(q, " AND (%s, i.pk, i.sk) %s (", col_sk(st, b1), cmp);
+			ok = ok && (st->ix->has_sk ? param_str(q, "text", enc[at++], e) : it_sql_append(q, "''::text"));
+			ok = ok && it_sql_append(q, ", ");
+			bool lsi_dup = strcmp(st->ix->pk.name, t->pk.name) == 0;
+			ok = ok && param_str(q, "text", lsi_dup ? enc[0] : enc[at++], e) && it_sql_append(q, ", ");
+			ok = ok && (t->has_sk ? param_str(q, "text", enc[at++], e) : it_sql_append(q, "''::text")) && it_sql_append(q, ")");
+			(void)b2;
+		} else if (st->scan) {
+			ok = it_sql_append(q, " AND (i.pk, i.sk) > (") && param_str(q, "text", enc[0], e) && it_sql_append(q, ", ") &&
+			     (t->has_sk ? param_str(q, "text", enc[1], e) : it_sql_append(q, "''::text")) && it_sql_append(q, ")");
+		} else {
+			ok = t->has_sk ? it_sql_append(q, " AND i.sk %s ", cmp) && param_str(q, "text", enc[1], e) : it_sql_append(q, " AND FALSE");
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		free(enc[i]);
+	it_value_free(k);
+	return ok;
+}
+
+static void page_done(db_result *res, void *arg)
+{
+	it_op *op = arg;
+	query_state *st = op->state;
+	const it_table *t = op->table;
+	if (res->status != DB_OK) {
+		it_finish_db(op, res);
+		return;
+	}
+	PGresult *r = res->results[0];
+	int nrows = PQntuples(r);
+	json_t *items = json_array();
+	long scanned = 0, count = 0;
+	size_t bytes = 0;
+	it_value *last = NULL;
+	bool cut = false;
+	for (int i = 0; i < nrows; i++) {
+		json_t *j = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		it_value *item = NULL;
+		it_error e = {0};
+		if (j == NULL || !it_item_from_json(j, &item, &e)) {
+			json_decref(j);
+			it_error_clear(&e);
+			continue;
+		}
+		json_decref(j);
+		scanned++;
+		bytes += it_item_size(item);
+		bool keep = true;
+		if (st->filter != NULL && !it_eval_condition(st->filter, item, &keep, &e))
+			keep = false;
+		it_error_clear(&e);
+		if (keep) {
+			count++;
+			if (!st->count_only) {
+				it_value *out = item;
+				it_value *p = NULL;
+				if (st->proj != NULL && it_project(st->proj, item, &p, &e))
+					out = p;
+				it_error_clear(&e);
+				json_array_append_new(items, it_item_to_json(out));
+				if (p != NULL)
+					it_value_free(p);
+			}
+		}
+		it_value_free(last);
+		last = item;
+		if (bytes >= PAGE_MAX_BYTES && i + 1 < nrows) {
+			cut = true;
+			break;
+		}
+	}
+	json_t *body = json_pack("{s:I, s:I}", "Count", (json_int_t)count, "ScannedCount", (json_int_t)scanned);
+	if (!st->count_only)
+		json_object_set_new(body, "Items", items);
+	else
+		json_decref(items);
+	if (last != NULL && (cut || nrows >= st->limit)) {
+		const it_keydef *keys[4];
+		int n;
+		position_keys(t, st, keys, &n);
+		json_t *lek = json_object();
+		for (int i = 0; i < n; i++) {
+			const it_value *v = it_map_get(last, keys[i]->name, strlen(keys[i]->name));
+			if (v != NULL)
+				json_object_set_new(lek, keys[i]->name, it_value_to_json(v));
+		}
+		json_object_set_new(body, "LastEvaluatedKey", lek);
+	}
+	it_value_free(last);
+	it_finish_ok(op, body);
+}
+
+/* Parses the options shared by Query and Scan. */
+static bool common(it_op *op, query_state *st, it_table *t, it_error *e)
+{
+	json_t *req = op->req;
+	const char *iname = it_req_str(req, "IndexName");
+	if (iname != NULL) {
+		st->ix = it_table_index(t, iname);
+		if (st->ix == NULL) {
+			it_error_set(e, IT_ERR_VALIDATION, "The table does not have the specified index: %s", iname);
+			return false;
+		}
+		if (!st->ix->local && json_is_true(json_object_get(req, "ConsistentRead"))) {
+			it_error_set(e, IT_ERR_VALIDATION, "Consistent reads are not supported on global secondary indexes");
+			return false;
+		}
+	}
+	json_t *lim = json_object_get(req, "Limit");
+	st->limit = PAGE_MAX_ITEMS;
+	if (lim != NULL) {
+		if (!json_is_integer(lim) || json_integer_value(lim) < 1) {
+			it_error_set(e, IT_ERR_VALIDATION,
+				     "1 validation error detected: Value '%lld' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+				     (long long)json_integer_value(lim));
+			return false;
+		}
+		st->user_limit = true;
+		if (json_integer_value(lim) < PAGE_MAX_ITEMS)
+			st->limit = (long)json_integer_value(lim);
+	}
+	json_t *fwd = json_object_get(req, "ScanIndexForward");
+	st->forward = fwd == NULL || json_is_true(fwd);
+	const char *sel = it_req_str(req, "Select");
+	if (sel != NULL && strcmp(sel, "COUNT") != 0 && strcmp(sel, "ALL_ATTRIBUTES") != 0 &&
+	    strcmp(sel, "ALL_PROJECTED_ATTRIBUTES") != 0 && strcmp(sel, "SPECIFIC_ATTRIBUTES") != 0) {
+		it_error_set(e, IT_ERR_VALIDATION,
+			     "1 validation error detected: Value '%s' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]",
+			     sel);
+		return false;
+	}
+	st->count_only = sel != NULL && strcmp(sel, "COUNT") == 0;
+	const char *filter = it_req_str(req, "FilterExpression");
+	const char *proj = it_req_str(req, "ProjectionExpression");
+	const char *kc = st->scan ? NULL : it_req_str(req, "KeyConditionExpression");
+	json_t *names = json_object_get(req, "ExpressionAttributeNames");
+	json_t *values = json_object_get(req, "ExpressionAttributeValues");
+	if (!st->scan && kc == NULL) {
+		it_error_set(e, IT_ERR_VALIDATION, "Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.");
+		return false;
+	}
+	if (filter == NULL && proj == NULL && kc == NULL) {
+		if (names != NULL) {
+			it_error_set(e, IT_ERR_VALIDATION, "ExpressionAttributeNames can only be specified when using expressions");
+			return false;
+		}
+		if (values != NULL) {
+			it_error_set(e, IT_ERR_VALIDATION, "ExpressionAttributeValues can only be specified when using expressions");
+			return false;
+		}
+	}
+	if (!it_params_init(&op->params, names, values, e))
+		return false;
+	op->params_init = true;
+	if (kc != NULL && !it_parse_condition(IT_EXPR_KEYCOND, kc, strlen(kc), &op->params, &st->keycond, e))
+		return false;
+	if (filter != NULL && !it_parse_condition(IT_EXPR_FILTER, filter, strlen(filter), &op->params, &st->filter, e))
+		return false;
+	if (proj != NULL && !it_parse_projection(proj, strlen(proj), &op->params, &st->proj, e))
+		return false;
+	return it_params_check_unused(&op->params, e);
+}
+
+static void run(it_op *op, it_table *t, bool scan)
+{
+	query_state *st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	st->scan = scan;
+	op->state = st;
+	op->state_free = state_free;
+	it_error e = {0};
+	if (!common(op, st, t, &e)) {
+		it_finish_error(op, &e);
+		return;
+	}
+	char b1[16], b2[16], now[24], id[32];
+	it_w_now(now);
+	snprintf(id, sizeof(id), "%lld", (long long)t->id);
+	it_sql q;
+	it_sql_init(&q, 1);
+	bool ok = it_sql_append(&q, "SELECT i.item::text FROM items i WHERE i.table_id = ") && param_str(&q, "bigint", id, &e) &&
+		  it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") && param_str(&q, "bigint", now, &e) &&
+		  it_sql_append(&q, ")");
+	if (ok && st->ix != NULL)
+		ok = it_sql_append(&q, " AND %s IS NOT NULL", col_pk(st, b1));
+	if (ok && !scan) {
+		const it_keydef *pkd = it_index_key(t, st->ix, false);
+		const it_keydef *skd = it_index_key(t, st->ix, true);
+		it_keycond pkc, skc;
+		if (!it_keycond_bind(st->keycond, pkd->name, skd ? skd->name : NULL, &pkc, &skc, &e)) {
+			it_sql_free(&q);
+			it_finish_error(op, &e);
+			return;
+		}
+		char *pv = NULL, *v1 = NULL, *v2 = NULL;
+		if (!enc_operand(op, pkd, pkc.v1, &pv)) {
+			it_sql_free(&q);
+			return;
+		}
+		ok = it_sql_append(&q, " AND %s = ", col_pk(st, b1)) && param_str(&q, "text", pv, &e);
+		free(pv);
+		if (ok && skc.name != NULL) {
+			if (!enc_operand(op, skd, skc.v1, &v1) || (skc.op == IT_KEY_BETWEEN && !enc_operand(op, skd, skc.v2, &v2))) {
+				free(v1);
+				it_sql_free(&q);
+				return;
+			}
+			const char *c = col_sk(st, b2);
+			switch (skc.op) {
+			case IT_KEY_EQ: ok = it_sql_append(&q, " AND %s = ", c) && param_str(&q, "text", v1, &e); break;
+			case IT_KEY_LT: ok = it_sql_append(&q, " AND %s < ", c) && param_str(&q, "text", v1, &e); break;
+			case IT_KEY_LE: ok = it_sql_append(&q, " AND %s <= ", c) && param_str(&q, "text", v1, &e); break;
+			case IT_KEY_GT: ok = it_sql_append(&q, " AND %s > ", c) && param_str(&q, "text", v1, &e); break;
+			case IT_KEY_GE: ok = it_sql_append(&q, " AND %s >= ", c) && param_str(&q, "text", v1, &e); break;
+			case IT_KEY_BETWEEN:
+				if (it_value_cmp(skc.v1, skc.v2) > 0) {
+					free(v1);
+					free(v2);
+					it_sql_free(&q);
+					it_finish_err(op, "ValidationException", NULL,
+						      "Invalid KeyConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound");
+					return;
+				}
+				ok = it_sql_append(&q, " AND %s BETWEEN ", c) && param_str(&q, "text", v1, &e) &&
+				     it_sql_append(&q, " AND ") && param_str(&q, "text", v2, &e);
+				break;
+			case IT_KEY_BEGINS_WITH:
+				if (skd->type == IT_N) {
+					free(v1);
+					it_sql_free(&q);
+					it_finish_err(op, "ValidationException", NULL,
+						      "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N");
+					return;
+				}
+				/* A range start for the index plus the exact prefix test. */
+				ok = it_sql_append(&q, " AND %s >= ", c) && param_str(&q, "text", v1, &e) &&
+				     it_sql_append(&q, " AND starts_with(%s, ", c) && param_str(&q, "text", v1, &e) &&
+				     it_sql_append(&q, ")");
+				break;
+			}
+			free(v1);
+			free(v2);
+		}
+	}
+	if (ok && scan) {
+		json_t *seg = json_object_get(op->req, "Segment"), *tot = json_object_get(op->req, "TotalSegments");
+		if ((seg != NULL) != (tot != NULL)) {
+			it_sql_free(&q);
+			it_finish_err(op, "ValidationException", NULL,
+				      seg ? "The TotalSegments parameter is required but was not present in the request when Segment parameter is present"
+					  : "The Segment parameter is required but was not present in the request when parameter TotalSegments is present");
+			return;
+		}
+		if (tot != NULL) {
+			json_int_t ts = json_integer_value(tot), sg = json_integer_value(seg);
+			if (!json_is_integer(tot) || ts < 1 || ts > 1000000) {
+				it_sql_free(&q);
+				it_finish_err(op, "ValidationException", NULL,
+					      "1 validation error detected: Value '%lld' at 'totalSegments' failed to satisfy constraint: Member must have value less than or equal to 1000000",
+					      (long long)ts);
+				return;
+			}
+			if (!json_is_integer(seg) || sg < 0 || sg >= ts) {
+				it_sql_free(&q);
+				it_finish_err(op, "ValidationException", NULL,
+					      "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: %lld is out of bounds; TotalSegments: %lld",
+					      (long long)sg, (long long)ts);
+				return;
+			}
+			char sbuf[24], tbuf[24];
+			snprintf(sbuf, sizeof(sbuf), "%lld", (long long)sg);
+			snprintf(tbuf, sizeof(tbuf), "%lld", (long long)ts);
+			/* Segments split by a hash of the partition key, as DynamoDB does. */
+			ok = it_sql_append(&q, " AND (hashtext(i.pk) & 2147483647) %% ") && param_str(&q, "int", tbuf, &e) &&
+			     it_sql_append(&q, " = ") && param_str(&q, "int", sbuf, &e);
+		}
+	}
+	ok = ok && start_after(op, &q, st, &e);
+	const char *dir = st->forward ? "ASC" : "DESC";
+	if (ok) {
+		if (st->ix != NULL)
+			ok = it_sql_append(&q, " ORDER BY %s %s, %s %s, i.pk %s, i.sk %s", col_pk(st, b1), dir, col_sk(st, b2), dir, dir, dir);
+		else if (scan)
+			ok = it_sql_append(&q, " ORDER BY i.pk, i.sk");
+		else
+			ok = it_sql_append(&q, " ORDER BY i.sk %s", dir);
+	}
+	char lbuf[24];
+	snprintf(lbuf, sizeof(lbuf), "%ld", st->limit);
+	ok = ok && it_sql_append(&q, " LIMIT ") && param_str(&q, "int", lbuf, &e);
+	db_batch *b = db_batch_new();
+	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
+	it_sql_free(&q);
+	if (!ok) {
+		db_batch_free(b);
+		if (e.code != IT_ERR_NONE)
+			it_finish_error(op, &e);
+		else
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	db_exec(op->store->db, b, page_done, op);
+}
+
+static void query_with(it_op *op, it_table *t) { run(op, t, false); }
+static void scan_with(it_op *op, it_table *t) { run(op, t, true); }
+
+void it_op_query(it_op *op)
+{
+	const char *name = it_req_str(op->req, "TableName");
+	if (it_check_table_name(op, "tableName", name))
+		it_table_get(op, name, query_with);
+}
+
+void it_op_scan(it_op *op)
+{
+	const char *name = it_req_str(op->req, "TableName");
+	if (it_check_table_name(op, "tableName", name))
+		it_table_get(op, name, scan_with);
+}

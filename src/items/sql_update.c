@@ -1,0 +1,174 @@
+/* SQL compilation of update expressions (sql.h): the new item as one jsonb
+ * expression, a chain of ol_it_act steps over the old item in eval.c's
+ * application order, every operand read from the old item, runtime errors
+ * carried as markers and raised once by ol_it_update_end (see
+ * sql/003_items_functions.sql). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "items/sql_int.h"
+
+/* The value of a SET operand, read from the old item (col). */
+static bool
+value_to(it_sql *q, it_sqlbuf *b, const it_node *n, const char *col,
+    it_error *e)
+{
+	switch (n->kind) {
+	case IT_NODE_VALUE:
+		if (n->value == NULL)
+			break;
+		return it_sql_value_to(q, b, n->value, e);
+	case IT_NODE_PATH:
+		it_sqlbuf_add(b, "ol_it_need((%s)::jsonb #> ", col);
+		if (!it_sql_path_to(q, b, &n->path, e))
+			return false;
+		it_sqlbuf_cat(b, ")");
+		return true;
+	case IT_NODE_PLUS:
+	case IT_NODE_MINUS:
+		it_sqlbuf_cat(b, "ol_it_arith(");
+		if (!value_to(q, b, n->args[0], col, e))
+			return false;
+		it_sqlbuf_cat(b, ", ");
+		if (!value_to(q, b, n->args[1], col, e))
+			return false;
+		it_sqlbuf_cat(b, n->kind == IT_NODE_MINUS ? ", true)" :
+		    ", false)");
+		return true;
+	case IT_NODE_CALL:
+		if (n->nargs != 2)
+			break;
+		if (n->func == IT_FN_IF_NOT_EXISTS &&
+		    n->args[0]->kind == IT_NODE_PATH) {
+			it_sqlbuf_add(b, "coalesce((%s)::jsonb #> ", col);
+			if (!it_sql_path_to(q, b, &n->args[0]->path, e))
+				return false;
+			it_sqlbuf_cat(b, ", ");
+			if (!value_to(q, b, n->args[1], col, e))
+				return false;
+			it_sqlbuf_cat(b, ")");
+			return true;
+		}
+		if (n->func != IT_FN_LIST_APPEND)
+			break;
+		it_sqlbuf_cat(b, "ol_it_list_append(");
+		if (!value_to(q, b, n->args[0], col, e))
+			return false;
+		it_sqlbuf_cat(b, ", ");
+		if (!value_to(q, b, n->args[1], col, e))
+			return false;
+		it_sqlbuf_cat(b, ")");
+		return true;
+	default:
+		break;
+	}
+	it_sqlbuf_cat(b, "ol_it_type_error()");
+	return true;
+}
+
+/* The value an action writes: SET's operand, ADD's and DELETE's result from
+ * the old attribute, nothing for REMOVE. */
+static bool
+action_value_to(it_sql *q, it_sqlbuf *b, const it_uaction *a,
+    const char *col, it_error *e)
+{
+	switch (a->kind) {
+	case IT_UPD_SET:
+		return value_to(q, b, a->value, col, e);
+	case IT_UPD_ADD:
+	case IT_UPD_DELETE:
+		it_sqlbuf_add(b, "%s((%s)::jsonb #> ", a->kind == IT_UPD_ADD ?
+		    "ol_it_add_value" : "ol_it_delete_value", col);
+		if (!it_sql_path_to(q, b, &a->path, e))
+			return false;
+		it_sqlbuf_cat(b, ", ");
+		if (a->value == NULL || a->value->value == NULL)
+			it_sqlbuf_cat(b, "NULL::jsonb");
+		else if (!it_sql_value_to(q, b, a->value->value, e))
+			return false;
+		it_sqlbuf_cat(b, ")");
+		return true;
+	case IT_UPD_REMOVE:
+		it_sqlbuf_cat(b, "NULL::jsonb");
+		return true;
+	}
+	return true;
+}
+
+static size_t
+last_index(const it_uaction *a)
+{
+	const it_pathel *el = &a->path.v[a->path.n - 1];
+
+	return el->is_index ? el->index : 0;
+}
+
+/* eval.c's application order: SET, ADD and DELETE by ascending last list
+ * index, then REMOVE by descending last index; ties in expression order. */
+static int
+action_order(const void *x, const void *y)
+{
+	const it_uaction *a = *(const it_uaction *const *)x;
+	const it_uaction *b = *(const it_uaction *const *)y;
+	bool ra = a->kind == IT_UPD_REMOVE, rb = b->kind == IT_UPD_REMOVE;
+	size_t ia = last_index(a), ib = last_index(b);
+
+	if (ra != rb)
+		return ra ? 1 : -1;
+	if (ia != ib)
+		return (ra ? ia < ib : ia > ib) ? 1 : -1;
+	return (a > b) - (a < b);
+}
+
+bool
+it_sql_update(it_sql *q, const it_update *u, const char *col,
+    const char *key, it_error *e)
+{
+	const it_uaction **order = NULL;
+	it_sqlbuf acc = { 0 }, next = { 0 };
+	bool ok = false;
+	size_t i;
+
+	order = calloc(u->n + 1, sizeof(*order));
+	if (order == NULL) {
+		it_error_nomem(e);
+		goto fail;
+	}
+	for (i = 0; i < u->n; i++)
+		order[i] = &u->v[i];
+	qsort(order, u->n, sizeof(*order), action_order);
+	if (key != NULL)
+		it_sqlbuf_add(&acc, "coalesce((%s)::jsonb, (%s)::jsonb, "
+		    "'{}'::jsonb)", col, key);
+	else
+		it_sqlbuf_add(&acc, "coalesce((%s)::jsonb, '{}'::jsonb)", col);
+	for (i = 0; i < u->n; i++) {
+		const it_uaction *a = order[i];
+
+		if (a->path.n == 0)
+			continue;
+		it_sqlbuf_add(&next, "ol_it_act(%s, '%c', ", acc.p,
+		    a->kind == IT_UPD_REMOVE ? 'R' : a->kind == IT_UPD_DELETE ?
+		    'D' : 'P');
+		if (!it_sql_path_to(q, &next, &a->path, e))
+			goto fail;
+		it_sqlbuf_cat(&next, ", ");
+		if (!action_value_to(q, &next, a, col, e))
+			goto fail;
+		it_sqlbuf_add(&next, ", %zu)", (size_t)(a - u->v));
+		if (!it_sql_check(q, &next, e))
+			goto fail;
+		it_sqlbuf_free(&acc);
+		acc = next;
+		memset(&next, 0, sizeof(next));
+	}
+	if (!it_sql_check(q, &acc, e))
+		goto fail;
+	it_sqlbuf_add(&q->text, "ol_it_update_end(%s)", acc.p);
+	ok = it_sql_check(q, NULL, e);
+fail:
+	it_sqlbuf_free(&acc);
+	it_sqlbuf_free(&next);
+	free(order);
+	return ok;
+}

@@ -1,0 +1,227 @@
+/* write.c — shared SQL fragments for item writes (see write.h). */
+#include "items/write.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+void it_w_now(char buf[24])
+{
+	snprintf(buf, 24, "%lld", (long long)(util_now_us() / 1000000));
+}
+
+static bool param(it_sql *q, const char *type, const char *v, it_error *e)
+{
+	return it_sql_param(q, type, v, strlen(v), e);
+}
+
+bool it_w_key_pred(it_sql *q, const it_table *t, const char *alias, const char *pkenc, const char *skenc, it_error *e)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%lld", (long long)t->id);
+	return it_sql_append(q, "%s.table_id = ", alias) && param(q, "bigint", id, e) &&
+	       it_sql_append(q, " AND %s.pk = ", alias) && param(q, "text", pkenc, e) &&
+	       it_sql_append(q, " AND %s.sk = ", alias) && param(q, "text", skenc, e);
+}
+
+bool it_w_key_params(it_sql *q, const it_table *t, const char *pkenc, const char *skenc, it_error *e)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%lld", (long long)t->id);
+	return param(q, "bigint", id, e) && it_sql_append(q, ", ") && param(q, "text", pkenc, e) && it_sql_append(q, ", ") &&
+	       param(q, "text", skenc, e);
+}
+
+bool it_w_visible_item(it_sql *q, const char *alias, it_error *e)
+{
+	char now[24];
+	it_w_now(now);
+	return it_sql_append(q, "(CASE WHEN %s.expires_at IS NOT NULL AND %s.expires_at <= ", alias, alias) &&
+	       param(q, "bigint", now, e) && it_sql_append(q, " THEN NULL ELSE %s.item END)", alias);
+}
+
+bool it_w_insert_cols(it_sql *q, const it_table *t)
+{
+	if (!it_sql_append(q, "(table_id, pk, sk, item, expires_at"))
+		return false;
+	for (int i = 0; i < t->nidx; i++)
+		if (!it_sql_append(q, ", x%dpk, x%dsk", t->idx[i].slot, t->idx[i].slot))
+			return false;
+	return it_sql_append(q, ")");
+}
+
+/* The expiry of item expression n. */
+static bool ttl_expr(it_sql *q, const it_table *t, const char *n, it_error *e)
+{
+	if (t->ttl_attr == NULL)
+		return it_sql_append(q, "NULL::bigint");
+	return it_sql_append(q, "ol_ttl_value(%s, ", n) && param(q, "text", t->ttl_attr, e) && it_sql_append(q, ")");
+}
+
+/* Slot key columns: present only when every key attribute of the index is
+ * present with its declared type (sparse indexes). */
+static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_names, it_error *e)
+{
+	const char *pt = it_type_name(ix->pk.type);
+	bool ok = true;
+	if (with_names)
+		ok = it_sql_append(q, "x%dpk = ", ix->slot);
+	ok = ok && it_sql_append(q, "CASE WHEN ");
+	if (ix->has_sk)
+		ok = ok && it_sql_append(q, "ol_key_enc(%s -> ", n) && param(q, "text", ix->sk.name, e) &&
+		     it_sql_append(q, ", '%s') IS NOT NULL AND ", it_type_name(ix->sk.type));
+	ok = ok && it_sql_append(q, "TRUE THEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
+	     it_sql_append(q, ", '%s') END, ", pt);
+	if (with_names)
+		ok = ok && it_sql_append(q, "x%dsk = ", ix->slot);
+	if (ix->has_sk)
+		ok = ok && it_sql_append(q, "CASE WHEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
+		     it_sql_append(q, ", '%s') IS NOT NULL THEN ol_key_enc(%s -> ", pt, n) && param(q, "text", ix->sk.name, e) &&
+		     it_sql_append(q, ", '%s') END", it_type_name(ix->sk.type));
+	else
+		ok = ok && it_sql_append(q, "CASE WHEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
+		     it_sql_append(q, ", '%s') IS NOT NULL THEN ''::text END", pt);
+	return ok;
+}
+
+bool it_w_insert_vals(it_sql *q, const it_table *t, const char *pkenc, const char *skenc, const char *n, it_error *e)
+{
+	if (!it_w_key_params(q, t, pkenc, skenc, e) || !it_sql_append(q, ", %s, ", n) || !ttl_expr(q, t, n, e))
+		return false;
+	for (int i = 0; i < t->nidx; i++)
+		if (!it_sql_append(q, ", ") || !slot_exprs(q, &t->idx[i], n, false, e))
+			return false;
+	return true;
+}
+
+bool it_w_sets(it_sql *q, const it_table *t, const char *n, it_error *e)
+{
+	if (!it_sql_append(q, "item = %s, expires_at = ", n) || !ttl_expr(q, t, n, e))
+		return false;
+	for (int i = 0; i < t->nidx; i++)
+		if (!it_sql_append(q, ", ") || !slot_exprs(q, &t->idx[i], n, true, e))
+			return false;
+	return true;
+}
+
+/* Adds an item as a jsonb parameter; when ref is given, copies the
+ * "$n::jsonb" text that now names it (identical values share a number). */
+static bool add_item_param(it_sql *q, const it_value *item, char *ref, size_t reflen, it_error *e)
+{
+	json_t *j = it_item_to_json(item);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	size_t before = q->text.len;
+	bool ok = text != NULL && it_sql_param(q, "jsonb", text, strlen(text), e);
+	free(text);
+	if (ok && ref != NULL) {
+		size_t n = q->text.len - before;
+		if (n >= reflen)
+			return false;
+		memcpy(ref, it_sql_text(q) + before, n);
+		ref[n] = '\0';
+	}
+	return ok;
+}
+
+static bool add_to_batch(db_batch *b, it_sql *q)
+{
+	bool ok = !q->oom && db_batch_add_sql(b, it_sql_text(q), (int)q->nparams, (const char *const *)q->params);
+	it_sql_free(q);
+	return ok;
+}
+
+bool it_w_add_main(db_batch *b, const it_wspec *w, it_error *e)
+{
+	const it_table *t = w->t;
+	it_sql q;
+	it_sql_init(&q, 1);
+	const char *cn = w->cond_null ? "TRUE" : "FALSE";
+	bool ok = it_sql_append(&q, "WITH cur AS (SELECT i.pk, ") && it_w_visible_item(&q, "i", e) &&
+		  it_sql_append(&q, " AS item FROM items i WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
+		  it_sql_append(&q, " FOR UPDATE)");
+	if (w->kind == IT_W_CHECK) {
+		ok = ok && it_sql_append(&q, " SELECT c.old, c.existed, c.ok%s FROM (SELECT (SELECT item FROM cur)::text AS old,"
+					     " EXISTS (SELECT 1 FROM cur) AS existed, ",
+					 w->txn ? ", ol_txn_mark(c.ok)" : "") &&
+		     it_sql_condition(&q, w->cond, "(SELECT item FROM cur)", e) && it_sql_append(&q, " AS ok) c");
+		return ok && add_to_batch(b, &q);
+	}
+	ok = ok && it_sql_append(&q, ", nw AS (SELECT ");
+	if (w->kind == IT_W_PUT) {
+		ok = ok && add_item_param(&q, w->item, NULL, 0, e);
+	} else if (w->kind == IT_W_UPDATE) {
+		char keyexpr[32];
+		ok = ok && add_item_param(&q, w->key, keyexpr, sizeof(keyexpr), e) && it_sql_append(&q, " AS k, ") &&
+		     (w->upd != NULL ? it_sql_update(&q, w->upd, "cur.item", keyexpr, e)
+				     : it_sql_append(&q, "coalesce(cur.item, %s)", keyexpr));
+	} else {
+		ok = ok && it_sql_append(&q, "1");
+	}
+	ok = ok && it_sql_append(&q, " AS item FROM cur WHERE ") &&
+	     (w->cond != NULL ? it_sql_condition(&q, w->cond, "cur.item", e) : it_sql_append(&q, "TRUE"));
+	if (w->kind == IT_W_DELETE) {
+		ok = ok && it_sql_append(&q, "), w AS (DELETE FROM items USING nw WHERE ") &&
+		     it_w_key_pred(&q, t, "items", w->pkenc, w->skenc, e) &&
+		     it_sql_append(&q, " RETURNING 1) SELECT (SELECT item FROM cur)::text, EXISTS (SELECT 1 FROM cur),"
+				       " EXISTS (SELECT 1 FROM w)");
+	} else {
+		ok = ok && it_sql_append(&q, "), w AS (UPDATE items SET ") && it_w_sets(&q, t, "nw.item", e) &&
+		     it_sql_append(&q, " FROM nw WHERE ") && it_w_key_pred(&q, t, "items", w->pkenc, w->skenc, e) &&
+		     it_sql_append(&q, " RETURNING items.item) SELECT (SELECT item FROM cur)::text, EXISTS (SELECT 1 FROM cur),"
+				       " (SELECT item FROM w)::text");
+	}
+	/* In a transaction an absent row is decided by the insert statement
+	 * (when the condition holds for no item), so it is not a failure here. */
+	if (w->txn)
+		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM w) OR (NOT EXISTS (SELECT 1 FROM cur) AND %s))", cn);
+	return ok && add_to_batch(b, &q);
+}
+
+bool it_w_add_insert(db_batch *b, const it_wspec *w, it_error *e)
+{
+	const it_table *t = w->t;
+	it_sql q;
+	it_sql_init(&q, 1);
+	bool ok = it_sql_append(&q, "WITH ins AS (INSERT INTO items ") && it_w_insert_cols(&q, t) && it_sql_append(&q, " SELECT ") &&
+		  it_w_insert_vals(&q, t, w->pkenc, w->skenc, "n.item", e) && it_sql_append(&q, " FROM (SELECT ");
+	if (w->kind == IT_W_PUT) {
+		ok = ok && add_item_param(&q, w->item, NULL, 0, e);
+	} else {
+		char keyexpr[32];
+		ok = ok && add_item_param(&q, w->key, keyexpr, sizeof(keyexpr), e) && it_sql_append(&q, " AS k, ") &&
+		     (w->upd != NULL ? it_sql_update(&q, w->upd, "NULL::jsonb", keyexpr, e) : it_sql_append(&q, "%s", keyexpr));
+	}
+	ok = ok && it_sql_append(&q, " AS item WHERE NOT EXISTS (SELECT 1 FROM items i WHERE ") &&
+	     it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
+	     it_sql_append(&q, ")) n ON CONFLICT (table_id, pk, sk) DO NOTHING RETURNING item) SELECT (SELECT item FROM ins)::text");
+	/* Success when we inserted, or when the row is ours already (the main
+	 * statement wrote it in this transaction); a row committed by someone
+	 * else in between is a lost race and fails the transaction. */
+	if (w->txn)
+		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM ins) OR EXISTS (SELECT 1 FROM items i WHERE ") &&
+		     it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
+		     it_sql_append(&q, " AND i.xmin = xid(pg_current_xact_id())))");
+	return ok && add_to_batch(b, &q);
+}
+
+bool it_w_add_upsert(db_batch *b, const it_wspec *w, it_error *e)
+{
+	const it_table *t = w->t;
+	it_sql q;
+	it_sql_init(&q, 1);
+	bool ok = it_sql_append(&q, "INSERT INTO items ") && it_w_insert_cols(&q, t) && it_sql_append(&q, " SELECT ") &&
+		  it_w_insert_vals(&q, t, w->pkenc, w->skenc, "n.item", e) && it_sql_append(&q, " FROM (SELECT ") &&
+		  add_item_param(&q, w->item, NULL, 0, e) &&
+		  it_sql_append(&q, " AS item) n ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item,"
+				    " expires_at = EXCLUDED.expires_at");
+	for (int i = 0; ok && i < t->nidx; i++)
+		ok = it_sql_append(&q, ", x%dpk = EXCLUDED.x%dpk, x%dsk = EXCLUDED.x%dsk", t->idx[i].slot, t->idx[i].slot,
+				   t->idx[i].slot, t->idx[i].slot);
+	ok = ok && it_sql_append(&q, " RETURNING NULL::text, FALSE, item::text");
+	if (w->txn)
+		ok = ok && it_sql_append(&q, ", TRUE");
+	return ok && add_to_batch(b, &q);
+}
