@@ -86,6 +86,18 @@ scenario pgbench_select stack  "reference: pgbench -S, primary-key SELECT on the
 ratio whoami hello 0.50
 ratio whoami pgbench_select -
 
+# Issue #3: the item layer's conditional UpdateItem (guarded debit on random
+# items, 16 concurrent clients, no HTTP) against the same statement written by
+# hand and run by pgbench on the same rows; a plain relational table for scale.
+scenario items_update   stack  "item layer: conditional UpdateItem (SET balance = balance - :amt IF balance >= :amt) on random of 10k items" \
+    items_update
+scenario pgbench_items_update stack "reference: the same guarded debit as hand-written SQL on the same jsonb rows (pgbench -M prepared)" \
+    pgbench_items_update
+scenario pgbench_plain_update stack "reference: UPDATE ... SET balance = balance - 1 WHERE id = :k AND balance >= 1 RETURNING, plain table" \
+    pgbench_plain_update
+ratio items_update pgbench_items_update 0.70
+ratio items_update pgbench_plain_update -
+
 # Later issues add their lines here, e.g. (post_idem.lua sends a fresh
 # Idempotency-Key per request; {{id}} in the body becomes that key):
 #   scenario account_create daemon "POST /v1/accounts, a new account per request" \
@@ -424,6 +436,64 @@ print("WRKJSON " + json.dumps(r))
 for path in glob.glob(sys.argv[1] + ".*"):
     os.unlink(path)
 EOF
+}
+
+# Item layer scenarios (issue #3).
+ITEMS_CLIENTS=${BENCH_ITEMS_CLIENTS:-16}
+items_setup() {
+    [ -x bench/items_bench ] || make -j2 bench/items_bench >/dev/null || return 1
+    bench/items_bench --database-url "$ONCELEDGER_DATABASE_URL" --setup-only
+}
+
+items_update() {
+    items_setup || return 1
+    echo "+ bench/items_bench --clients $ITEMS_CLIENTS --threads $WRK_THREADS --seconds $DURATION"
+    bench/items_bench --database-url "$ONCELEDGER_DATABASE_URL" --clients "$ITEMS_CLIENTS" --threads "$WRK_THREADS" \
+        --seconds "$DURATION"
+}
+
+# Runs a pgbench custom script (-M prepared) and prints its WRKJSON line.
+pgbench_custom() {   # pgbench_custom SCRIPT DB
+    local script=$1 db=$2 pgbench=pgbench
+    [ -x "${PG_BIN:-}/pgbench" ] && pgbench=$PG_BIN/pgbench
+    local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" -f "$script")
+    if [ "$WARMUP" != 0 ]; then
+        "${run[@]}" -T "$WARMUP" "$db" >/dev/null 2>&1 || return 1
+    fi
+    echo "+ pgbench -n -M prepared -c $ITEMS_CLIENTS -j $WRK_THREADS -T $DURATION -f $(basename "$script")"
+    local out
+    out=$("${run[@]}" -T "$DURATION" "$db" 2>&1) || { echo "$out"; return 1; }
+    echo "$out" | grep -E '^(tps|latency)' || true
+    PGB_OUT=$out "$PY" -c '
+import json, os, re
+out = os.environ["PGB_OUT"]
+m = re.search(r"^tps = ([0-9.]+)", out, re.M)
+lat = re.search(r"latency average = ([0-9.]+) ms", out)
+n = re.search(r"number of transactions actually processed: (\d+)", out)
+print("WRKJSON " + json.dumps({"requests": int(n.group(1)) if n else None, "rps": float(m.group(1)) if m else None,
+      "p50_ms": None, "p99_ms": None, "mean_ms": float(lat.group(1)) if lat else None,
+      "non_2xx": 0, "socket_errors": 0, "server_cpu_pct": None}))'
+}
+
+pgbench_items_update() {
+    items_setup || return 1
+    local tid script=$LOG_DIR/items_update.sql
+    tid=$("${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d onceledger -XtAqc \
+        "SELECT id FROM item_tables WHERE tenant = 'bench' AND name = 'bench'")
+    printf '%s\n' '\set k random(1, 10000)' \
+        "UPDATE items SET item = jsonb_set(item, '{balance,N}', to_jsonb(((item->'balance'->>'N')::numeric - 1)::text)) WHERE table_id = $tid AND pk = 'acct' || :k AND sk = '' AND (item->'balance'->>'N')::numeric >= 1 RETURNING item;" \
+        >"$script"
+    pgbench_custom "$script" onceledger
+}
+
+pgbench_plain_update() {
+    local script=$LOG_DIR/plain_update.sql
+    "${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d onceledger -Xqc \
+        "CREATE TABLE IF NOT EXISTS bench_plain (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO bench_plain SELECT g, 1000000000000 FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING" || return 1
+    printf '%s\n' '\set k random(1, 10000)' \
+        'UPDATE bench_plain SET balance = balance - 1 WHERE id = :k AND balance >= 1 RETURNING balance;' >"$script"
+    pgbench_custom "$script" onceledger
 }
 
 # ---------------------------------------------------------------------------

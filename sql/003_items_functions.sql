@@ -108,7 +108,7 @@ $$;
 -- "0" for zero) as {"N":"..."}, or an error marker when it needs more than 38
 -- significant digits or leaves 1E-130 .. 9.99..E+125 (checked in DynamoDB's
 -- order: overflow, underflow, precision).
-CREATE OR REPLACE FUNCTION ol_it_num_av(r numeric) RETURNS jsonb
+CREATE OR REPLACE FUNCTION ol_it_num_av_slow(r numeric) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     t text;
@@ -141,6 +141,19 @@ BEGIN
 END
 $$;
 
+-- The fast path, inlined into the caller's statement: below 1E+20 with at
+-- most 18 decimals a value has at most 38 significant digits and is within
+-- range, so trim_scale() gives the canonical form directly. Not STRICT and
+-- declared STABLE on purpose: PostgreSQL inlines a SQL function only when its
+-- body is no more volatile than its declaration (jsonb_build_object is
+-- STABLE) and, for a STRICT one, only when the body is strict (a CASE is not).
+CREATE OR REPLACE FUNCTION ol_it_num_av(r numeric) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT CASE WHEN r IS NULL THEN NULL
+            WHEN abs(r) < 1e20 AND scale(r) <= 18 THEN jsonb_build_object('N', trim_scale(r)::text)
+            ELSE ol_it_num_av_slow(r) END
+$$;
+
 -- The same as a raising function for other callers: the canonical text of
 -- r, or OLV01 with DynamoDB's message.
 CREATE OR REPLACE FUNCTION ol_it_num(r numeric) RETURNS text
@@ -160,20 +173,22 @@ $$;
 -- An operand read from the old item: the value, or the "does not exist"
 -- marker.
 CREATE OR REPLACE FUNCTION ol_it_need(v jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT coalesce(v, jsonb_build_array(-1, 'The provided expression refers to an attribute that does not exist in the item'))
 $$;
 
 CREATE OR REPLACE FUNCTION ol_it_type_error() RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT jsonb_build_array(-1, 'An operand in the update expression has an incorrect data type')
 $$;
 
 -- a + b or a - b: markers pass through (left first), both must be N, the
 -- result is exact and checked.
+-- Not STRICT so that it is inlined (see ol_it_num_av).
 CREATE OR REPLACE FUNCTION ol_it_arith(a jsonb, b jsonb, minus boolean)
-RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT CASE
+    WHEN a IS NULL OR b IS NULL OR minus IS NULL THEN NULL
     WHEN jsonb_typeof(a) = 'array' THEN a
     WHEN jsonb_typeof(b) = 'array' THEN b
     WHEN NOT (a ? 'N' AND b ? 'N') THEN ol_it_type_error()
@@ -348,5 +363,15 @@ BEGIN
             MESSAGE = 'Item size to update has exceeded the maximum allowed size';
     END IF;
     RETURN acc;
+END
+$$;
+
+-- Raises an error marker ([rank, message]) as OLV01; the single-SET fast
+-- path of sql_update.c calls it only when its value is a marker. VOLATILE so
+-- that the planner never evaluates it ahead of the rows it applies to.
+CREATE OR REPLACE FUNCTION ol_it_fail(marker jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'OLV01', MESSAGE = marker->>1;
 END
 $$;

@@ -220,8 +220,14 @@ static void run_write(it_op *op)
 	bool ok = b != NULL;
 	st->sent_insert = false;
 	st->w.t = op->table;
+	st->w.want_new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW;
 	if (ok && st->w.kind == IT_W_PUT && st->w.cond == NULL && st->rv == RV_NONE) {
 		ok = it_w_add_upsert(b, &st->w, &e);
+	} else if (ok && st->w.kind == IT_W_UPDATE && st->w.cond != NULL && !st->w.cond_null && !st->rv_fail_old &&
+		   st->rv != RV_ALL_OLD && st->rv != RV_UPDATED_OLD) {
+		/* "No item" fails the condition and nobody asked for the old
+		 * item: a plain conditional UPDATE says all there is to say. */
+		ok = it_w_add_update_simple(b, &st->w, &e);
 	} else {
 		ok = ok && it_w_add_main(b, &st->w, &e);
 		if (ok && st->w.kind != IT_W_DELETE && st->w.cond_null) {

@@ -18,34 +18,123 @@
 static void sqlbuf_vadd(it_sqlbuf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+static bool
+sqlbuf_reserve(it_sqlbuf *b, size_t n)
+{
+	size_t need = b->len + n + 1, cap;
+	char *np;
+
+	if (need <= b->cap)
+		return true;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (np == NULL)
+		return false;
+	b->p = np;
+	b->cap = cap;
+	return true;
+}
+
 static void
 sqlbuf_vadd(it_sqlbuf *b, const char *fmt, va_list ap)
 {
-	va_list ap2;
+	const char *lit = NULL;
+	char tmp[256];
 	int n;
-	size_t need, cap;
-	char *np;
 
 	if (b->oom)
 		return;
-	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
-	va_end(ap2);
-	if (n < 0)
-		goto fail;
-	need = b->len + (size_t)n + 1;
-	if (need > b->cap) {
-		cap = b->cap ? b->cap : 128;
-		while (cap < need)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (np == NULL)
+	/* Most appends are fixed text or one %s: no printf for those (this
+	 * builder runs for every item-layer request). */
+	if (strchr(fmt, '%') == NULL)
+		lit = fmt;
+	else if (strcmp(fmt, "%s") == 0)
+		lit = va_arg(ap, const char *);
+	if (lit != NULL) {
+		size_t len = strlen(lit);
+		if (!sqlbuf_reserve(b, len))
 			goto fail;
-		b->p = np;
-		b->cap = cap;
+		memcpy(b->p + b->len, lit, len + 1);
+		b->len += len;
+		return;
 	}
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	b->len += (size_t)n;
+	/* The SQL builder's formats use %s, %d, %zu, %c, %lld and %%: format
+	 * those here in one pass; anything else goes to vsnprintf. */
+	for (const char *f = fmt; *f != '\0';) {
+		const char *pct = strchr(f, '%');
+		size_t lit_len = pct ? (size_t)(pct - f) : strlen(f);
+		if (lit_len > 0) {
+			if (!sqlbuf_reserve(b, lit_len))
+				goto fail;
+			memcpy(b->p + b->len, f, lit_len);
+			b->len += lit_len;
+			b->p[b->len] = '\0';
+		}
+		if (pct == NULL)
+			break;
+		const char *arg = NULL;
+		size_t arg_len = 0;
+		char num[32];
+		size_t spec = 2;
+		switch (pct[1]) {
+		case 's':
+			arg = va_arg(ap, const char *);
+			arg_len = strlen(arg);
+			break;
+		case 'd':
+			arg_len = (size_t)snprintf(num, sizeof(num), "%d", va_arg(ap, int));
+			arg = num;
+			break;
+		case 'c':
+			num[0] = (char)va_arg(ap, int);
+			arg = num;
+			arg_len = 1;
+			break;
+		case '%':
+			arg = "%";
+			arg_len = 1;
+			break;
+		case 'z':
+			if (pct[2] == 'u') {
+				arg_len = (size_t)snprintf(num, sizeof(num), "%zu", va_arg(ap, size_t));
+				arg = num;
+				spec = 3;
+			}
+			break;
+		case 'l':
+			if (pct[2] == 'l' && pct[3] == 'd') {
+				arg_len = (size_t)snprintf(num, sizeof(num), "%lld", va_arg(ap, long long));
+				arg = num;
+				spec = 4;
+			}
+			break;
+		default:
+			break;
+		}
+		if (arg == NULL) {
+			/* an unusual conversion: let vsnprintf do the rest */
+			va_list ap2;
+			va_copy(ap2, ap);
+			n = vsnprintf(tmp, sizeof(tmp), pct, ap2);
+			va_end(ap2);
+			if (n < 0 || !sqlbuf_reserve(b, (size_t)n))
+				goto fail;
+			if ((size_t)n < sizeof(tmp))
+				memcpy(b->p + b->len, tmp, (size_t)n + 1);
+			else
+				vsnprintf(b->p + b->len, (size_t)n + 1, pct, ap);
+			b->len += (size_t)n;
+			return;
+		}
+		if (!sqlbuf_reserve(b, arg_len))
+			goto fail;
+		memcpy(b->p + b->len, arg, arg_len);
+		b->len += arg_len;
+		b->p[b->len] = '\0';
+		f = pct + spec;
+	}
 	return;
 fail:
 	b->oom = true;
@@ -309,7 +398,7 @@ it_sql_value_to(it_sql *q, it_sqlbuf *b, const it_value *v, it_error *e)
 
 /* A constant as a typed scalar parameter: N as numeric, S as text, B as
  * bytea (hex). */
-static bool
+static bool __attribute__((warn_unused_result))
 scalar_param(it_sql *q, it_sqlbuf *b, const it_value *v, it_error *e)
 {
 	it_sqlbuf hex = { 0 };
@@ -420,7 +509,7 @@ out:
 }
 
 /* The operand as a scalar of type t (N numeric, S text, B bytea). */
-static bool
+static bool __attribute__((warn_unused_result))
 opnd_scalar(it_sql *q, it_sqlbuf *b, opnd *o, it_type t, it_error *e)
 {
 	const char *a;
@@ -452,7 +541,7 @@ static const char *const cmp_sql[] = { "=", "<>", "<", "<=", ">", ">=" };
 /* x op y as eval.c's compare(): = and <> by value equality (jsonb equality
  * of canonical AttributeValues), the orderings only between two S, two N or
  * two B. */
-static bool
+static bool __attribute__((warn_unused_result))
 cmp_to(it_sql *q, it_sqlbuf *b, it_cmp op, opnd *x, opnd *y, it_error *e)
 {
 	const char *xa, *ya;
@@ -498,7 +587,7 @@ cmp_to(it_sql *q, it_sqlbuf *b, it_cmp op, opnd *x, opnd *y, it_error *e)
 	return true;
 }
 
-static bool
+static bool __attribute__((warn_unused_result))
 call_to(it_sql *q, it_sqlbuf *b, const it_node *n, opnd *a, opnd *c,
     it_error *e)
 {
@@ -565,7 +654,7 @@ call_to(it_sql *q, it_sqlbuf *b, const it_node *n, opnd *a, opnd *c,
 	}
 }
 
-static bool
+static bool __attribute__((warn_unused_result))
 cond_to(it_sql *q, it_sqlbuf *b, const it_node *n, const char *col,
     it_error *e)
 {

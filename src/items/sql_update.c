@@ -9,7 +9,7 @@
 #include "items/sql_int.h"
 
 /* The value of a SET operand, read from the old item (col). */
-static bool
+static bool __attribute__((warn_unused_result))
 value_to(it_sql *q, it_sqlbuf *b, const it_node *n, const char *col,
     it_error *e)
 {
@@ -68,7 +68,7 @@ value_to(it_sql *q, it_sqlbuf *b, const it_node *n, const char *col,
 
 /* The value an action writes: SET's operand, ADD's and DELETE's result from
  * the old attribute, nothing for REMOVE. */
-static bool
+static bool __attribute__((warn_unused_result))
 action_value_to(it_sql *q, it_sqlbuf *b, const it_uaction *a,
     const char *col, it_error *e)
 {
@@ -120,6 +120,45 @@ action_order(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
+/* The common shape, one SET of a top-level attribute, without a function
+ * call on the normal path: the value expression is inlined (and repeated:
+ * its parameters keep their numbers), an error marker is raised by
+ * ol_it_fail, and only an item that might now exceed 400 KB takes the
+ * general path. The bound is safe because an item's DynamoDB size never
+ * exceeds the size of its jsonb datum (see ol_it_update_end). */
+static bool __attribute__((warn_unused_result))
+update_single_set(it_sql *q, const it_uaction *a, const char *col,
+    const char *key, it_error *e)
+{
+	it_sqlbuf acc = { 0 }, v = { 0 }, path = { 0 };
+	bool ok = false;
+
+	if (key != NULL)
+		it_sqlbuf_add(&acc, "coalesce((%s)::jsonb, (%s)::jsonb, "
+		    "'{}'::jsonb)", col, key);
+	else
+		it_sqlbuf_add(&acc, "coalesce((%s)::jsonb, '{}'::jsonb)", col);
+	if (!value_to(q, &v, a->value, col, e) ||
+	    !it_sql_path_to(q, &path, &a->path, e) ||
+	    !it_sql_check(q, &acc, e) || !it_sql_check(q, &v, e) ||
+	    !it_sql_check(q, &path, e))
+		goto fail;
+	/* The value is bound once: OFFSET 0 keeps the planner from pulling the
+	 * subquery up and repeating the expression at each use. */
+	it_sqlbuf_add(&q->text, "(SELECT CASE WHEN jsonb_typeof(x.v) = 'array' "
+	    "THEN ol_it_fail(x.v) WHEN pg_column_size(x.a) + pg_column_size(x.v) "
+	    "+ %zu > 409600 THEN ol_it_update_end(ol_it_act(x.a, 'P', %s, x.v, "
+	    "0)) ELSE jsonb_set(x.a, %s, x.v, true) END FROM (SELECT %s AS a, %s "
+	    "AS v OFFSET 0) x)", a->path.v[0].name.len + 16, path.p, path.p,
+	    acc.p, v.p);
+	ok = it_sql_check(q, NULL, e);
+fail:
+	it_sqlbuf_free(&acc);
+	it_sqlbuf_free(&v);
+	it_sqlbuf_free(&path);
+	return ok;
+}
+
 bool
 it_sql_update(it_sql *q, const it_update *u, const char *col,
     const char *key, it_error *e)
@@ -129,6 +168,9 @@ it_sql_update(it_sql *q, const it_update *u, const char *col,
 	bool ok = false;
 	size_t i;
 
+	if (u->n == 1 && u->v[0].kind == IT_UPD_SET && u->v[0].path.n == 1 &&
+	    !u->v[0].path.v[0].is_index)
+		return update_single_set(q, &u->v[0], col, key, e);
 	order = calloc(u->n + 1, sizeof(*order));
 	if (order == NULL) {
 		it_error_nomem(e);

@@ -62,6 +62,8 @@ static bool ttl_expr(it_sql *q, const it_table *t, const char *n, it_error *e)
 
 /* Slot key columns: present only when every key attribute of the index is
  * present with its declared type (sparse indexes). */
+bool it_w_slot_values(it_sql *q, const it_index *ix, const char *n, it_error *e);
+
 static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_names, it_error *e)
 {
 	const char *pt = it_type_name(ix->pk.type);
@@ -84,6 +86,11 @@ static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_n
 		ok = ok && it_sql_append(q, "CASE WHEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
 		     it_sql_append(q, ", '%s') IS NOT NULL THEN ''::text END", pt);
 	return ok;
+}
+
+bool it_w_slot_values(it_sql *q, const it_index *ix, const char *n, it_error *e)
+{
+	return slot_exprs(q, ix, n, false, e);
 }
 
 bool it_w_insert_vals(it_sql *q, const it_table *t, const char *pkenc, const char *skenc, const char *n, it_error *e)
@@ -223,5 +230,43 @@ bool it_w_add_upsert(db_batch *b, const it_wspec *w, it_error *e)
 	ok = ok && it_sql_append(&q, " RETURNING NULL::text, FALSE, item::text");
 	if (w->txn)
 		ok = ok && it_sql_append(&q, ", TRUE");
+	return ok && add_to_batch(b, &q);
+}
+
+bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
+{
+	const it_table *t = w->t;
+	it_sql q;
+	it_sql_init(&q, 1);
+	char now[24];
+	it_w_now(now);
+	/* One row-valued assignment computes the new item once and derives the
+	 * expiry and index slots from it; the WHERE only admits a visible (not
+	 * expired) row, so the update and the condition read i.item as is. */
+	bool derived = t->ttl_attr != NULL || t->nidx > 0;
+	bool ok;
+	if (!derived) {
+		/* nothing derives from the new item: assign it directly */
+		ok = it_sql_append(&q, "UPDATE items i SET expires_at = NULL, item = ") &&
+		     (w->upd != NULL ? it_sql_update(&q, w->upd, "i.item", NULL, e) : it_sql_append(&q, "i.item"));
+	} else {
+		ok = it_sql_append(&q, "UPDATE items i SET (item, expires_at");
+		for (int k = 0; ok && k < t->nidx; k++)
+			ok = it_sql_append(&q, ", x%dpk, x%dsk", t->idx[k].slot, t->idx[k].slot);
+		ok = ok && it_sql_append(&q, ") = (SELECT n.item, ");
+		ok = ok && (t->ttl_attr == NULL ? it_sql_append(&q, "NULL::bigint")
+						: it_sql_append(&q, "ol_ttl_value(n.item, ") &&
+							  it_sql_param(&q, "text", t->ttl_attr, strlen(t->ttl_attr), e) &&
+							  it_sql_append(&q, ")"));
+		for (int k = 0; ok && k < t->nidx; k++)
+			ok = it_sql_append(&q, ", ") && it_w_slot_values(&q, &t->idx[k], "n.item", e);
+		ok = ok && it_sql_append(&q, " FROM (SELECT ") &&
+		     (w->upd != NULL ? it_sql_update(&q, w->upd, "i.item", NULL, e) : it_sql_append(&q, "i.item")) &&
+		     it_sql_append(&q, " AS item) n)");
+	}
+	ok = ok && it_sql_append(&q, " WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
+	     it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") && it_sql_param(&q, "bigint", now, strlen(now), e) &&
+	     it_sql_append(&q, ") AND ") && it_sql_condition(&q, w->cond, "i.item", e) &&
+	     it_sql_append(&q, w->want_new ? " RETURNING NULL::text, TRUE, i.item::text" : " RETURNING NULL::text, TRUE, ''::text");
 	return ok && add_to_batch(b, &q);
 }

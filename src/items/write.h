@@ -21,6 +21,8 @@ bool it_w_insert_cols(it_sql *q, const it_table *t) __attribute__((warn_unused_r
 /* The matching values, for an item held in SQL expression n (e.g. "n.item"). */
 bool it_w_insert_vals(it_sql *q, const it_table *t, const char *pkenc, const char *skenc, const char *n, it_error *e)
 	__attribute__((warn_unused_result));
+/* The two slot columns of one index for item expression n ("pk, sk"). */
+bool it_w_slot_values(it_sql *q, const it_index *ix, const char *n, it_error *e) __attribute__((warn_unused_result));
 /* "item = n, expires_at = ..., x1pk = ..." for an UPDATE. */
 bool it_w_sets(it_sql *q, const it_table *t, const char *n, it_error *e) __attribute__((warn_unused_result));
 /* One write of an item (or a ConditionCheck), as a transaction or a single
@@ -36,12 +38,17 @@ typedef struct it_wspec {
 	const it_update *upd;
 	bool cond_null; /* the condition holds when there is no item */
 	bool txn;       /* record the outcome with ol_txn_mark() */
+	bool want_new;  /* the caller needs the new item's text back */
 } it_wspec;
 
 /* The main statement: locks the row, evaluates the condition in SQL,
  * writes, and returns one row (old item text, existed, written: new item
  * text for Put/Update, boolean for Delete/Check). */
 bool it_w_add_main(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
+/* The fast path of a conditional Update when neither the old item nor
+ * whether it existed is needed, and "no item" fails the condition: a plain
+ * UPDATE ... WHERE key AND condition RETURNING, same result shape as main. */
+bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
 /* Insert-if-absent for Put/Update when the condition holds for no item;
  * returns one row (new item text or NULL). */
 bool it_w_add_insert(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
