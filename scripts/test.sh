@@ -79,6 +79,9 @@ unit_suite() { # name dir
 DB_STACK="$OUT/stack-db"
 db_stack_up() {
 	if [ -z "${ONCELEDGER_TEST_DATABASE_URL:-}" ]; then
+		# a fresh cluster every run: migrations are applied from scratch
+		scripts/stack.sh stop "$DB_STACK" >/dev/null 2>&1
+		rm -rf "$DB_STACK"
 		scripts/stack.sh start "$DB_STACK" >"$OUT/stack-db.log" 2>&1 || { cat "$OUT/stack-db.log"; return 1; }
 		trap 'scripts/stack.sh stop "$DB_STACK" >/dev/null 2>&1' EXIT
 		ONCELEDGER_TEST_DATABASE_URL=$(. "$DB_STACK/env" && echo "$ONCELEDGER_DATABASE_URL")

@@ -200,9 +200,16 @@ test_update_shapes(void)
 	it_sql_init(&q, 3);
 	CHECK(compile(true, "SET balance = balance - :amt", NULL,
 	    "{\":amt\":{\"N\":\"100\"}}", NULL, &q, NULL), "conditional debit");
-	CHECK_STR(it_sql_text(&q), "ol_it_update_end(ol_it_act(coalesce("
-	    "(i.item)::jsonb, '{}'::jsonb), 'P', $3::text[], ol_it_arith("
-	    "ol_it_need((i.item)::jsonb #> $3::text[]), $4::jsonb, true), 0))",
+	/* One SET of a top-level attribute takes the inline form: the value
+	 * bound once (OFFSET 0), markers raised by ol_it_fail, the general
+	 * path only near the 400 KB limit. */
+	CHECK_STR(it_sql_text(&q), "(SELECT CASE WHEN jsonb_typeof(x.v) = "
+	    "'array' THEN ol_it_fail(x.v) WHEN pg_column_size(x.a) + "
+	    "pg_column_size(x.v) + 23 > 409600 THEN ol_it_update_end(ol_it_act("
+	    "x.a, 'P', $3::text[], x.v, 0)) ELSE jsonb_set(x.a, $3::text[], x.v, "
+	    "true) END FROM (SELECT coalesce((i.item)::jsonb, '{}'::jsonb) AS a, "
+	    "ol_it_arith(ol_it_need((i.item)::jsonb #> $3::text[]), $4::jsonb, "
+	    "true) AS v OFFSET 0) x)",
 	    "SET with -: one step, operands read from the old item");
 	it_sql_free(&q);
 
@@ -263,10 +270,13 @@ test_fragments(void)
 	    NULL, &q, NULL), "condition fragment");
 	CHECK(it_sql_append(&q, " AND ") && it_sql_param(&q, "text", "x", 1,
 	    &e), "it_sql_param");
-	CHECK_STR(it_sql_text(&q), "UPDATE items i SET item = ol_it_update_end("
-	    "ol_it_act(coalesce((i.item)::jsonb, '{}'::jsonb), 'P', $3::text[], "
-	    "ol_it_arith(ol_it_need((i.item)::jsonb #> $3::text[]), $4::jsonb, "
-	    "true), 0)) WHERE i.pk = $1 AND i.tenant = $2 AND coalesce(((((i.item)"
+	CHECK_STR(it_sql_text(&q), "UPDATE items i SET item = (SELECT CASE WHEN "
+	    "jsonb_typeof(x.v) = 'array' THEN ol_it_fail(x.v) WHEN pg_column_size("
+	    "x.a) + pg_column_size(x.v) + 19 > 409600 THEN ol_it_update_end("
+	    "ol_it_act(x.a, 'P', $3::text[], x.v, 0)) ELSE jsonb_set(x.a, "
+	    "$3::text[], x.v, true) END FROM (SELECT coalesce((i.item)::jsonb, "
+	    "'{}'::jsonb) AS a, ol_it_arith(ol_it_need((i.item)::jsonb #> "
+	    "$3::text[]), $4::jsonb, true) AS v OFFSET 0) x) WHERE i.pk = $1 AND i.tenant = $2 AND coalesce(((((i.item)"
 	    "::jsonb #> $3::text[]))->>'N')::numeric >= $5::numeric, false) AND "
 	    "$6::text", "one statement");
 	ps = params_str(&q);
