@@ -120,6 +120,34 @@ action_order(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
+/* A canonical N of at most 19 characters: below 1E+19 in magnitude with
+ * at most 18 decimals (canonical N never has an exponent). */
+static bool
+small_number(const char *n)
+{
+	return strlen(n) <= 19;
+}
+
+/* SET a = a + :n or SET a = a - :n, with a top-level and :n a small N. */
+static bool
+counter_shape(const it_uaction *a)
+{
+	const it_node *v = a->value;
+	const it_node *l, *r;
+
+	if (v == NULL || (v->kind != IT_NODE_PLUS && v->kind != IT_NODE_MINUS) ||
+	    v->nargs != 2)
+		return false;
+	l = v->args[0];
+	r = v->args[1];
+	return l->kind == IT_NODE_PATH && l->path.n == 1 &&
+	    !l->path.v[0].is_index && a->path.v[0].name.len ==
+	    l->path.v[0].name.len && memcmp(a->path.v[0].name.ptr,
+	    l->path.v[0].name.ptr, l->path.v[0].name.len) == 0 &&
+	    r->kind == IT_NODE_VALUE && r->value != NULL &&
+	    r->value->type == IT_N && small_number(r->value->u.s.ptr);
+}
+
 /* The common shape, one SET of a top-level attribute, without a function
  * call on the normal path: the value expression is inlined (and repeated:
  * its parameters keep their numbers), an error marker is raised by
@@ -130,7 +158,7 @@ static bool __attribute__((warn_unused_result))
 update_single_set(it_sql *q, const it_uaction *a, const char *col,
     const char *key, it_error *e)
 {
-	it_sqlbuf acc = { 0 }, v = { 0 }, path = { 0 };
+	it_sqlbuf acc = { 0 }, v = { 0 }, path = { 0 }, general = { 0 };
 	bool ok = false;
 
 	if (key != NULL)
@@ -145,17 +173,47 @@ update_single_set(it_sql *q, const it_uaction *a, const char *col,
 		goto fail;
 	/* The value is bound once: OFFSET 0 keeps the planner from pulling the
 	 * subquery up and repeating the expression at each use. */
-	it_sqlbuf_add(&q->text, "(SELECT CASE WHEN jsonb_typeof(x.v) = 'array' "
+	it_sqlbuf_add(&general, "(SELECT CASE WHEN jsonb_typeof(x.v) = 'array' "
 	    "THEN ol_it_fail(x.v) WHEN pg_column_size(x.a) + pg_column_size(x.v) "
 	    "+ %zu > 409600 THEN ol_it_update_end(ol_it_act(x.a, 'P', %s, x.v, "
 	    "0)) ELSE jsonb_set(x.a, %s, x.v, true) END FROM (SELECT %s AS a, %s "
 	    "AS v OFFSET 0) x)", a->path.v[0].name.len + 16, path.p, path.p,
 	    acc.p, v.p);
+	if (!it_sql_check(q, &general, e))
+		goto fail;
+	if (counter_shape(a)) {
+		/* SET a = a +/- :n, the debit and credit of every ledger: when a
+		 * is an N and the item is far from 400 KB no error can occur but
+		 * a number out of range, so it is one jsonb_set with exact
+		 * arithmetic; every other case takes the general form. */
+		it_sqlbuf num = { 0 };
+		if (!it_sql_value_to(q, &num, a->value->args[1]->value, e) ||
+		    !it_sql_check(q, &num, e)) {
+			it_sqlbuf_free(&num);
+			goto fail;
+		}
+		/* Both operands are canonical N of at most 19 characters (the
+		 * constant checked here, the stored value in SQL): each is below
+		 * 1E+19 with at most 18 decimals, so the result has at most 38
+		 * significant digits and is in range; trim_scale() gives the
+		 * canonical text. One length() tests type, magnitude and scale. */
+		it_sqlbuf_add(&q->text, "(CASE WHEN pg_column_size(%s) < 409000 "
+		    "AND coalesce(length(((%s)::jsonb #> %s) ->> 'N') <= 19, false) "
+		    "THEN jsonb_set(%s, %s, jsonb_build_object('N', trim_scale(((("
+		    "%s)::jsonb #> %s) ->> 'N')::numeric %c ((%s) ->> 'N')::numeric)"
+		    "::text), true) ELSE %s END)", acc.p, col, path.p, acc.p,
+		    path.p, col, path.p, a->value->kind == IT_NODE_MINUS ? '-' : '+',
+		    num.p, general.p);
+		it_sqlbuf_free(&num);
+	} else {
+		it_sqlbuf_cat(&q->text, general.p);
+	}
 	ok = it_sql_check(q, NULL, e);
 fail:
 	it_sqlbuf_free(&acc);
 	it_sqlbuf_free(&v);
 	it_sqlbuf_free(&path);
+	it_sqlbuf_free(&general);
 	return ok;
 }
 

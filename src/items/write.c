@@ -247,7 +247,7 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
 	bool ok;
 	if (!derived) {
 		/* nothing derives from the new item: assign it directly */
-		ok = it_sql_append(&q, "UPDATE items i SET expires_at = NULL, item = ") &&
+		ok = it_sql_append(&q, "UPDATE items i SET item = ") &&
 		     (w->upd != NULL ? it_sql_update(&q, w->upd, "i.item", NULL, e) : it_sql_append(&q, "i.item"));
 	} else {
 		ok = it_sql_append(&q, "UPDATE items i SET (item, expires_at");

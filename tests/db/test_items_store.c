@@ -110,6 +110,41 @@ static void test_roundtrip(dbt_ctx *c)
 	dbt_res_clear(&r);
 }
 
+/* SET a = a +/- :n has its own compiled form: check its edges end to end. */
+static void test_counter_edges(dbt_ctx *c)
+{
+	dbt_res r;
+	dbt_call(c, T1, "PutItem", &r,
+		 "{\"TableName\":\"acct\",\"Item\":{\"PK\":{\"S\":\"CTR\"},\"SK\":{\"S\":\"1\"},\"n\":{\"N\":\"1.5\"},"
+		 "\"s\":{\"S\":\"x\"},\"big\":{\"N\":\"9.9999999999999999999999999999999999999E+125\"}}}");
+	dbt_res_clear(&r);
+#define CTR(expr, val) "{\"TableName\":\"acct\",\"Key\":{\"PK\":{\"S\":\"CTR\"},\"SK\":{\"S\":\"1\"}}," \
+	"\"UpdateExpression\":\"" expr "\",\"ExpressionAttributeValues\":{\":v\":{\"N\":\"" val "\"}},\"ReturnValues\":\"UPDATED_NEW\"}"
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET n = n + :v", "-1.50"));
+	CHECK(OK(r) && strcmp(item_n(json_object_get(r.body, "Attributes"), "n"), "0") == 0, "counter: 1.5 + -1.50 = 0 (canonical)");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET n = n - :v", "0.25"));
+	CHECK(OK(r) && strcmp(item_n(json_object_get(r.body, "Attributes"), "n"), "-0.25") == 0, "counter: 0 - 0.25");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET nope = nope + :v", "1"));
+	CHECK(ERR(r, "ValidationException") && strstr(r.msg, "does not exist in the item") != NULL, "counter on a missing attribute");
+
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET s = s + :v", "1"));
+	CHECK(ERR(r, "ValidationException") && strstr(r.msg, "incorrect data type") != NULL, "counter on a string");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET big = big + :v", "1E+125"));
+	CHECK(ERR(r, "ValidationException") && strstr(r.msg, "Number overflow") != NULL, "counter overflow");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateItem", &r, CTR("SET n = n + :v", "0.00000000000000000000000000000000000000001"));
+	CHECK(ERR(r, "ValidationException") && strstr(r.msg, "38 significant digits") != NULL, "counter precision limit");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "GetItem", &r, "{\"TableName\":\"acct\",\"Key\":{\"PK\":{\"S\":\"CTR\"},\"SK\":{\"S\":\"1\"}}}");
+	CHECK(OK(r) && strcmp(item_n(json_object_get(r.body, "Item"), "n"), "-0.25") == 0, "failed counters changed nothing");
+	dbt_res_clear(&r);
+#undef CTR
+}
+
 static void test_conditional(dbt_ctx *c)
 {
 	dbt_res r;
@@ -552,6 +587,7 @@ int main(void)
 	test_tables(&c);
 	test_roundtrip(&c);
 	test_conditional(&c);
+	test_counter_edges(&c);
 	test_concurrent_debits(&c);
 	test_transactions(&c);
 	test_query(&c);
