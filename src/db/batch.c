@@ -84,14 +84,11 @@ fail:
 	return false;
 }
 
-bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *const *values)
+/* Names a dynamic statement after its text, so equal texts share one
+ * prepared statement per connection: two 64-bit multiply-xorshift hashes
+ * taken eight bytes at a time (this runs for every dynamic statement). */
+static void name_from_text(db_item *it, const char *sql)
 {
-	char *copy = strdup(sql);
-	if (copy == NULL)
-		return false;
-	/* The name is derived from the text, so equal texts share one prepared
-	 * statement per connection: two 64-bit multiply-xorshift hashes taken
-	 * eight bytes at a time (this runs for every dynamic statement). */
 	size_t len = strlen(sql);
 	uint64_t h1 = 0x9e3779b97f4a7c15ULL ^ len, h2 = 0xc2b2ae3d27d4eb4fULL ^ len;
 	size_t i = 0;
@@ -109,6 +106,17 @@ bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *con
 	}
 	h1 ^= h1 >> 33;
 	h2 ^= h2 >> 31;
+	snprintf(it->dyn_name, sizeof(it->dyn_name), "d%016llx%06llx", (unsigned long long)h1,
+		 (unsigned long long)(h2 & 0xffffffULL));
+	/* name stays NULL: db_item_name() finds dyn_name, wherever a later
+	 * realloc of the items array moves it. */
+}
+
+bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *const *values)
+{
+	char *copy = strdup(sql);
+	if (copy == NULL)
+		return false;
 	db_stmt tmp = {NULL, copy, nparams};
 	if (!db_batch_add_ex(b, &tmp, values, NULL, NULL)) {
 		free(copy);
@@ -117,9 +125,42 @@ bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *con
 	db_item *it = &b->items[b->n - 1];
 	it->owned_sql = copy;
 	it->sql = copy;
-	snprintf(it->dyn_name, sizeof(it->dyn_name), "d%016llx%06llx", (unsigned long long)h1,
-		 (unsigned long long)(h2 & 0xffffffULL));
-	/* name stays NULL: db_item_name() finds dyn_name, wherever a later
-	 * realloc of the items array moves it. */
+	name_from_text(it, copy);
+	return true;
+}
+
+bool db_batch_add_sql_take(db_batch *b, char *sql, int nparams, char **values)
+{
+	if (b->n == b->cap) {
+		int ncap = b->cap ? b->cap * 2 : 4;
+		db_item *ni = realloc(b->items, (size_t)ncap * sizeof(*ni));
+		if (ni == NULL)
+			return false;
+		b->items = ni;
+		b->cap = ncap;
+	}
+	db_item *it = &b->items[b->n];
+	memset(it, 0, sizeof(*it));
+	it->nparams = nparams;
+	if (nparams > 0) {
+		it->values = calloc((size_t)nparams, sizeof(char *));
+		it->lengths = calloc((size_t)nparams, sizeof(int));
+		it->formats = calloc((size_t)nparams, sizeof(int));
+		if (it->values == NULL || it->lengths == NULL || it->formats == NULL) {
+			free(it->values);
+			free(it->lengths);
+			free(it->formats);
+			return false;
+		}
+		for (int j = 0; j < nparams; j++) {
+			it->values[j] = values[j];
+			values[j] = NULL;
+			it->lengths[j] = it->values[j] ? (int)strlen(it->values[j]) : 0;
+		}
+	}
+	it->owned_sql = sql;
+	it->sql = sql;
+	name_from_text(it, sql);
+	b->n++;
 	return true;
 }

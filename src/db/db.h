@@ -72,6 +72,9 @@ int db_batch_len(const db_batch *b);
  * expression). Values are still parameters; the text is prepared once per
  * connection and cached by its hash, so a repeated shape costs no parse. */
 bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *const *values) OL_WARN_UNUSED;
+/* The same, taking ownership of sql and of every values[i] (malloc'd, set to
+ * NULL in the array on success) instead of copying them. */
+bool db_batch_add_sql_take(db_batch *b, char *sql, int nparams, char **values) OL_WARN_UNUSED;
 
 /* Runs the batch as one implicit transaction: every statement or none.
  * Takes ownership of b. cb is called exactly once — synchronously when the

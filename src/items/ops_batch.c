@@ -170,8 +170,7 @@ static void get_loaded(it_op *op)
 		     it_sql_param(&q, "bigint", id, strlen(id), &e) &&
 		     it_sql_append(&q, " AND (i.pk, i.sk) IN (SELECT x ->> 0, x ->> 1 FROM jsonb_array_elements(") &&
 		     it_sql_param(&q, "jsonb", ptext, strlen(ptext), &e) &&
-		     it_sql_append(&q, ") x) AND (i.expires_at IS NULL OR i.expires_at > ") &&
-		     it_sql_param(&q, "bigint", now, strlen(now), &e) && it_sql_append(&q, ")") && !q.oom &&
+		     it_sql_append(&q, ") x)") && it_w_not_expired(&q, t, "i", &e) && !q.oom &&
 		     db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
 		it_sql_free(&q);
 		free(ptext);

@@ -423,9 +423,7 @@ static void get_with(it_op *op, it_table *t)
 	char now[24];
 	it_w_now(now);
 	bool ok = it_sql_append(&q, "SELECT i.item::text FROM items i WHERE ") &&
-		  it_w_key_pred(&q, t, "i", st->w.pkenc, st->w.skenc, &e) &&
-		  it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") &&
-		  it_sql_param(&q, "bigint", now, strlen(now), &e) && it_sql_append(&q, ")");
+		  it_w_key_pred(&q, t, "i", st->w.pkenc, st->w.skenc, &e) && it_w_not_expired(&q, t, "i", &e);
 	db_batch *b = db_batch_new();
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
 	it_sql_free(&q);

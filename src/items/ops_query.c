@@ -310,8 +310,7 @@ static void run(it_op *op, it_table *t, bool scan)
 	it_sql q;
 	it_sql_init(&q, 1);
 	bool ok = it_sql_append(&q, "SELECT i.item::text FROM items i WHERE i.table_id = ") && param_str(&q, "bigint", id, &e) &&
-		  it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") && param_str(&q, "bigint", now, &e) &&
-		  it_sql_append(&q, ")");
+		  it_w_not_expired(&q, t, "i", &e);
 	if (ok && st->ix != NULL)
 		ok = it_sql_append(&q, " AND %s IS NOT NULL", col_pk(st, b1));
 	if (ok && !scan) {

@@ -573,8 +573,7 @@ static void get_tables_loaded(it_op *op)
 		snprintf(at, sizeof(at), "%d", i);
 		ok = it_sql_append(&q, "%sSELECT ", i ? " UNION ALL " : "") && it_sql_param(&q, "int", at, strlen(at), &e) &&
 		     it_sql_append(&q, ", i.item::text FROM items i WHERE ") && it_w_key_pred(&q, t, "i", pk, sk, &e) &&
-		     it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") &&
-		     it_sql_param(&q, "bigint", now, strlen(now), &e) && it_sql_append(&q, ")");
+		     it_w_not_expired(&q, t, "i", &e);
 	}
 	db_batch *b = ok ? db_batch_new() : NULL;
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);

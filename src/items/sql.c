@@ -26,7 +26,7 @@ sqlbuf_reserve(it_sqlbuf *b, size_t n)
 
 	if (need <= b->cap)
 		return true;
-	cap = b->cap ? b->cap : 256;
+	cap = b->cap ? b->cap : 1024;
 	while (cap < need)
 		cap *= 2;
 	np = realloc(b->p, cap);

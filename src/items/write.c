@@ -34,8 +34,20 @@ bool it_w_key_params(it_sql *q, const it_table *t, const char *pkenc, const char
 	       param(q, "text", skenc, e);
 }
 
-bool it_w_visible_item(it_sql *q, const char *alias, it_error *e)
+bool it_w_not_expired(it_sql *q, const it_table *t, const char *alias, it_error *e)
 {
+	if (t->ttl_attr == NULL)
+		return true;
+	char now[24];
+	it_w_now(now);
+	return it_sql_append(q, " AND (%s.expires_at IS NULL OR %s.expires_at > ", alias, alias) &&
+	       param(q, "bigint", now, e) && it_sql_append(q, ")");
+}
+
+bool it_w_visible_item(it_sql *q, const it_table *t, const char *alias, it_error *e)
+{
+	if (t->ttl_attr == NULL)
+		return it_sql_append(q, "%s.item", alias);
 	char now[24];
 	it_w_now(now);
 	return it_sql_append(q, "(CASE WHEN %s.expires_at IS NOT NULL AND %s.expires_at <= ", alias, alias) &&
@@ -133,9 +145,12 @@ static bool add_item_param(it_sql *q, const it_value *item, char *ref, size_t re
 	return ok;
 }
 
+/* Hands the statement text and parameters to the batch without copying. */
 static bool add_to_batch(db_batch *b, it_sql *q)
 {
-	bool ok = !q->oom && db_batch_add_sql(b, it_sql_text(q), (int)q->nparams, (const char *const *)q->params);
+	bool ok = !q->oom && q->text.p != NULL && db_batch_add_sql_take(b, q->text.p, (int)q->nparams, q->params);
+	if (ok)
+		q->text.p = NULL; /* the batch owns it now; params were NULLed */
 	it_sql_free(q);
 	return ok;
 }
@@ -146,7 +161,7 @@ bool it_w_add_main(db_batch *b, const it_wspec *w, it_error *e)
 	it_sql q;
 	it_sql_init(&q, 1);
 	const char *cn = w->cond_null ? "TRUE" : "FALSE";
-	bool ok = it_sql_append(&q, "WITH cur AS (SELECT i.pk, ") && it_w_visible_item(&q, "i", e) &&
+	bool ok = it_sql_append(&q, "WITH cur AS (SELECT i.pk, ") && it_w_visible_item(&q, t, "i", e) &&
 		  it_sql_append(&q, " AS item FROM items i WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
 		  it_sql_append(&q, " FOR UPDATE)");
 	if (w->kind == IT_W_CHECK) {
@@ -265,8 +280,7 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
 		     it_sql_append(&q, " AS item) n)");
 	}
 	ok = ok && it_sql_append(&q, " WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
-	     it_sql_append(&q, " AND (i.expires_at IS NULL OR i.expires_at > ") && it_sql_param(&q, "bigint", now, strlen(now), e) &&
-	     it_sql_append(&q, ") AND ") && it_sql_condition(&q, w->cond, "i.item", e) &&
+	     it_w_not_expired(&q, t, "i", e) && it_sql_append(&q, " AND ") && it_sql_condition(&q, w->cond, "i.item", e) &&
 	     it_sql_append(&q, w->want_new ? " RETURNING NULL::text, TRUE, i.item::text" : " RETURNING NULL::text, TRUE, ''::text");
 	return ok && add_to_batch(b, &q);
 }

@@ -15,7 +15,11 @@ bool it_w_key_params(it_sql *q, const it_table *t, const char *pkenc, const char
 bool it_w_key_pred(it_sql *q, const it_table *t, const char *alias, const char *pkenc, const char *skenc, it_error *e)
 	__attribute__((warn_unused_result));
 /* The stored item as the conditions see it: NULL when expired. */
-bool it_w_visible_item(it_sql *q, const char *alias, it_error *e) __attribute__((warn_unused_result));
+bool it_w_visible_item(it_sql *q, const it_table *t, const char *alias, it_error *e) __attribute__((warn_unused_result));
+/* " AND (<alias>.expires_at IS NULL OR <alias>.expires_at > now)", only for
+ * a table with TTL: without it every expires_at is NULL (disabling TTL
+ * clears them), so the predicate would only cost time. */
+bool it_w_not_expired(it_sql *q, const it_table *t, const char *alias, it_error *e) __attribute__((warn_unused_result));
 /* "(table_id, pk, sk, item, expires_at, x1pk, x1sk, ...)". */
 bool it_w_insert_cols(it_sql *q, const it_table *t) __attribute__((warn_unused_result));
 /* The matching values, for an item held in SQL expression n (e.g. "n.item"). */
