@@ -514,6 +514,12 @@ action_order(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
+void
+it_update_sort(const it_uaction **order, size_t n)
+{
+	qsort(order, n, sizeof(*order), action_order);
+}
+
 bool
 it_apply_update(const it_update *u, const it_value *item, const it_value *key,
     it_value **out, it_error *e)
@@ -545,7 +551,7 @@ it_apply_update(const it_update *u, const it_value *item, const it_value *key,
 				goto fail;
 		}
 	}
-	qsort(order, u->n, sizeof(*order), action_order);
+	it_update_sort(order, u->n);
 	for (i = 0; i < u->n; i++) {
 		const it_uaction *a = order[i];
 		size_t k = (size_t)(a - u->v);

@@ -23,6 +23,12 @@ bool it_apply_update(const it_update *u, const it_value *item,
     const it_value *key, it_value **out, it_error *e)
 	__attribute__((warn_unused_result));
 
+/* Sorts an update's actions (pointers into u->v) into the order they are
+ * applied in: SET, ADD and DELETE by ascending last list index, then REMOVE
+ * by descending index; ties in expression order. The SQL compilation uses
+ * the same order, so it lives here once. */
+void it_update_sort(const it_uaction **order, size_t n);
+
 /* The item restricted to the projected paths (lists keep the selected
  * elements in index order). */
 bool it_project(const it_projection *p, const it_value *item, it_value **out,

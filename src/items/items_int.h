@@ -94,6 +94,9 @@ const it_index *it_table_index(const it_table *t, const char *name);
 void it_finish_ok(it_op *op, json_t *body);
 void it_finish_err(it_op *op, const char *type, json_t *extra, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void it_finish_error(it_op *op, it_error *e); /* from an it_error */
+/* Sends a batch the operation built (ok) and calls cb with its result; when
+ * building failed, frees it and finishes with e, or out of memory. */
+void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb);
 /* Maps a failed database result to the right error and finishes. */
 void it_finish_db(it_op *op, const db_result *res);
 

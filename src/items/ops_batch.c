@@ -175,15 +175,7 @@ static void get_loaded(it_op *op)
 		it_sql_free(&q);
 		free(ptext);
 	}
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, get_done, op);
+	it_exec(op, b, ok, &e, get_done);
 }
 
 /* Lists the tables of RequestItems and counts the requests under `field`. */
@@ -318,15 +310,7 @@ static void write_loaded(it_op *op)
 		}
 	}
 	json_decref(seen);
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, write_done, op);
+	it_exec(op, b, ok, &e, write_done);
 }
 
 void it_op_batch_write(it_op *op)

@@ -235,15 +235,7 @@ static void run_write(it_op *op)
 			st->sent_insert = true;
 		}
 	}
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, write_done, op);
+	it_exec(op, b, ok, &e, write_done);
 }
 
 /* Checks that index key attributes present in a new item have the index's
@@ -427,12 +419,7 @@ static void get_with(it_op *op, it_table *t)
 	db_batch *b = db_batch_new();
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
 	it_sql_free(&q);
-	if (!ok) {
-		db_batch_free(b);
-		it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, get_done, op);
+	it_exec(op, b, ok, &e, get_done);
 }
 
 void it_op_get_item(it_op *op)

@@ -421,15 +421,7 @@ static void run(it_op *op, it_table *t, bool scan)
 	db_batch *b = db_batch_new();
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
 	it_sql_free(&q);
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, page_done, op);
+	it_exec(op, b, ok, &e, page_done);
 }
 
 static void query_with(it_op *op, it_table *t) { run(op, t, false); }

@@ -366,15 +366,7 @@ static void run_txn(it_op *op)
 	static const db_stmt finish = {"it_txn_finish", "SELECT ol_txn_finish()", 0};
 	ok = ok && db_batch_add(b, &finish, NULL);
 	st->stmt_finish = idx++;
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, txn_done, op);
+	it_exec(op, b, ok, &e, txn_done);
 }
 
 static void write_tables_loaded(it_op *op)
@@ -444,25 +436,36 @@ static bool collect_tables(it_op *op, json_t *items, const char *wrapper_check, 
 	return true;
 }
 
-void it_op_transact_write(it_op *op)
+/* Common start of both transaction calls: the tables of TransactItems
+ * (wrapper NULL: any write action; "Get": Get actions) and the state with
+ * one action each. NULL after replying. */
+static txn_state *txn_start(it_op *op, const char *wrapper, const char ***names, int *n)
 {
 	json_t *items = json_object_get(op->req, "TransactItems");
-	const char **names;
-	int n;
-	if (!collect_tables(op, items, NULL, &names, &n))
-		return;
+	if (!collect_tables(op, items, wrapper, names, n))
+		return NULL;
 	txn_state *st = calloc(1, sizeof(*st));
 	if (st != NULL)
-		st->a = calloc((size_t)n, sizeof(txn_action));
+		st->a = calloc((size_t)*n, sizeof(txn_action));
 	if (st == NULL || st->a == NULL) {
 		free(st);
-		free(names);
+		free(*names);
 		it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
+		return NULL;
 	}
-	st->n = n;
+	st->n = *n;
 	op->state = st;
 	op->state_free = txn_free;
+	return st;
+}
+
+void it_op_transact_write(it_op *op)
+{
+	const char **names;
+	int n;
+	txn_state *st = txn_start(op, NULL, &names, &n);
+	if (st == NULL)
+		return;
 	st->token = it_req_str(op->req, "ClientRequestToken");
 	if (st->token != NULL) {
 		size_t tl = strlen(st->token);
@@ -578,36 +581,16 @@ static void get_tables_loaded(it_op *op)
 	db_batch *b = ok ? db_batch_new() : NULL;
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);
 	it_sql_free(&q);
-	if (!ok) {
-		db_batch_free(b);
-		if (e.code != IT_ERR_NONE)
-			it_finish_error(op, &e);
-		else
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, get_done, op);
+	it_exec(op, b, ok, &e, get_done);
 }
 
 void it_op_transact_get(it_op *op)
 {
-	json_t *items = json_object_get(op->req, "TransactItems");
 	const char **names;
 	int n;
-	if (!collect_tables(op, items, "Get", &names, &n))
+	txn_state *st = txn_start(op, "Get", &names, &n);
+	if (st == NULL)
 		return;
-	txn_state *st = calloc(1, sizeof(*st));
-	if (st != NULL)
-		st->a = calloc((size_t)n, sizeof(txn_action));
-	if (st == NULL || st->a == NULL) {
-		free(st);
-		free(names);
-		it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	st->n = n;
-	op->state = st;
-	op->state_free = txn_free;
 	it_tables_get(op, names, n, get_tables_loaded);
 	free(names);
 }

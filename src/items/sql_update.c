@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "items/eval.h"
 #include "items/sql_int.h"
 
 /* The value of a SET operand, read from the old item (col). */
@@ -93,31 +94,6 @@ action_value_to(it_sql *q, it_sqlbuf *b, const it_uaction *a,
 		return true;
 	}
 	return true;
-}
-
-static size_t
-last_index(const it_uaction *a)
-{
-	const it_pathel *el = &a->path.v[a->path.n - 1];
-
-	return el->is_index ? el->index : 0;
-}
-
-/* eval.c's application order: SET, ADD and DELETE by ascending last list
- * index, then REMOVE by descending last index; ties in expression order. */
-static int
-action_order(const void *x, const void *y)
-{
-	const it_uaction *a = *(const it_uaction *const *)x;
-	const it_uaction *b = *(const it_uaction *const *)y;
-	bool ra = a->kind == IT_UPD_REMOVE, rb = b->kind == IT_UPD_REMOVE;
-	size_t ia = last_index(a), ib = last_index(b);
-
-	if (ra != rb)
-		return ra ? 1 : -1;
-	if (ia != ib)
-		return (ra ? ia < ib : ia > ib) ? 1 : -1;
-	return (a > b) - (a < b);
 }
 
 /* A canonical N of at most 19 characters: below 1E+19 in magnitude with
@@ -236,7 +212,7 @@ it_sql_update(it_sql *q, const it_update *u, const char *col,
 	}
 	for (i = 0; i < u->n; i++)
 		order[i] = &u->v[i];
-	qsort(order, u->n, sizeof(*order), action_order);
+	it_update_sort(order, u->n);
 	if (key != NULL)
 		it_sqlbuf_add(&acc, "coalesce((%s)::jsonb, (%s)::jsonb, "
 		    "'{}'::jsonb)", col, key);

@@ -139,6 +139,19 @@ void it_finish_db(it_op *op, const db_result *res)
 		      res->status == DB_ERR_TIMEOUT ? "The database did not answer in time" : "The database is unavailable");
 }
 
+void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
+{
+	if (!ok || b == NULL) {
+		db_batch_free(b);
+		if (e != NULL && e->code != IT_ERR_NONE)
+			it_finish_error(op, e);
+		else
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	db_exec(op->store->db, b, cb, op);
+}
+
 void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_op *op = calloc(1, sizeof(*op));
