@@ -38,6 +38,10 @@ static const cfg_setting settings[] = {
 	{"auth_cache_ttl_ms", CFG_INT, "2000", 100, 5000, S(auth_cache_ttl_ms),
 	 "How long a worker trusts a cached API key lookup; bounds how late a revocation takes effect (at most 5 s)."},
 	{"auth_cache_size", CFG_INT, "10000", 16, 10000000, S(auth_cache_size), "Cached API key lookups per worker (including unknown keys)."},
+	{"ttl_sweep_interval_ms", CFG_INT, "1000", 0, 3600000, S(ttl_sweep_interval_ms),
+	 "How often the item layer's TTL sweeper deletes expired items (0 disables it; reads hide expired items regardless)."},
+	{"ttl_sweep_batch", CFG_INT, "1000", 1, 100000, S(ttl_sweep_batch),
+	 "Expired items deleted per sweeper statement; a full batch is followed at once by the next."},
 	{"log_level", CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error."},
 };
 

@@ -29,6 +29,8 @@ typedef struct ol_config {
 	long long shutdown_timeout_ms;
 	long long auth_cache_ttl_ms;
 	long long auth_cache_size;
+	long long ttl_sweep_interval_ms;
+	long long ttl_sweep_batch;
 	char *log_level;
 } ol_config;
 

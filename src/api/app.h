@@ -14,6 +14,7 @@
 #include "http/http.h"
 #include "http/problem.h"
 #include "http/router.h"
+#include "items/items.h"
 #include "metrics.h"
 
 typedef struct app app;
@@ -24,6 +25,10 @@ typedef struct app_worker {
 	db_pool *db;
 	auth_cache *auth;
 	metrics *metrics;
+	it_store *items;
+	struct event *ttl_sweep; /* worker 0 only */
+	bool sweeping;
+	long swept;              /* items deleted by this worker's sweeper */
 } app_worker;
 
 enum { REDIS_UNKNOWN = 0, REDIS_UP = 1, REDIS_DOWN = 2 };

@@ -172,6 +172,36 @@ void api_db_problem(http_req *r, const db_result *res)
 			    res->status == DB_ERR_TIMEOUT ? "the database did not answer in time" : "the database is unavailable");
 }
 
+static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg);
+
+static void ttl_swept(long deleted, void *arg)
+{
+	app_worker *aw = arg;
+	aw->sweeping = false;
+	if (deleted < 0) {
+		log_warn("ttl_sweep_failed", "{}");
+		return;
+	}
+	__atomic_fetch_add(&aw->swept, deleted, __ATOMIC_RELAXED);
+	if (deleted > 0)
+		log_debug("ttl_swept", "{s:I}", "deleted", (json_int_t)deleted);
+	/* A full batch means more are waiting: go on without waiting a tick. */
+	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw))
+		ttl_sweep_tick(-1, 0, aw);
+}
+
+/* Deletes expired items in batches; reads already hide them. */
+static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	app_worker *aw = arg;
+	if (aw->sweeping || aw->db == NULL || db_pool_up(aw->db) == 0)
+		return;
+	aw->sweeping = true;
+	it_sweep_expired(aw->items, (int)aw->app->cfg->ttl_sweep_batch, ttl_swept, aw);
+}
+
 bool api_worker_init(http_worker *w, void *arg)
 {
 	app *ap = arg;
@@ -201,6 +231,17 @@ bool api_worker_init(http_worker *w, void *arg)
 		free(aw);
 		return false;
 	}
+	aw->items = it_store_new(aw->db);
+	if (aw->items == NULL)
+		return false;
+	/* One sweeper per instance is plenty; it lives on worker 0. Instances
+	 * sweeping at once do not collide (SKIP LOCKED). */
+	if (http_worker_index(w) == 0 && cfg->ttl_sweep_interval_ms > 0) {
+		aw->ttl_sweep = event_new(http_worker_base(w), -1, EV_PERSIST, ttl_sweep_tick, aw);
+		struct timeval tv = {cfg->ttl_sweep_interval_ms / 1000, (cfg->ttl_sweep_interval_ms % 1000) * 1000};
+		if (aw->ttl_sweep == NULL || event_add(aw->ttl_sweep, &tv) != 0)
+			return false;
+	}
 	ap->workers[http_worker_index(w)] = aw;
 	http_worker_set_app(w, aw);
 	return true;
@@ -214,8 +255,14 @@ void api_worker_fini(http_worker *w, void *arg)
 		return;
 	/* The metrics stay until the process exits: another thread may be
 	 * rendering /metrics; app_free releases them. */
+	if (aw->ttl_sweep != NULL) {
+		event_free(aw->ttl_sweep);
+		aw->ttl_sweep = NULL;
+	}
 	auth_cache_free(aw->auth);
 	aw->auth = NULL;
+	it_store_free(aw->items);
+	aw->items = NULL;
 	db_pool_free(aw->db);
 	aw->db = NULL;
 }

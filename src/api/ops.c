@@ -59,7 +59,7 @@ void ops_metrics(http_req *r)
 	struct evbuffer *out = evbuffer_new();
 	metrics *all[256];
 	int n = ap->nworkers < 256 ? ap->nworkers : 256;
-	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0;
+	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0, swept = 0;
 	unsigned long hits = 0, misses = 0;
 	for (int i = 0; i < n; i++) {
 		app_worker *aw = ap->workers[i];
@@ -67,6 +67,7 @@ void ops_metrics(http_req *r)
 		/* Other workers' gauges are read without a lock: each is one
 		 * aligned word written by its own thread, good enough for a gauge. */
 		conns += http_worker_conns(aw->hw);
+		swept += __atomic_load_n(&aw->swept, __ATOMIC_RELAXED);
 		inflight += http_worker_inflight(aw->hw);
 		if (aw->db != NULL) {
 			db_up += db_pool_up(aw->db);
@@ -93,9 +94,10 @@ void ops_metrics(http_req *r)
 			    "# TYPE onceledger_auth_cache_lookups_total counter\n"
 			    "onceledger_auth_cache_lookups_total{result=\"hit\"} %lu\n"
 			    "onceledger_auth_cache_lookups_total{result=\"miss\"} %lu\n"
-			    "# TYPE onceledger_redis_up gauge\nonceledger_redis_up %d\n",
+			    "# TYPE onceledger_redis_up gauge\nonceledger_redis_up %d\n"
+			    "# TYPE onceledger_items_expired_deleted_total counter\nonceledger_items_expired_deleted_total %ld\n",
 			    conns, inflight, db_size, db_up, db_busy, db_queued, hits, misses,
-			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP);
+			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP, swept);
 	size_t len = evbuffer_get_length(out);
 	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
 	evbuffer_free(out);

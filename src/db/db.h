@@ -59,6 +59,8 @@ int db_pool_up(const db_pool *p);
 int db_pool_size(const db_pool *p);
 int db_pool_busy(const db_pool *p);
 int db_pool_queued(const db_pool *p);
+/* Batches sent so far: each is one round trip to PostgreSQL. */
+unsigned long db_pool_round_trips(const db_pool *p);
 
 db_batch *db_batch_new(void);
 void db_batch_free(db_batch *b);

@@ -66,6 +66,7 @@ struct db_pool {
 	int query_timeout_ms;
 	int up;
 	int busy;
+	unsigned long round_trips;
 };
 
 static void conn_connect(db_conn *c);
@@ -302,6 +303,7 @@ static void conn_start_job(db_conn *c, waiter *wt)
 	c->job = wt;
 	c->state = DC_BUSY;
 	p->busy++;
+	p->round_trips++;
 	memset(&c->res, 0, sizeof(c->res));
 	c->res.failed_index = -1;
 	c->res.nresults = b->n;
@@ -631,3 +633,4 @@ int db_pool_up(const db_pool *p) { return p->up; }
 int db_pool_size(const db_pool *p) { return p->size; }
 int db_pool_busy(const db_pool *p) { return p->busy; }
 int db_pool_queued(const db_pool *p) { return p->queued; }
+unsigned long db_pool_round_trips(const db_pool *p) { return p->round_trips; }

@@ -298,8 +298,12 @@ static void test_transactions(dbt_ctx *c)
 		 "{\"TableName\":\"acct\",\"Key\":{\"PK\":{\"S\":\"ACCOUNT#c\"},\"SK\":{\"S\":\"METADATA\"}},\"UpdateExpression\":\"SET balance = :b\","
 		 "\"ExpressionAttributeValues\":{\":b\":{\"N\":\"500\"}}}");
 	dbt_res_clear(&r);
+	unsigned long rt0 = db_pool_round_trips(c->pool);
 	dbt_call(c, T1, "TransactWriteItems", &r, TX, ",\"ClientRequestToken\":\"tok-1\"");
 	CHECK(OK(r), "transaction with a token commits");
+	unsigned long rts = db_pool_round_trips(c->pool) - rt0;
+	printf("# 4-action TransactWriteItems with a token: %lu round trip(s)\n", rts);
+	CHECK(rts <= 2, "a 4-action TransactWriteItems costs at most 2 round trips");
 	dbt_res_clear(&r);
 	dbt_call(c, T1, "TransactWriteItems", &r, TX, ",\"ClientRequestToken\":\"tok-1\"");
 	CHECK(OK(r), "same token, same request: success again");
@@ -385,6 +389,36 @@ static void test_query(dbt_ctx *c)
 		}
 		CHECK(exact && pages >= 6, fwd ? "BETWEEN returns exactly the range across pages, ascending"
 					      : "BETWEEN returns exactly the range across pages, descending");
+	}
+	for (int fwd = 1; fwd >= 0; fwd--) {
+		char pg[80][32];
+		int n = 0, pages = 0;
+		char esk[256] = "";
+		for (;;) {
+			dbt_call(c, T1, "Query", &r,
+				 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"PK = :pk AND begins_with(SK, :p)\",\"Limit\":3,"
+				 "\"ScanIndexForward\":%s,\"ExpressionAttributeValues\":{\":pk\":{\"S\":\"ACCOUNT#q\"},\":p\":{\"S\":\"ENTRY#01\"}}%s%s}",
+				 fwd ? "true" : "false", esk[0] ? ",\"ExclusiveStartKey\":" : "", esk);
+			if (!OK(r))
+				break;
+			pages++;
+			n = collect_sks(json_object_get(r.body, "Items"), pg, n);
+			json_t *lek = json_object_get(r.body, "LastEvaluatedKey");
+			char *t = lek ? json_dumps(lek, JSON_COMPACT) : NULL;
+			snprintf(esk, sizeof(esk), "%s", t ? t : "");
+			free(t);
+			dbt_res_clear(&r);
+			if (!lek || pages > 20)
+				break;
+		}
+		bool exact = n == 10;
+		for (int i = 0; exact && i < 10; i++) {
+			char want[32];
+			snprintf(want, sizeof(want), "ENTRY#%03d", fwd ? 10 + i : 19 - i);
+			exact = strcmp(pg[i], want) == 0;
+		}
+		CHECK(exact && pages >= 4, fwd ? "begins_with returns exactly the prefix across pages, ascending"
+					      : "begins_with returns exactly the prefix across pages, descending");
 	}
 	dbt_call(c, T1, "Query", &r,
 		 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"PK = :pk AND begins_with(SK, :p)\",\"ExpressionAttributeValues\":"
