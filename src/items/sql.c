@@ -15,6 +15,7 @@
 /* ---- buffers ---- */
 
 /* Appends formatted text; a failure is sticky in b->oom. */
+static bool sqlbuf_reserve(it_sqlbuf *b, size_t n);
 static void sqlbuf_vadd(it_sqlbuf *b, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
@@ -26,7 +27,7 @@ sqlbuf_reserve(it_sqlbuf *b, size_t n)
 
 	if (need <= b->cap)
 		return true;
-	cap = b->cap ? b->cap : 1024;
+	cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
 	np = realloc(b->p, cap);
@@ -184,6 +185,10 @@ it_sql_init(it_sql *q, int base)
 {
 	memset(q, 0, sizeof(*q));
 	q->base = base;
+	/* A statement is typically 1-3 KB: one allocation instead of a chain
+	 * of doublings (an allocation failure here surfaces on first use). */
+	if (sqlbuf_reserve(&q->text, 4095))
+		q->text.p[0] = '\0';
 }
 
 void
@@ -383,6 +388,18 @@ it_sql_value_to(it_sql *q, it_sqlbuf *b, const it_value *v, it_error *e)
 		it_error_set(e, IT_ERR_VALIDATION, MSG_NUL);
 		return false;
 	}
+	/* The frequent scalars need no JSON encoder: a canonical N holds only
+	 * digits, '-' and '.', nothing to escape. */
+	if (v->type == IT_N && v->u.s.len < 64) {
+		char buf[80];
+		int n = snprintf(buf, sizeof(buf), "{\"N\":\"%s\"}", v->u.s.ptr);
+		return it_sql_param_to(q, b, "jsonb", buf, (size_t)n, e);
+	}
+	if (v->type == IT_BOOL)
+		return it_sql_param_to(q, b, "jsonb", v->u.b ? "{\"BOOL\":true}" : "{\"BOOL\":false}",
+		    v->u.b ? 13 : 14, e);
+	if (v->type == IT_NULL)
+		return it_sql_param_to(q, b, "jsonb", "{\"NULL\":true}", 13, e);
 	j = it_value_to_json(v);
 	s = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	json_decref(j);
