@@ -32,6 +32,13 @@ for p in $PACKAGES; do
     missing="$missing $p"
 done
 
+# Node.js and npm run the AWS SDK tests of the DynamoDB endpoint (tests/sdk).
+# A machine that already has both (any origin) keeps them; otherwise
+# Debian's packages are installed.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
+
 [ -z "$missing" ] && exit 0
 
 echo "install-deps: installing:$missing" >&2

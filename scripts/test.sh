@@ -9,12 +9,13 @@
 #
 # Suites: unit (C unit tests), db (C tests of the item layer against a real
 # PostgreSQL started for them), integration (pytest against the real daemon,
-# PostgreSQL and Redis), asan (unit + db + integration on an ASan/UBSan
+# PostgreSQL and Redis), sdk (the DynamoDB endpoint driven by the AWS SDK v3
+# for JavaScript, tests/sdk), asan (unit + db + integration on an ASan/UBSan
 # build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SUITES=${SUITES:-"unit db integration asan fuzz"}
+SUITES=${SUITES:-"unit db integration sdk asan fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-2}
 PY=/usr/bin/python3   # Debian's python3-* packages live here
@@ -174,6 +175,22 @@ for suite in $SUITES; do
 		;;
 	integration)
 		pytest_suite integration
+		;;
+	sdk)
+		# The DynamoDB endpoint driven by the real AWS SDK v3 (node:test).
+		if [ -x tests/sdk/run.sh ]; then
+			tests/sdk/run.sh >"$OUT/sdk.log" 2>&1
+			rc=$?
+			tail -30 "$OUT/sdk.log"
+			sp=$(grep -E '^# pass [0-9]+' "$OUT/sdk.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+			sf=$(grep -E '^# fail [0-9]+' "$OUT/sdk.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+			if grep -q '^# skipped' "$OUT/sdk.log"; then
+				echo "   sdk: skipped (node or npm missing)"
+			elif [ $rc -ne 0 ] && [ "${sf:-0}" -eq 0 ]; then
+				sf=1
+			fi
+			report sdk "${sp:-0}" "${sf:-0}"
+		fi
 		;;
 	asan)
 		echo "== asan build"

@@ -12,6 +12,8 @@
 typedef struct ol_config {
 	char *listen;
 	char *metrics_listen;
+	char *dynamodb_listen;
+	char *master_key_file;
 	char *database_url;
 	char *redis_url;
 	long long threads;

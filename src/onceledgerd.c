@@ -104,6 +104,15 @@ int main(int argc, char **argv)
 		nthreads = n > 0 ? (int)n : 1;
 	}
 	app ap = {.cfg = &cfg, .nworkers = nthreads};
+	master_key mk;
+	if (cfg.dynamodb_listen[0] != '\0' || cfg.master_key_file[0] != '\0') {
+		if (!master_key_load(cfg.master_key_file, &mk, &err)) {
+			log_error("startup_failed", "{s:s}", "error", err ? err : "cannot load the master key");
+			free(err);
+			return 1;
+		}
+		ap.mk = &mk;
+	}
 	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
 		.max_body_bytes = (size_t)cfg.max_body_bytes,
@@ -115,7 +124,7 @@ int main(int argc, char **argv)
 		.shutdown_timeout_ms = (int)cfg.shutdown_timeout_ms,
 	};
 	http_hooks hooks = {api_worker_init, api_worker_fini, api_on_request, api_on_complete, NULL, &ap};
-	http_server *srv = http_server_new(cfg.listen, cfg.metrics_listen, nthreads, &lim, &hooks, &err);
+	http_server *srv = http_server_new(cfg.listen, cfg.metrics_listen, cfg.dynamodb_listen, nthreads, &lim, &hooks, &err);
 	if (srv == NULL || ap.workers == NULL) {
 		log_error("startup_failed", "{s:s}", "error", err ? err : "out of memory");
 		free(err);
@@ -138,8 +147,9 @@ int main(int argc, char **argv)
 		free(err);
 		return 1;
 	}
-	log_info("listening", "{s:s, s:i, s:i, s:s}", "listen", cfg.listen, "port", http_server_port(srv), "threads",
-		 nthreads, "metrics_listen", cfg.metrics_listen);
+	log_info("listening", "{s:s, s:i, s:i, s:s, s:s, s:i}", "listen", cfg.listen, "port", http_server_port(srv), "threads",
+		 nthreads, "metrics_listen", cfg.metrics_listen, "dynamodb_listen", cfg.dynamodb_listen, "dynamodb_port",
+		 http_server_dynamodb_port(srv));
 	event_base_dispatch(d.base);
 	http_server_join(srv);
 	log_info("stopped", "{}");
@@ -157,5 +167,6 @@ int main(int argc, char **argv)
 	http_server_free(srv);
 	free(ap.workers);
 	cfg_free(&cfg);
+	sodium_memzero(&mk, sizeof(mk));
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "auth/cache.h"
+#include "auth/master.h"
 #include "config.h"
 #include "db/db.h"
 #include "http/http.h"
@@ -26,6 +27,7 @@ typedef struct app_worker {
 	auth_cache *auth;
 	metrics *metrics;
 	it_store *items;
+	struct akid_cache *akids; /* SigV4 keys (with a master key) */
 	struct event *ttl_sweep; /* worker 0 only */
 	bool sweeping;
 	long swept;              /* items deleted by this worker's sweeper */
@@ -39,6 +41,7 @@ struct app {
 	app_worker **workers;
 	int nworkers;
 	int redis_state; /* REDIS_*, written by the main thread, read atomically */
+	const master_key *mk; /* NULL without a master key file */
 };
 
 typedef struct api_req {
@@ -74,6 +77,8 @@ void ops_readyz(http_req *r);
 void ops_metrics(http_req *r);
 void ops_whoami(http_req *r);
 void api_not_implemented(http_req *r);
+/* The DynamoDB-compatible endpoint (dynamodb.c). */
+void ddb_on_request(http_req *r);
 
 /* Maps a failed db_result to the right problem (503 for availability). */
 void api_db_problem(http_req *r, const db_result *res);

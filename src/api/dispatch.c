@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/akid.h"
 #include "log.h"
 
 static void api_req_free(void *p)
@@ -110,6 +111,11 @@ void api_on_request(http_req *r, void *arg)
 		problem_send(r, 500, "internal", "out of memory", NULL);
 		return;
 	}
+	if (r->on_dynamodb_listener) {
+		free(a);
+		ddb_on_request(r);
+		return;
+	}
 	r->app = a;
 	r->app_free = api_req_free;
 	size_t n;
@@ -150,7 +156,7 @@ void api_on_complete(http_req *r, void *arg)
 		metrics_observe(aw->metrics, r->route_id, r->status, us);
 	log_level lvl = (r->status >= 500 && r->status != 501) ? LOG_WARN : LOG_DEBUG;
 	if (lvl >= log_min_level) {
-		api_req *a = api_ctx(r);
+		api_req *a = r->on_dynamodb_listener ? NULL : api_ctx(r);
 		log_emit(lvl, "request",
 			 json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "request_id", r->request_id, "method",
 				   r->method_str ? r->method_str : "-", "route", api_route_name(r->route_id), "status",
@@ -234,6 +240,11 @@ bool api_worker_init(http_worker *w, void *arg)
 	aw->items = it_store_new(aw->db);
 	if (aw->items == NULL)
 		return false;
+	if (ap->mk != NULL) {
+		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024);
+		if (aw->akids == NULL)
+			return false;
+	}
 	/* One sweeper per instance is plenty; it lives on worker 0. Instances
 	 * sweeping at once do not collide (SKIP LOCKED). */
 	if (http_worker_index(w) == 0 && cfg->ttl_sweep_interval_ms > 0) {
@@ -263,6 +274,8 @@ void api_worker_fini(http_worker *w, void *arg)
 	aw->auth = NULL;
 	it_store_free(aw->items);
 	aw->items = NULL;
+	akid_cache_free(aw->akids);
+	aw->akids = NULL;
 	db_pool_free(aw->db);
 	aw->db = NULL;
 }

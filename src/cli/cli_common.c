@@ -9,6 +9,7 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->database_url = getenv("ONCELEDGER_DATABASE_URL");
+	o->master_key_file = getenv("ONCELEDGER_MASTER_KEY_FILE");
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char **slot = NULL;
@@ -18,6 +19,8 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 			slot = &o->tenant;
 		else if (strcmp(a, "--scopes") == 0)
 			slot = &o->scopes;
+		else if (strcmp(a, "--master-key-file") == 0)
+			slot = &o->master_key_file;
 		else if (strcmp(a, "--sigv4") == 0) {
 			o->sigv4 = true;
 			continue;

@@ -14,6 +14,7 @@ typedef struct cli_opts {
 	const char *tenant;
 	const char *scopes;
 	bool sigv4;
+	const char *master_key_file;
 	const char *positional[4];
 	int npositional;
 } cli_opts;

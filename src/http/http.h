@@ -52,6 +52,7 @@ struct http_req {
 	int status;                 /* set by http_reply */
 	int route_id;               /* for metrics; -1 until routed */
 	bool on_metrics_listener;
+	bool on_dynamodb_listener;  /* arrived on --dynamodb-listen */
 	/* Owned by the layer above: freed with the request. */
 	void *app;
 	void (*app_free)(void *);
@@ -83,7 +84,7 @@ typedef struct http_limits {
 } http_limits;
 
 /* Binds the listeners; returns NULL with *err set on failure. */
-http_server *http_server_new(const char *listen, const char *metrics_listen, int nthreads,
+http_server *http_server_new(const char *listen, const char *metrics_listen, const char *dynamodb_listen, int nthreads,
 			     const http_limits *limits, const http_hooks *hooks, char **err);
 /* Starts the worker threads. */
 bool http_server_start(http_server *s, char **err) OL_WARN_UNUSED;
@@ -97,6 +98,7 @@ int http_server_nworkers(const http_server *s);
 http_worker *http_server_worker(http_server *s, int i);
 /* Port actually bound (useful with port 0). */
 int http_server_port(const http_server *s);
+int http_server_dynamodb_port(const http_server *s);
 
 struct event_base *http_worker_base(http_worker *w);
 int http_worker_index(const http_worker *w);
@@ -111,6 +113,8 @@ long http_worker_inflight(const http_worker *w);
 const char *http_req_header(const http_req *r, const char *name);
 size_t http_req_header_count(const http_req *r, const char *name);
 void http_req_add_header(http_req *r, const char *name, const char *value);
+/* The request id (the client's X-Request-Id, or one generated now). */
+const char *http_req_id(http_req *r);
 /* Queues the response. Takes no ownership of body. Call exactly once. */
 void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len);
 const char *http_status_text(int status);

@@ -40,6 +40,7 @@ struct http_conn {
 	bool keep_alive;
 	bool in_process;     /* process_input is on the stack */
 	bool metrics_only;
+	bool dynamodb;
 	TAILQ_ENTRY(http_conn) link;
 };
 TAILQ_HEAD(conn_list, http_conn);
@@ -51,6 +52,7 @@ struct http_worker {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	struct evconnlistener *mlistener;
+	struct evconnlistener *dlistener;
 	struct event *stop_ev;
 	struct event *deadline_ev;
 	struct conn_list conns;
@@ -66,7 +68,9 @@ struct http_worker {
 struct http_server {
 	int fd;
 	int mfd;
+	int dfd;
 	int port;
+	int dport;
 	int nworkers;
 	http_worker *workers;
 	http_limits lim;
@@ -91,6 +95,7 @@ static http_req *req_new(http_worker *w, http_conn *c)
 	r->start_mono_us = util_mono_us();
 	TAILQ_INIT(&r->out_headers);
 	r->on_metrics_listener = c != NULL && c->metrics_only;
+	r->on_dynamodb_listener = c != NULL && c->dynamodb;
 	w->inflight++;
 	return r;
 }
@@ -249,6 +254,13 @@ static void make_request_id(http_req *r)
 		 (unsigned long long)++rid_counter);
 }
 
+const char *http_req_id(http_req *r)
+{
+	if (r->request_id[0] == '\0')
+		make_request_id(r);
+	return r->request_id;
+}
+
 void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
 	http_conn *c = r->conn;
@@ -337,6 +349,8 @@ static void maybe_resume_accept(http_worker *w)
 		w->paused = false;
 		if (w->listener != NULL)
 			evconnlistener_enable(w->listener);
+		if (w->dlistener != NULL)
+			evconnlistener_enable(w->dlistener);
 	}
 }
 
@@ -539,7 +553,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only)
+static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only, bool dynamodb)
 {
 	const http_limits *lim = &w->srv->lim;
 	http_conn *c = calloc(1, sizeof(*c));
@@ -551,6 +565,7 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w = w;
 	c->metrics_only = metrics_only;
+	c->dynamodb = dynamodb;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
 	if (c->bev == NULL || c->timer == NULL) {
@@ -577,6 +592,8 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only)
 	if (w->nconns >= w->cap && !w->paused) {
 		w->paused = true;
 		evconnlistener_disable(w->listener);
+		if (w->dlistener != NULL)
+			evconnlistener_disable(w->dlistener);
 		log_warn("max_connections_reached", "{s:i, s:I}", "worker", w->index, "connections", (json_int_t)w->nconns);
 	}
 }
@@ -586,7 +603,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)l;
 	(void)sa;
 	(void)salen;
-	accept_common(arg, fd, false);
+	accept_common(arg, fd, false, false);
 }
 
 static void maccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -594,7 +611,15 @@ static void maccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sock
 	(void)l;
 	(void)sa;
 	(void)salen;
-	accept_common(arg, fd, true);
+	accept_common(arg, fd, true, false);
+}
+
+static void daccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	accept_common(arg, fd, false, true);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -621,6 +646,10 @@ static void worker_stop_listening(http_worker *w)
 	if (w->mlistener != NULL) {
 		evconnlistener_free(w->mlistener);
 		w->mlistener = NULL;
+	}
+	if (w->dlistener != NULL) {
+		evconnlistener_free(w->dlistener);
+		w->dlistener = NULL;
 	}
 }
 
@@ -714,7 +743,7 @@ static int bind_listener(const char *spec, int *port_out, char **err)
 	return fd;
 }
 
-http_server *http_server_new(const char *listen, const char *metrics_listen, int nthreads,
+http_server *http_server_new(const char *listen, const char *metrics_listen, const char *dynamodb_listen, int nthreads,
 			     const http_limits *limits, const http_hooks *hooks, char **err)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -726,6 +755,7 @@ http_server *http_server_new(const char *listen, const char *metrics_listen, int
 	s->hooks = *hooks;
 	s->fd = -1;
 	s->mfd = -1;
+	s->dfd = -1;
 	s->nworkers = nthreads;
 	s->fd = bind_listener(listen, &s->port, err);
 	if (s->fd < 0)
@@ -733,6 +763,11 @@ http_server *http_server_new(const char *listen, const char *metrics_listen, int
 	if (metrics_listen != NULL && metrics_listen[0] != '\0') {
 		s->mfd = bind_listener(metrics_listen, NULL, err);
 		if (s->mfd < 0)
+			goto fail;
+	}
+	if (dynamodb_listen != NULL && dynamodb_listen[0] != '\0') {
+		s->dfd = bind_listener(dynamodb_listen, &s->dport, err);
+		if (s->dfd < 0)
 			goto fail;
 	}
 	s->workers = calloc((size_t)nthreads, sizeof(http_worker));
@@ -761,6 +796,12 @@ http_server *http_server_new(const char *listen, const char *metrics_listen, int
 			int mdfd = dup(s->mfd);
 			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, mdfd);
 			if (w->mlistener == NULL)
+				goto fail;
+		}
+		if (s->dfd >= 0) {
+			int ddfd = dup(s->dfd);
+			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ddfd);
+			if (w->dlistener == NULL)
 				goto fail;
 		}
 	}
@@ -806,6 +847,10 @@ void http_server_drain(http_server *s)
 		close(s->mfd);
 		s->mfd = -1;
 	}
+	if (s->dfd >= 0) {
+		close(s->dfd);
+		s->dfd = -1;
+	}
 }
 
 void http_server_join(http_server *s)
@@ -835,12 +880,15 @@ void http_server_free(http_server *s)
 		close(s->fd);
 	if (s->mfd >= 0)
 		close(s->mfd);
+	if (s->dfd >= 0)
+		close(s->dfd);
 	free(s);
 }
 
 int http_server_nworkers(const http_server *s) { return s->nworkers; }
 http_worker *http_server_worker(http_server *s, int i) { return &s->workers[i]; }
 int http_server_port(const http_server *s) { return s->port; }
+int http_server_dynamodb_port(const http_server *s) { return s->dport; }
 struct event_base *http_worker_base(http_worker *w) { return w->base; }
 int http_worker_index(const http_worker *w) { return w->index; }
 void *http_worker_app(http_worker *w) { return w->app; }

@@ -114,6 +114,7 @@ bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pke
 void it_op_create_table(it_op *op);
 void it_op_describe_table(it_op *op);
 void it_op_delete_table(it_op *op);
+void it_op_update_table(it_op *op);
 void it_op_list_tables(it_op *op);
 void it_op_update_ttl(it_op *op);
 void it_op_describe_ttl(it_op *op);

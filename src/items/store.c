@@ -21,6 +21,7 @@ static const struct {
 	{"CreateTable", it_op_create_table},
 	{"DescribeTable", it_op_describe_table},
 	{"DeleteTable", it_op_delete_table},
+	{"UpdateTable", it_op_update_table},
 	{"ListTables", it_op_list_tables},
 	{"UpdateTimeToLive", it_op_update_ttl},
 	{"DescribeTimeToLive", it_op_describe_ttl},

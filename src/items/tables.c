@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "items/sql.h"
+#include "items/write.h"
 #include "util/util.h"
 
 static const db_stmt stmt_create = {
@@ -447,4 +449,154 @@ void it_op_describe_ttl(it_op *op)
 		return;
 	it_table_forget(op->store, op->tenant, name);
 	it_table_get(op, name, describe_ttl_with);
+}
+
+/* ---- UpdateTable: add or remove a GSI (one per call, as DynamoDB) --------- */
+
+static const db_stmt stmt_def_set = {
+	"it_table_def_set", "UPDATE item_tables SET definition = $3::jsonb WHERE tenant = $1 AND name = $2 RETURNING id", 3};
+
+static void table_updated(db_result *res, void *arg)
+{
+	it_op *op = arg;
+	if (res->status != DB_OK) {
+		it_finish_db(op, res);
+		return;
+	}
+	json_t *desc = op->state;
+	op->state = NULL;
+	it_table_forget(op->store, op->tenant, it_req_str(op->req, "TableName"));
+	it_finish_ok(op, json_pack("{s:o}", "TableDescription", desc));
+}
+
+/* The slot a new index may use: the lowest not taken. */
+static int free_slot(const it_table *t)
+{
+	for (int s = 1; s <= IT_MAX_SLOTS; s++) {
+		bool used = false;
+		for (int i = 0; i < t->nidx; i++)
+			used = used || t->idx[i].slot == s;
+		if (!used)
+			return s;
+	}
+	return 0;
+}
+
+static void update_with(it_op *op, it_table *t)
+{
+	json_t *req = op->req;
+	json_t *def = json_deep_copy(t->def);
+	json_t *updates = json_object_get(req, "GlobalSecondaryIndexUpdates");
+	it_error e = {0};
+	it_sql backfill;
+	it_sql_init(&backfill, 1);
+	bool have_backfill = false;
+	const char *err = NULL;
+	if (json_array_size(updates) > 1)
+		err = "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table";
+	json_t *u = json_array_get(updates, 0);
+	json_t *create = json_object_get(u, "Create"), *del = json_object_get(u, "Delete");
+	if (err == NULL && create != NULL) {
+		/* validate the new index against the merged attribute definitions */
+		json_t *defs = json_object_get(def, "AttributeDefinitions");
+		size_t i;
+		json_t *nd;
+		json_array_foreach(json_object_get(req, "AttributeDefinitions"), i, nd)
+		{
+			const char *n = json_string_value(json_object_get(nd, "AttributeName"));
+			bool have = false;
+			size_t j;
+			json_t *od;
+			json_array_foreach(defs, j, od) have = have || (n && strcmp(n, json_string_value(json_object_get(od, "AttributeName"))) == 0);
+			if (n != NULL && !have)
+				json_array_append(defs, nd);
+		}
+		const char *iname = json_string_value(json_object_get(create, "IndexName"));
+		if (iname != NULL && it_table_index(t, iname) != NULL)
+			err = "Attempting to create an index which already exists";
+		int slot = free_slot(t);
+		json_t *built = NULL, *used = json_object();
+		json_t *one = json_pack("[O]", create);
+		if (err == NULL)
+			err = build_indexes(op, one, defs, used, false, json_object_get(def, "KeySchema"), &slot, &built);
+		if (err == NULL && slot == 0)
+			err = "One or more parameter values were invalid: onceledger supports at most 8 secondary indexes per table";
+		json_decref(one);
+		json_decref(used);
+		if (err == NULL) {
+			json_t *gsis = json_object_get(def, "GlobalSecondaryIndexes");
+			if (gsis == NULL)
+				json_object_set_new(def, "GlobalSecondaryIndexes", gsis = json_array());
+			json_t *ix = json_array_get(built, 0);
+			json_array_append(gsis, ix);
+			/* backfill the new slot from every existing item, in the same
+			 * transaction as the definition */
+			it_table *nt = it_table_new();
+			if (nt != NULL && it_table_from_def(nt, def)) {
+				nt->id = t->id;
+				const it_index *nix = it_table_index(nt, iname);
+				char id[32];
+				snprintf(id, sizeof(id), "%lld", (long long)t->id);
+				have_backfill = nix != NULL && it_sql_append(&backfill, "UPDATE items i SET (x%dpk, x%dsk) = (SELECT ", nix->slot, nix->slot) &&
+						it_w_slot_values(&backfill, nix, "i.item", &e) && it_sql_append(&backfill, ") WHERE i.table_id = ") &&
+						it_sql_param(&backfill, "bigint", id, strlen(id), &e);
+			}
+			it_table_unref(nt);
+		}
+		json_decref(built);
+	} else if (err == NULL && del != NULL) {
+		const char *iname = json_string_value(json_object_get(del, "IndexName"));
+		const it_index *ix = iname ? it_table_index(t, iname) : NULL;
+		if (ix == NULL || ix->local) {
+			it_sql_free(&backfill);
+			json_decref(def);
+			it_finish_err(op, "ResourceNotFoundException", NULL, "Requested resource not found");
+			return;
+		}
+		json_t *gsis = json_object_get(def, "GlobalSecondaryIndexes");
+		for (size_t i = 0; i < json_array_size(gsis); i++)
+			if (strcmp(json_string_value(json_object_get(json_array_get(gsis, i), "IndexName")), iname) == 0)
+				json_array_remove(gsis, i--);
+		char id[32];
+		snprintf(id, sizeof(id), "%lld", (long long)t->id);
+		have_backfill = it_sql_append(&backfill, "UPDATE items i SET x%dpk = NULL, x%dsk = NULL WHERE i.table_id = ", ix->slot, ix->slot) &&
+				it_sql_param(&backfill, "bigint", id, strlen(id), &e) && it_sql_append(&backfill, " AND i.x%dpk IS NOT NULL", ix->slot);
+	}
+	if (err == NULL) {
+		const char *billing = it_req_str(req, "BillingMode");
+		if (billing != NULL)
+			json_object_set_new(def, "BillingModeSummary", json_pack("{s:s}", "BillingMode", billing));
+		json_t *pt = json_object_get(req, "ProvisionedThroughput");
+		if (pt != NULL)
+			json_object_set_new(def, "ProvisionedThroughput",
+					    json_pack("{s:O, s:O, s:I}", "ReadCapacityUnits", json_object_get(pt, "ReadCapacityUnits"),
+						      "WriteCapacityUnits", json_object_get(pt, "WriteCapacityUnits"), "NumberOfDecreasesToday", (json_int_t)0));
+	}
+	if (err != NULL) {
+		it_sql_free(&backfill);
+		json_decref(def);
+		it_finish_err(op, "ValidationException", NULL, "%s", err);
+		return;
+	}
+	char *text = json_dumps(def, JSON_COMPACT);
+	db_batch *b = db_batch_new();
+	const char *p[3] = {op->tenant, t->name, text};
+	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_def_set, p) &&
+		  (!have_backfill || (!backfill.oom && db_batch_add_sql(b, it_sql_text(&backfill), (int)backfill.nparams,
+								       (const char *const *)backfill.params)));
+	free(text);
+	it_sql_free(&backfill);
+	op->state = public_desc(def);
+	op->state_free = (void (*)(void *))json_decref;
+	json_decref(def);
+	it_exec(op, b, ok, &e, table_updated);
+}
+
+void it_op_update_table(it_op *op)
+{
+	const char *name = it_req_str(op->req, "TableName");
+	if (!it_check_table_name(op, "tableName", name))
+		return;
+	it_table_forget(op->store, op->tenant, name);
+	it_table_get(op, name, update_with);
 }

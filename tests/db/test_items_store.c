@@ -554,6 +554,58 @@ static void sweep_cb(long n, void *arg)
 	sw->done = true;
 }
 
+/* UpdateTable adds a GSI over existing items (backfilled in the same
+ * transaction) and removes it again. */
+static void test_update_table(dbt_ctx *c)
+{
+	dbt_res r;
+	dbt_call(c, T1, "UpdateTable", &r,
+		 "{\"TableName\":\"nums\",\"AttributeDefinitions\":[{\"AttributeName\":\"tag\",\"AttributeType\":\"S\"}],"
+		 "\"GlobalSecondaryIndexUpdates\":[{\"Create\":{\"IndexName\":\"by_tag\",\"KeySchema\":[{\"AttributeName\":\"tag\","
+		 "\"KeyType\":\"HASH\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}}}]}");
+	CHECK(OK(r), "UpdateTable creates a GSI");
+	if (!OK(r))
+		printf("#   %s: %s\n", r.type, r.msg);
+	dbt_res_clear(&r);
+	usleep(1100 * 1000); /* this worker forgot its cached definition; wait out the cache anyway */
+	dbt_call(c, T1, "PutItem", &r, "{\"TableName\":\"nums\",\"Item\":{\"p\":{\"S\":\"t\"},\"s\":{\"N\":\"1\"},\"tag\":{\"S\":\"red\"}}}");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "Query", &r,
+		 "{\"TableName\":\"nums\",\"IndexName\":\"by_tag\",\"KeyConditionExpression\":\"tag = :t\","
+		 "\"ExpressionAttributeValues\":{\":t\":{\"S\":\"red\"}}}");
+	CHECK(OK(r) && json_integer_value(json_object_get(r.body, "Count")) == 1, "new items are in the new index");
+	dbt_res_clear(&r);
+	CHECK(strcmp(count_rows("t.name = 'nums' AND i.x1pk IS NOT NULL"), "1") == 0, "only items with the key attribute are in it");
+	dbt_call(c, T1, "UpdateTable", &r,
+		 "{\"TableName\":\"nums\",\"GlobalSecondaryIndexUpdates\":[{\"Delete\":{\"IndexName\":\"by_tag\"}}]}");
+	CHECK(OK(r), "UpdateTable deletes the GSI");
+	dbt_res_clear(&r);
+	CHECK(strcmp(count_rows("t.name = 'nums' AND i.x1pk IS NOT NULL"), "0") == 0, "its slot is cleared");
+	dbt_call(c, T1, "Query", &r,
+		 "{\"TableName\":\"nums\",\"IndexName\":\"by_tag\",\"KeyConditionExpression\":\"tag = :t\","
+		 "\"ExpressionAttributeValues\":{\":t\":{\"S\":\"red\"}}}");
+	CHECK(ERR(r, "ValidationException"), "querying a deleted index fails");
+	dbt_res_clear(&r);
+}
+
+static void test_backfill(dbt_ctx *c)
+{
+	/* items written before the index exists are backfilled */
+	dbt_res r;
+	dbt_call(c, T1, "PutItem", &r, "{\"TableName\":\"nums\",\"Item\":{\"p\":{\"S\":\"bf\"},\"s\":{\"N\":\"2\"},\"color\":{\"S\":\"blue\"}}}");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "UpdateTable", &r,
+		 "{\"TableName\":\"nums\",\"AttributeDefinitions\":[{\"AttributeName\":\"color\",\"AttributeType\":\"S\"}],"
+		 "\"GlobalSecondaryIndexUpdates\":[{\"Create\":{\"IndexName\":\"by_color\",\"KeySchema\":[{\"AttributeName\":\"color\","
+		 "\"KeyType\":\"HASH\"}],\"Projection\":{\"ProjectionType\":\"ALL\"}}}]}");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "Query", &r,
+		 "{\"TableName\":\"nums\",\"IndexName\":\"by_color\",\"KeyConditionExpression\":\"color = :c\","
+		 "\"ExpressionAttributeValues\":{\":c\":{\"S\":\"blue\"}}}");
+	CHECK(OK(r) && json_integer_value(json_object_get(r.body, "Count")) == 1, "existing items are backfilled into a new GSI");
+	dbt_res_clear(&r);
+}
+
 static void test_batches_and_scan(dbt_ctx *c)
 {
 	dbt_res r;
@@ -628,6 +680,8 @@ int main(void)
 	test_keyenc_matches_sql();
 	test_ttl(&c);
 	test_batches_and_scan(&c);
+	test_update_table(&c);
+	test_backfill(&c);
 	dbt_close(&c);
 	return it_test_done();
 }
