@@ -31,6 +31,8 @@ static const cfg_setting settings[] = {
 	{"db_queue_max", CFG_INT, "1024", 1, 1000000, S(db_queue_max), "Requests per worker that may wait for a busy pool before 503 unavailable."},
 	{"retry_after_s", CFG_INT, "1", 1, 3600, S(retry_after_s), "Retry-After seconds sent with 503 unavailable."},
 	{"max_body_bytes", CFG_INT, "65536", 1024, 16 * MIB, S(max_body_bytes), "Largest request body; larger is 413 payload_too_large."},
+	{"dynamodb_max_body_bytes", CFG_INT, "16777216", 1024, 64 * MIB, S(dynamodb_max_body_bytes),
+	 "Largest request body on the DynamoDB endpoint (DynamoDB allows 16 MB for BatchWriteItem; items stay limited to 400 KB)."},
 	{"max_header_bytes", CFG_INT, "16384", 1024, 1 * MIB, S(max_header_bytes), "Largest request line plus headers; larger is 431 request_header_too_large."},
 	{"max_connections", CFG_INT, "16384", 16, 1000000, S(max_connections),
 	 "Open client connections across all workers; past it a worker stops accepting until one closes."},

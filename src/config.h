@@ -23,6 +23,7 @@ typedef struct ol_config {
 	long long db_queue_max;
 	long long retry_after_s;
 	long long max_body_bytes;
+	long long dynamodb_max_body_bytes;
 	long long max_header_bytes;
 	long long max_connections;
 	long long read_timeout_ms;

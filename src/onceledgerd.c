@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
 		.max_body_bytes = (size_t)cfg.max_body_bytes,
+		.max_dynamodb_body_bytes = (size_t)cfg.dynamodb_max_body_bytes,
 		.max_header_bytes = (size_t)cfg.max_header_bytes,
 		.max_connections = (long)cfg.max_connections,
 		.read_timeout_ms = (int)cfg.read_timeout_ms,

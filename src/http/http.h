@@ -75,6 +75,7 @@ typedef struct http_hooks {
 
 typedef struct http_limits {
 	size_t max_body_bytes;
+	size_t max_dynamodb_body_bytes; /* on the DynamoDB listener */
 	size_t max_header_bytes;
 	long max_connections;       /* across all workers */
 	int read_timeout_ms;

@@ -41,6 +41,7 @@ struct http_conn {
 	bool in_process;     /* process_input is on the stack */
 	bool metrics_only;
 	bool dynamodb;
+	size_t max_body;     /* this listener's body limit */
 	TAILQ_ENTRY(http_conn) link;
 };
 TAILQ_HEAD(conn_list, http_conn);
@@ -382,7 +383,7 @@ static void body_emit(void *arg, const char *data, size_t n)
 	http_req *r = arg;
 	if (r->body_too_large)
 		return;
-	size_t max = r->worker->srv->lim.max_body_bytes;
+	size_t max = r->conn != NULL ? r->conn->max_body : r->worker->srv->lim.max_body_bytes;
 	if (evbuffer_get_length(r->body) + n > max) {
 		r->body_too_large = true;
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
@@ -440,7 +441,7 @@ static void process_input(http_conn *c)
 				break;
 			}
 			http_req *r = req_new(w, c);
-			if (r == NULL || !req_take_head(r, buf, &head, lim->max_body_bytes)) {
+			if (r == NULL || !req_take_head(r, buf, &head, c->max_body)) {
 				if (r != NULL)
 					req_free(r);
 				conn_free(c);
@@ -452,7 +453,7 @@ static void process_input(http_conn *c)
 			c->body_need = head.has_length ? head.content_length : 0;
 			memset(&c->ck, 0, sizeof(c->ck));
 			evbuffer_drain(in, head.head_len);
-			if (head.has_length && head.content_length > lim->max_body_bytes) {
+			if (head.has_length && head.content_length > c->max_body) {
 				/* Refuse before reading a byte of it; the connection closes. */
 				reply_early(c, 413, "payload_too_large", "the request body exceeds the limit");
 				break;
@@ -566,6 +567,7 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only,
 	c->w = w;
 	c->metrics_only = metrics_only;
 	c->dynamodb = dynamodb;
+	c->max_body = dynamodb ? lim->max_dynamodb_body_bytes : lim->max_body_bytes;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
 	if (c->bev == NULL || c->timer == NULL) {
@@ -582,7 +584,7 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only,
 	struct timeval wtv = {lim->write_timeout_ms / 1000, (lim->write_timeout_ms % 1000) * 1000};
 	bufferevent_set_timeouts(c->bev, NULL, &wtv);
 	/* Stop reading from the socket once a full request's worth is buffered. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, lim->max_header_bytes + lim->max_body_bytes + 4096);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, lim->max_header_bytes + c->max_body + 4096);
 	bufferevent_enable(c->bev, EV_READ);
 	c->state = C_IDLE;
 	/* A fresh connection must start its request within the read timeout. */
