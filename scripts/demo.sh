@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
+DDB_PORT=${DDB_PORT:-8000}
 DIR=var/demo
 
 scripts/install-deps.sh
@@ -26,6 +27,10 @@ set +a
 src/onceledger migrate >/dev/null
 src/onceledger tenant create demo >/dev/null 2>&1 || true # already there on a second run
 KEY=$(src/onceledger key create --tenant demo --scopes read,write,audit)
+# The DynamoDB-compatible endpoint seals SigV4 secrets with a master key.
+[ -s "$DIR/master.key" ] || { head -c 32 /dev/urandom >"$DIR/master.key" && chmod 600 "$DIR/master.key"; }
+export ONCELEDGER_MASTER_KEY_FILE="$PWD/$DIR/master.key"
+AWS_CREDS=$(src/onceledger key create --tenant demo --scopes dynamodb --sigv4)
 
 cat <<BANNER
 
@@ -38,8 +43,16 @@ cat <<BANNER
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/whoami
   curl -s http://127.0.0.1:$PORT/metrics | head
 
+  DynamoDB-compatible endpoint: http://127.0.0.1:$DDB_PORT   (docs/dynamodb.md)
+  access key: ${AWS_CREDS% *}
+  secret key: ${AWS_CREDS#* }
+
+  /usr/bin/python3 -c 'import boto3; print(boto3.client("dynamodb", endpoint_url="http://127.0.0.1:$DDB_PORT",
+      region_name="us-east-1", aws_access_key_id="${AWS_CREDS% *}",
+      aws_secret_access_key="${AWS_CREDS#* }").list_tables())'
+
   PostgreSQL: $ONCELEDGER_DATABASE_URL
   Redis:      $ONCELEDGER_REDIS_URL
 
 BANNER
-src/onceledgerd --listen "127.0.0.1:$PORT" || true
+src/onceledgerd --listen "127.0.0.1:$PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" || true

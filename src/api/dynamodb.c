@@ -209,6 +209,11 @@ void ddb_on_request(http_req *r)
 		ddb_error(r, 400, CORAL_ERR_NS, sigv4_error_type(ps), why, NULL);
 		return;
 	}
+	if (strcmp(d->auth.service, "dynamodb") != 0) {
+		ddb_error(r, 400, CORAL_ERR_NS, "InvalidSignatureException", "Credential should be scoped to correct service: 'dynamodb'.",
+			  NULL);
+		return;
+	}
 	size_t len = evbuffer_get_length(r->body);
 	json_error_t je;
 	/* NUL is allowed through here so that the item layer can refuse it

@@ -310,8 +310,9 @@ sigv4_status sigv4_parse(const sigv4_req *r, sigv4_auth *out, const char **why)
 	 * optional whitespace around the commas (SDKs write ", "). */
 	bool have_cred = false, have_signed = false, have_sig = false;
 	const char *p = authz + alen;
-	for (const char *comma = authz; comma != NULL;) {
-		comma = strchr(p, ',');
+	for (bool more = true; more;) {
+		const char *comma = strchr(p, ',');
+		more = comma != NULL;
 		const char *s = p, *t = comma != NULL ? comma : p + strlen(p);
 		p = comma != NULL ? comma + 1 : t;
 		/* an empty component (",," or a trailing comma) fails the '=' test */

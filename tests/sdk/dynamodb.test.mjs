@@ -1028,3 +1028,207 @@ test("a request without a signature is refused; bad JSON is a SerializationExcep
   }, { step: "build", name: "badJson", priority: "low" });
   await expectError(c.send(new ListTablesCommand({})), "SerializationException");
 });
+
+// ---------------------------------------------------------------------------
+// Update expressions, condition functions, concurrency, more validation
+
+test("UpdateItem: nested paths, list_append, sets, REMOVE, ReturnValues variants", async () => {
+  const table = await makeTable("updexpr");
+  const Key = { PK: { S: "u" }, SK: { S: "1" } };
+  await ddb.send(new PutItemCommand({ TableName: table, Item: {
+    ...Key, profile: { M: { name: { S: "Ann" }, tags: { SS: ["a", "b"] } } },
+    hist: { L: [{ N: "1" }, { N: "2" }, { N: "3" }] }, cnt: { N: "5" }, gone: { S: "x" },
+  } }));
+  const first = await ddb.send(new UpdateItemCommand({
+    TableName: table, Key,
+    UpdateExpression: "SET profile.#n = :n, hist = list_append(hist, :more), newattr = :v "
+      + "REMOVE gone ADD cnt :two, profile.tags :t",
+    ExpressionAttributeNames: { "#n": "name" },
+    ExpressionAttributeValues: {
+      ":n": { S: "Bea" }, ":more": { L: [{ N: "4" }] }, ":v": { BOOL: true }, ":two": { N: "2" }, ":t": { SS: ["c"] },
+    },
+    ReturnValues: "UPDATED_NEW",
+  }));
+  assert.deepEqual(Object.keys(first.Attributes).sort(), ["cnt", "hist", "newattr", "profile"]);
+  assert.deepEqual(first.Attributes.hist, { L: [{ N: "1" }, { N: "2" }, { N: "3" }, { N: "4" }] });
+  const out = await ddb.send(new UpdateItemCommand({
+    TableName: table, Key,
+    UpdateExpression: "SET hist[0] = :zero REMOVE hist[1] DELETE profile.tags :d",
+    ExpressionAttributeValues: { ":zero": { N: "0" }, ":d": { SS: ["a"] } },
+    ReturnValues: "ALL_NEW",
+  }));
+  const a = out.Attributes;
+  assert.equal(a.profile.M.name.S, "Bea");
+  assert.deepEqual([...a.profile.M.tags.SS].sort(), ["b", "c"]);
+  assert.deepEqual(a.hist, { L: [{ N: "0" }, { N: "3" }, { N: "4" }] });
+  assert.equal(a.cnt.N, "7");
+  assert.equal(a.gone, undefined);
+  assert.deepEqual(a.newattr, { BOOL: true });
+
+  // UPDATED_OLD returns only the updated attributes, before the update.
+  const old = await ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET cnt = cnt + :one",
+    ExpressionAttributeValues: { ":one": { N: "1" } }, ReturnValues: "UPDATED_OLD",
+  }));
+  assert.deepEqual(old.Attributes, { cnt: { N: "7" } });
+  // ALL_OLD returns the whole item before the update.
+  const allOld = await ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET cnt = :c",
+    ExpressionAttributeValues: { ":c": { N: "100" } }, ReturnValues: "ALL_OLD",
+  }));
+  assert.equal(allOld.Attributes.cnt.N, "8");
+  assert.equal(allOld.Attributes.profile.M.name.S, "Bea");
+  // NONE (default): no Attributes.
+  const none = await ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET cnt = :c", ExpressionAttributeValues: { ":c": { N: "1" } },
+  }));
+  assert.equal(none.Attributes, undefined);
+  // UpdateItem on a missing item creates it (upsert).
+  await ddb.send(new UpdateItemCommand({
+    TableName: table, Key: { PK: { S: "u" }, SK: { S: "new" } }, UpdateExpression: "ADD hits :one",
+    ExpressionAttributeValues: { ":one": { N: "1" } },
+  }));
+  assert.deepEqual(await getRaw(table, "u", "new"), { PK: { S: "u" }, SK: { S: "new" }, hits: { N: "1" } });
+  // Arithmetic on a missing attribute is a ValidationException.
+  await expectError(ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET nope = nope + :one",
+    ExpressionAttributeValues: { ":one": { N: "1" } },
+  })), "ValidationException");
+  // Two clauses on overlapping paths are a ValidationException.
+  await expectError(ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET profile.#n = :n REMOVE profile",
+    ExpressionAttributeNames: { "#n": "name" }, ExpressionAttributeValues: { ":n": { S: "x" } },
+  })), "ValidationException");
+});
+
+test("ConditionExpression functions and operators", async () => {
+  const table = await makeTable("condfn");
+  const Key = { PK: { S: "c" }, SK: { S: "1" } };
+  await ddb.send(new PutItemCommand({ TableName: table, Item: {
+    ...Key, s: { S: "hello world" }, n: { N: "42" }, tags: { SS: ["x", "y"] }, l: { L: [{ S: "a" }, { S: "b" }] },
+    m: { M: { k: { N: "1" } } },
+  } }));
+  const check = (expr, values = {}, names = undefined) => ddb.send(new UpdateItemCommand({
+    TableName: table, Key, UpdateExpression: "SET touched = :true",
+    ConditionExpression: expr, ExpressionAttributeNames: names,
+    ExpressionAttributeValues: { ":true": { BOOL: true }, ...values },
+  }));
+  const passes = [
+    ["attribute_exists(s) AND attribute_not_exists(nope)"],
+    ["attribute_type(n, :t)", { ":t": { S: "N" } }],
+    ["begins_with(s, :p)", { ":p": { S: "hello" } }],
+    ["contains(s, :w)", { ":w": { S: "wor" } }],
+    ["contains(tags, :x)", { ":x": { S: "x" } }],
+    ["contains(l, :b)", { ":b": { S: "b" } }],
+    ["size(s) = :eleven", { ":eleven": { N: "11" } }],
+    ["size(tags) > :one AND size(l) = :two", { ":one": { N: "1" }, ":two": { N: "2" } }],
+    ["n BETWEEN :lo AND :hi", { ":lo": { N: "40" }, ":hi": { N: "42" } }],
+    ["n IN (:a, :b, :c)", { ":a": { N: "1" }, ":b": { N: "42" }, ":c": { N: "3" } }],
+    ["NOT (n < :z) OR s = :nope", { ":z": { N: "0" }, ":nope": { S: "nope" } }],
+    ["m.k = :one", { ":one": { N: "1" } }],
+    ["l[1] = :b", { ":b": { S: "b" } }],
+    ["n <> :s", { ":s": { S: "42" } }], // different types are never equal
+  ];
+  for (const [expr, values] of passes) {
+    await check(expr, values).catch((e) => assert.fail(`${expr}: ${e.name}: ${e.message}`));
+  }
+  const fails = [
+    ["attribute_not_exists(s)"],
+    ["n > :s", { ":s": { S: "1" } }], // comparing N with S is false
+    ["begins_with(s, :p)", { ":p": { S: "world" } }],
+    ["size(nope) > :z", { ":z": { N: "0" } }],
+    ["m.k = :two", { ":two": { N: "2" } }],
+  ];
+  for (const [expr, values] of fails) {
+    const e = await check(expr, values).then(() => null, (err) => err);
+    assert.ok(e, `${expr}: the condition passed`);
+    assert.equal(e.name, "ConditionalCheckFailedException", `${expr}: ${e.name}: ${e.message}`);
+  }
+  // Invalid conditions are ValidationExceptions, not failed checks.
+  for (const [expr, values] of [
+    ["attribute_type(n, :t)", { ":t": { S: "NOPE" } }],
+    ["n = :undefined"],
+    ["unknown_function(n)"],
+    ["n = "],
+  ]) {
+    const e = await check(expr, values).then(() => null, (err) => err);
+    assert.ok(e, `${expr}: accepted`);
+    assert.equal(e.name, "ValidationException", `${expr}: ${e.name}: ${e.message}`);
+  }
+});
+
+test("concurrent guarded debits: exactly balance/amount succeed", async () => {
+  const table = await makeTable("race");
+  const Key = { PK: "acct#race", SK: "balance" };
+  await doc.send(new PutCommand({ TableName: table, Item: { ...Key, balance: 100 } }));
+  const results = await Promise.allSettled(Array.from({ length: 25 }, () => doc.send(new UpdateCommand({
+    TableName: table, Key,
+    UpdateExpression: "SET balance = balance - :amt", ConditionExpression: "balance >= :amt",
+    ExpressionAttributeValues: { ":amt": 10 }, ReturnValues: "UPDATED_NEW",
+  }))));
+  const ok = results.filter((r) => r.status === "fulfilled");
+  const refused = results.filter((r) => r.status === "rejected");
+  for (const r of refused) {
+    assert.equal(r.reason.name, "ConditionalCheckFailedException", `${r.reason.name}: ${r.reason.message}`);
+  }
+  assert.equal(ok.length, 10);
+  assert.deepEqual(ok.map((r) => r.value.Attributes.balance).sort((x, y) => x - y), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]);
+  assert.equal(await balanceOf(table, "acct#race"), 0);
+});
+
+test("concurrent replays of one ClientRequestToken apply the transaction once", async () => {
+  const table = await makeTable("racetx");
+  await doc.send(new PutCommand({ TableName: table, Item: { PK: "acct#a", SK: "balance", balance: 0 } }));
+  const token = randomUUID();
+  const send = () => ddb.send(new TransactWriteItemsCommand({ ClientRequestToken: token, TransactItems: [
+    { Update: { TableName: table, Key: { PK: { S: "acct#a" }, SK: { S: "balance" } },
+      UpdateExpression: "SET balance = balance + :one", ExpressionAttributeValues: { ":one": { N: "1" } } } },
+  ] }));
+  const results = await Promise.allSettled(Array.from({ length: 8 }, send));
+  for (const r of results) {
+    // A replay racing the first attempt may be told to retry (TransactionInProgressException).
+    if (r.status === "rejected") {
+      assert.ok(["TransactionInProgressException", "TransactionCanceledException"].includes(r.reason.name),
+        `${r.reason.name}: ${r.reason.message}`);
+    }
+  }
+  assert.ok(results.some((r) => r.status === "fulfilled"), "no attempt succeeded");
+  assert.equal(await balanceOf(table, "acct#a"), 1);
+});
+
+test("more validation: numbers, sets, batch and transaction limits", async () => {
+  const table = await makeTable("valid");
+  const put = (extra) => ddb.send(new PutItemCommand({ TableName: table, Item: { PK: { S: "v" }, SK: { S: "1" }, ...extra } }));
+  await put({ n: { N: "9.9999999999999999999999999999999999999E+125" } });
+  for (const [what, extra] of [
+    ["39 significant digits", { n: { N: "1234567890123456789012345678901234567891" } }],
+    ["number too large", { n: { N: "1E+126" } }],
+    ["not a number", { n: { N: "12abc" } }],
+    ["empty string set", { s: { SS: [] } }],
+    ["duplicates in a set", { s: { SS: ["a", "a"] } }],
+    ["key of the wrong type", { SK: { N: "1" } }],
+  ]) {
+    const e = await put(extra).then(() => null, (err) => err);
+    assert.ok(e, `${what}: accepted`);
+    assert.equal(e.name, "ValidationException", `${what}: ${e.name}: ${e.message}`);
+  }
+  // Two requests for one key in a BatchWriteItem.
+  await expectError(ddb.send(new BatchWriteItemCommand({ RequestItems: { [table]: [
+    { PutRequest: { Item: { PK: { S: "d" }, SK: { S: "1" } } } },
+    { DeleteRequest: { Key: { PK: { S: "d" }, SK: { S: "1" } } } },
+  ] } })), "ValidationException");
+  // More than 100 actions in a transaction.
+  await expectError(ddb.send(new TransactWriteItemsCommand({ TransactItems: Array.from({ length: 101 }, (_, i) => ({
+    Put: { TableName: table, Item: { PK: { S: "t" }, SK: { S: String(i) } } },
+  })) })), "ValidationException");
+  // An unused ExpressionAttributeNames entry.
+  await expectError(ddb.send(new GetItemCommand({
+    TableName: table, Key: { PK: { S: "v" }, SK: { S: "1" } }, ProjectionExpression: "n",
+    ExpressionAttributeNames: { "#unused": "x" },
+  })), "ValidationException");
+  // The DocumentClient: JS Sets become SS/NS, and numbers beyond 2^53 must be NumberValue.
+  await doc.send(new PutCommand({ TableName: table, Item: { PK: "doc", SK: "1", ss: new Set(["x", "y"]), ns: new Set([1, 2]) } }));
+  const { Item } = await doc.send(new GetCommand({ TableName: table, Key: { PK: "doc", SK: "1" } }));
+  assert.deepEqual([...Item.ss].sort(), ["x", "y"]);
+  assert.deepEqual([...Item.ns].sort(), [1, 2]);
+});
