@@ -35,6 +35,22 @@ static void ddb_req_free(void *p)
 	free(d);
 }
 
+/* The parts of a request that SigV4 signs. */
+static sigv4_req sigv4_req_of(http_req *r)
+{
+	sigv4_req sr = {
+		.method = r->method_str,
+		.path = r->path,
+		.query = r->query,
+		.nheaders = r->nheaders,
+		.hnames = r->hnames,
+		.hvalues = r->hvalues,
+		.body = evbuffer_pullup(r->body, -1),
+		.body_len = evbuffer_get_length(r->body),
+	};
+	return sr;
+}
+
 static void ddb_reply(http_req *r, int status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
@@ -131,16 +147,7 @@ static void key_found(akid_status st, const akid_info *info, void *arg)
 			  NULL);
 		return;
 	}
-	sigv4_req sr = {
-		.method = r->method_str,
-		.path = r->path,
-		.query = r->query,
-		.nheaders = r->nheaders,
-		.hnames = r->hnames,
-		.hvalues = r->hvalues,
-		.body = evbuffer_pullup(r->body, -1),
-		.body_len = evbuffer_get_length(r->body),
-	};
+	sigv4_req sr = sigv4_req_of(r);
 	const char *why = NULL;
 	sigv4_status vs = sigv4_verify(&sr, &d->auth, info->secret, util_now_us() / 1000000, &why);
 	if (vs != SIGV4_OK) {
@@ -189,16 +196,7 @@ void ddb_on_request(http_req *r)
 		return;
 	}
 	util_strlcpy(d->op, target + strlen(DDB_TARGET_PREFIX), sizeof(d->op));
-	sigv4_req sr = {
-		.method = r->method_str,
-		.path = r->path,
-		.query = r->query,
-		.nheaders = r->nheaders,
-		.hnames = r->hnames,
-		.hvalues = r->hvalues,
-		.body = evbuffer_pullup(r->body, -1),
-		.body_len = evbuffer_get_length(r->body),
-	};
+	sigv4_req sr = sigv4_req_of(r);
 	const char *why = NULL;
 	sigv4_status ps = sigv4_parse(&sr, &d->auth, &why);
 	if (ps == SIGV4_MISSING) {
