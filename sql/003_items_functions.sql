@@ -375,26 +375,3 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'OLV01', MESSAGE = marker->>1;
 END
 $$;
-
--- The canonical {"N": ...} of r, raising OLV01 with DynamoDB's message when r
--- is out of range or too precise; the fast path is inlined (see
--- ol_it_num_av), the raising path is a plpgsql call taken only for large or
--- very precise values.
-CREATE OR REPLACE FUNCTION ol_it_num_checked_slow(r numeric) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
-DECLARE
-    v jsonb := ol_it_num_av_slow(r);
-BEGIN
-    IF jsonb_typeof(v) = 'array' THEN
-        RAISE EXCEPTION USING ERRCODE = 'OLV01', MESSAGE = v->>1;
-    END IF;
-    RETURN v;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION ol_it_num_checked(r numeric) RETURNS jsonb
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
-SELECT CASE WHEN r IS NULL THEN NULL
-            WHEN abs(r) < 1e20 AND scale(r) <= 18 THEN jsonb_build_object('N', trim_scale(r)::text)
-            ELSE ol_it_num_checked_slow(r) END
-$$;

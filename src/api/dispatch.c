@@ -106,14 +106,13 @@ static void auth_done(auth_status st, const auth_principal *p, void *arg)
 void api_on_request(http_req *r, void *arg)
 {
 	(void)arg;
+	if (r->on_dynamodb_listener) {
+		ddb_on_request(r); /* its own protocol, context and errors */
+		return;
+	}
 	api_req *a = calloc(1, sizeof(*a));
 	if (a == NULL) {
 		problem_send(r, 500, "internal", "out of memory", NULL);
-		return;
-	}
-	if (r->on_dynamodb_listener) {
-		free(a);
-		ddb_on_request(r);
 		return;
 	}
 	r->app = a;

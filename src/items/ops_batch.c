@@ -108,8 +108,6 @@ static void get_loaded(it_op *op)
 	batch_state *st = op->state;
 	json_t *ri = json_object_get(op->req, "RequestItems");
 	it_error e = {0};
-	char now[24];
-	it_w_now(now);
 	db_batch *b = db_batch_new();
 	bool ok = b != NULL;
 	for (int i = 0; ok && i < st->n; i++) {

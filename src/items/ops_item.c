@@ -412,8 +412,6 @@ static void get_with(it_op *op, it_table *t)
 	it_error e = {0};
 	it_sql q;
 	it_sql_init(&q, 1);
-	char now[24];
-	it_w_now(now);
 	bool ok = it_sql_append(&q, "SELECT i.item::text FROM items i WHERE ") &&
 		  it_w_key_pred(&q, t, "i", st->w.pkenc, st->w.skenc, &e) && it_w_not_expired(&q, t, "i", &e);
 	db_batch *b = db_batch_new();

@@ -304,8 +304,7 @@ static void run(it_op *op, it_table *t, bool scan)
 		it_finish_error(op, &e);
 		return;
 	}
-	char b1[16], b2[16], now[24], id[32];
-	it_w_now(now);
+	char b1[16], b2[16], id[32];
 	snprintf(id, sizeof(id), "%lld", (long long)t->id);
 	it_sql q;
 	it_sql_init(&q, 1);

@@ -535,8 +535,6 @@ static void get_tables_loaded(it_op *op)
 	txn_state *st = op->state;
 	json_t *items = json_object_get(op->req, "TransactItems");
 	it_error e = {0};
-	char now[24];
-	it_w_now(now);
 	it_sql q;
 	it_sql_init(&q, 1);
 	bool ok = true;

@@ -253,11 +253,10 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
 	const it_table *t = w->t;
 	it_sql q;
 	it_sql_init(&q, 1);
-	char now[24];
-	it_w_now(now);
-	/* One row-valued assignment computes the new item once and derives the
-	 * expiry and index slots from it; the WHERE only admits a visible (not
-	 * expired) row, so the update and the condition read i.item as is. */
+	/* The WHERE only admits a visible (not expired) row, so the update and
+	 * the condition read i.item as is. When the table derives columns from
+	 * the item (TTL, index slots), one row-valued assignment computes the new
+	 * item once for all of them. */
 	bool derived = t->ttl_attr != NULL || t->nidx > 0;
 	bool ok;
 	if (!derived) {

@@ -346,6 +346,33 @@ static int collect_sks(json_t *items, char out[][32], int at)
 	return at;
 }
 
+/* Runs a Query (req: its JSON without the closing brace) page by page,
+ * following LastEvaluatedKey; collects the sort keys, returns their number. */
+static int query_pages(dbt_ctx *c, const char *req, char out[][32], int *pages)
+{
+	char esk[256] = "";
+	int n = 0;
+	dbt_res r;
+	for (*pages = 0; *pages <= 20;) {
+		dbt_call(c, T1, "Query", &r, "%s%s%s}", req, esk[0] ? ",\"ExclusiveStartKey\":" : "", esk);
+		if (!OK(r)) {
+			printf("#   %s: %s\n", r.type, r.msg);
+			dbt_res_clear(&r);
+			break;
+		}
+		(*pages)++;
+		n = collect_sks(json_object_get(r.body, "Items"), out, n);
+		json_t *lek = json_object_get(r.body, "LastEvaluatedKey");
+		char *t = lek ? json_dumps(lek, JSON_COMPACT) : NULL;
+		snprintf(esk, sizeof(esk), "%s", t ? t : "");
+		free(t);
+		dbt_res_clear(&r);
+		if (lek == NULL)
+			break;
+	}
+	return n;
+}
+
 static void test_query(dbt_ctx *c)
 {
 	dbt_res r;
@@ -357,68 +384,36 @@ static void test_query(dbt_ctx *c)
 	}
 	dbt_call(c, T1, "PutItem", &r, "{\"TableName\":\"acct\",\"Item\":{\"PK\":{\"S\":\"ACCOUNT#q\"},\"SK\":{\"S\":\"METADATA\"}}}");
 	dbt_res_clear(&r);
-	for (int fwd = 1; fwd >= 0; fwd--) {
-		char got[80][32];
-		int n = 0, pages = 0;
-		char esk[256] = "";
-		for (;;) {
-			dbt_call(c, T1, "Query", &r,
-				 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"PK = :pk AND SK BETWEEN :a AND :b\",\"Limit\":7,"
-				 "\"ScanIndexForward\":%s,\"ExpressionAttributeValues\":{\":pk\":{\"S\":\"ACCOUNT#q\"},\":a\":{\"S\":\"ENTRY#010\"},"
-				 "\":b\":{\"S\":\"ENTRY#049\"}}%s%s}",
-				 fwd ? "true" : "false", esk[0] ? ",\"ExclusiveStartKey\":" : "", esk);
-			if (!OK(r)) {
-				printf("#   %s: %s\n", r.type, r.msg);
-				break;
+	/* BETWEEN and begins_with, read page by page in both orders, return
+	 * exactly their range (from..from+count-1 ascending). */
+	static const struct {
+		const char *cond, *values, *what;
+		int limit, from, count, min_pages;
+	} ranges[] = {
+		{"PK = :pk AND SK BETWEEN :a AND :b", "\":a\":{\"S\":\"ENTRY#010\"},\":b\":{\"S\":\"ENTRY#049\"}", "BETWEEN", 7, 10, 40, 6},
+		{"PK = :pk AND begins_with(SK, :p)", "\":p\":{\"S\":\"ENTRY#01\"}", "begins_with", 3, 10, 10, 4},
+	};
+	for (size_t k = 0; k < sizeof(ranges) / sizeof(ranges[0]); k++) {
+		for (int fwd = 1; fwd >= 0; fwd--) {
+			char got[80][32], req[512];
+			snprintf(req, sizeof(req),
+				 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"%s\",\"Limit\":%d,\"ScanIndexForward\":%s,"
+				 "\"ExpressionAttributeValues\":{\":pk\":{\"S\":\"ACCOUNT#q\"},%s}",
+				 ranges[k].cond, ranges[k].limit, fwd ? "true" : "false", ranges[k].values);
+			int pages = 0;
+			int n = query_pages(c, req, got, &pages);
+			bool exact = n == ranges[k].count;
+			for (int i = 0; exact && i < n; i++) {
+				char want[32];
+				snprintf(want, sizeof(want), "ENTRY#%03d",
+					 fwd ? ranges[k].from + i : ranges[k].from + ranges[k].count - 1 - i);
+				exact = strcmp(got[i], want) == 0;
 			}
-			pages++;
-			n = collect_sks(json_object_get(r.body, "Items"), got, n);
-			json_t *lek = json_object_get(r.body, "LastEvaluatedKey");
-			char *t = lek ? json_dumps(lek, JSON_COMPACT) : NULL;
-			snprintf(esk, sizeof(esk), "%s", t ? t : "");
-			free(t);
-			dbt_res_clear(&r);
-			if (!lek || pages > 20)
-				break;
+			char name[128];
+			snprintf(name, sizeof(name), "%s returns exactly its range across pages, %s", ranges[k].what,
+				 fwd ? "ascending" : "descending");
+			CHECK(exact && pages >= ranges[k].min_pages, name);
 		}
-		bool exact = n == 40;
-		for (int i = 0; exact && i < 40; i++) {
-			char want[32];
-			snprintf(want, sizeof(want), "ENTRY#%03d", fwd ? 10 + i : 49 - i);
-			exact = strcmp(got[i], want) == 0;
-		}
-		CHECK(exact && pages >= 6, fwd ? "BETWEEN returns exactly the range across pages, ascending"
-					      : "BETWEEN returns exactly the range across pages, descending");
-	}
-	for (int fwd = 1; fwd >= 0; fwd--) {
-		char pg[80][32];
-		int n = 0, pages = 0;
-		char esk[256] = "";
-		for (;;) {
-			dbt_call(c, T1, "Query", &r,
-				 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"PK = :pk AND begins_with(SK, :p)\",\"Limit\":3,"
-				 "\"ScanIndexForward\":%s,\"ExpressionAttributeValues\":{\":pk\":{\"S\":\"ACCOUNT#q\"},\":p\":{\"S\":\"ENTRY#01\"}}%s%s}",
-				 fwd ? "true" : "false", esk[0] ? ",\"ExclusiveStartKey\":" : "", esk);
-			if (!OK(r))
-				break;
-			pages++;
-			n = collect_sks(json_object_get(r.body, "Items"), pg, n);
-			json_t *lek = json_object_get(r.body, "LastEvaluatedKey");
-			char *t = lek ? json_dumps(lek, JSON_COMPACT) : NULL;
-			snprintf(esk, sizeof(esk), "%s", t ? t : "");
-			free(t);
-			dbt_res_clear(&r);
-			if (!lek || pages > 20)
-				break;
-		}
-		bool exact = n == 10;
-		for (int i = 0; exact && i < 10; i++) {
-			char want[32];
-			snprintf(want, sizeof(want), "ENTRY#%03d", fwd ? 10 + i : 19 - i);
-			exact = strcmp(pg[i], want) == 0;
-		}
-		CHECK(exact && pages >= 4, fwd ? "begins_with returns exactly the prefix across pages, ascending"
-					      : "begins_with returns exactly the prefix across pages, descending");
 	}
 	dbt_call(c, T1, "Query", &r,
 		 "{\"TableName\":\"acct\",\"KeyConditionExpression\":\"PK = :pk AND begins_with(SK, :p)\",\"ExpressionAttributeValues\":"
