@@ -48,6 +48,10 @@ static const cfg_setting settings[] = {
 	 "How often the item layer's TTL sweeper deletes expired items (0 disables it; reads hide expired items regardless)."},
 	{"ttl_sweep_batch", CFG_INT, "1000", 1, 100000, S(ttl_sweep_batch),
 	 "Expired items deleted per sweeper statement; a full batch is followed at once by the next."},
+	{"idempotency_wait_ms", CFG_INT, "2000", 0, 60000, S(idempotency_wait_ms),
+	 "How long a request waits for an in-flight request with the same Idempotency-Key before 409 idempotency_key_in_use; keep it below db_query_timeout_ms."},
+	{"idempotency_ttl_s", CFG_INT, "86400", 1, 2592000, S(idempotency_ttl_s),
+	 "Seconds an Idempotency-Key record is kept after its creation (a tenant may override it: onceledger tenant update NAME --idempotency-ttl-s N)."},
 	{"log_level", CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error."},
 };
 

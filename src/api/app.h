@@ -15,6 +15,7 @@
 #include "http/http.h"
 #include "http/problem.h"
 #include "http/router.h"
+#include "idem/idem.h"
 #include "items/items.h"
 #include "metrics.h"
 
@@ -31,6 +32,8 @@ typedef struct app_worker {
 	struct event *ttl_sweep; /* worker 0 only */
 	bool sweeping;
 	long swept;              /* items deleted by this worker's sweeper */
+	/* Idempotency-Key gate counters (written by this worker only). */
+	long idem_claims, idem_replays, idem_conflicts, idem_mismatches, idem_waits;
 } app_worker;
 
 enum { REDIS_UNKNOWN = 0, REDIS_UP = 1, REDIS_DOWN = 2 };
@@ -48,6 +51,7 @@ typedef struct api_req {
 	auth_principal who;
 	router_match match;
 	json_t *body; /* the request's JSON object ({} when there was no body) */
+	idem_gate *gate; /* POST routes: the Idempotency-Key gate */
 } api_req;
 
 /* Route flags. */
@@ -55,7 +59,17 @@ enum {
 	ROUTE_PUBLIC = 1,     /* no authentication (ops endpoints) */
 	ROUTE_OPS = 2,        /* also served on metrics_listen */
 	ROUTE_ANY_SCOPE = 4,  /* any valid key */
+	ROUTE_NO_IDEM = 8,    /* a POST that takes no Idempotency-Key (§9) */
 };
+
+/* The transaction a handler's item-layer calls run in: the gate's on a
+ * POST (the claim and the saved response commit with them), NULL on other
+ * routes (each call on its own). */
+static inline db_tx *api_tx(http_req *r)
+{
+	api_req *a = r->app;
+	return a != NULL && a->gate != NULL ? idem_gate_tx(a->gate) : NULL;
+}
 
 static inline app_worker *api_worker(http_req *r) { return http_worker_app(r->worker); }
 static inline api_req *api_ctx(http_req *r) { return r->app; }
@@ -77,8 +91,23 @@ void ops_readyz(http_req *r);
 void ops_metrics(http_req *r);
 void ops_whoami(http_req *r);
 void api_not_implemented(http_req *r);
+/* §3 accounts (accounts.c). */
+void api_account_create(http_req *r);
+void api_account_get(http_req *r);
+void api_account_list(http_req *r);
+void api_account_freeze(http_req *r);
+void api_account_unfreeze(http_req *r);
+/* §9 idempotency as a service (idempotency.c). */
+void api_idem_claim(http_req *r);
+void api_idem_get(http_req *r);
+void api_idem_complete(http_req *r);
+void api_idem_release(http_req *r);
 /* The DynamoDB-compatible endpoint (dynamodb.c). */
 void ddb_on_request(http_req *r);
+
+/* The Idempotency-Key gate (gate.c): checks the header, then runs the
+ * route's handler inside the gate. */
+void api_gate_run(http_req *r);
 
 /* Maps a failed db_result to the right problem (503 for availability). */
 void api_db_problem(http_req *r, const db_result *res);

@@ -16,6 +16,7 @@
 static void api_req_free(void *p)
 {
 	api_req *a = p;
+	idem_gate_free(a->gate);
 	json_decref(a->body);
 	free(a);
 }
@@ -73,6 +74,10 @@ static void run_handler(http_req *r)
 	if (r->method == HTTP_M_POST || evbuffer_get_length(r->body) > 0) {
 		if (!decode_body(r, a))
 			return;
+	}
+	if (r->method == HTTP_M_POST && !(rt->flags & (ROUTE_PUBLIC | ROUTE_NO_IDEM))) {
+		api_gate_run(r);
+		return;
 	}
 	rt->handler(r);
 }

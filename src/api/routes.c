@@ -19,11 +19,11 @@ static const route table[] = {
 	{HTTP_M_GET, "/v1/whoami", 0, ROUTE_ANY_SCOPE, ops_whoami},
 
 	/* §3 accounts (issue #6) */
-	{HTTP_M_POST, "/v1/accounts", SCOPE_WRITE, 0, NI},
-	{HTTP_M_GET, "/v1/accounts", SCOPE_READ, 0, NI},
-	{HTTP_M_GET, "/v1/accounts/{id}", SCOPE_READ, 0, NI},
-	{HTTP_M_POST, "/v1/accounts/{id}/freeze", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/accounts/{id}/unfreeze", SCOPE_WRITE, 0, NI},
+	{HTTP_M_POST, "/v1/accounts", SCOPE_WRITE, 0, api_account_create},
+	{HTTP_M_GET, "/v1/accounts", SCOPE_READ, 0, api_account_list},
+	{HTTP_M_GET, "/v1/accounts/{id}", SCOPE_READ, 0, api_account_get},
+	{HTTP_M_POST, "/v1/accounts/{id}/freeze", SCOPE_WRITE, 0, api_account_freeze},
+	{HTTP_M_POST, "/v1/accounts/{id}/unfreeze", SCOPE_WRITE, 0, api_account_unfreeze},
 	{HTTP_M_POST, "/v1/accounts/{id}/credits", SCOPE_WRITE, 0, NI},
 	{HTTP_M_POST, "/v1/accounts/{id}/debits", SCOPE_WRITE, 0, NI},
 	/* §7 history (issue #6) */
@@ -52,10 +52,10 @@ static const route table[] = {
 	{HTTP_M_GET, "/v1/events", SCOPE_AUDIT, 0, NI},
 	{HTTP_M_GET, "/v1/events/signing-key", SCOPE_AUDIT, 0, NI},
 	/* §9 idempotency as a service (issue #5) */
-	{HTTP_M_POST, "/v1/idempotency-keys", SCOPE_WRITE, 0, NI},
-	{HTTP_M_GET, "/v1/idempotency-keys/{key}", SCOPE_READ, 0, NI},
-	{HTTP_M_POST, "/v1/idempotency-keys/{key}/complete", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/idempotency-keys/{key}/release", SCOPE_WRITE, 0, NI},
+	{HTTP_M_POST, "/v1/idempotency-keys", SCOPE_WRITE, ROUTE_NO_IDEM, api_idem_claim},
+	{HTTP_M_GET, "/v1/idempotency-keys/{key}", SCOPE_READ, 0, api_idem_get},
+	{HTTP_M_POST, "/v1/idempotency-keys/{key}/complete", SCOPE_WRITE, ROUTE_NO_IDEM, api_idem_complete},
+	{HTTP_M_POST, "/v1/idempotency-keys/{key}/release", SCOPE_WRITE, ROUTE_NO_IDEM, api_idem_release},
 };
 
 static char names[OL_ARRAY_LEN(table)][96];

@@ -20,6 +20,7 @@ typedef struct entry {
 	unsigned char hash[AUTH_HASH_LEN];
 	char tenant[33];
 	unsigned scopes;
+	int idem_ttl_s;
 	int64_t fetched_ms;           /* when the query that filled it was sent */
 	lookup *pending;              /* the lookup in flight for this id, if any */
 } entry;
@@ -53,8 +54,9 @@ struct lookup {
 
 static const db_stmt stmt_key_lookup = {
 	"auth_key_lookup",
-	"SELECT tenant, hash, array_to_string(scopes, ',') FROM api_keys"
-	" WHERE id = $1 AND kind = 'bearer' AND revoked_at IS NULL",
+	"SELECT k.tenant, k.hash, array_to_string(k.scopes, ','), coalesce(t.idempotency_ttl_seconds, 0)"
+	" FROM api_keys k JOIN tenants t ON t.name = k.tenant"
+	" WHERE k.id = $1 AND k.kind = 'bearer' AND k.revoked_at IS NULL",
 	1,
 };
 
@@ -135,6 +137,7 @@ static void decide(const entry *e, const unsigned char *hash, auth_cb cb, void *
 	memcpy(p.tenant, e->tenant, sizeof(p.tenant));
 	memcpy(p.key_id, e->id, sizeof(p.key_id));
 	p.scopes = e->scopes;
+	p.idempotency_ttl_s = e->idem_ttl_s;
 	cb(AUTH_OK, &p, arg);
 }
 
@@ -160,6 +163,7 @@ static void lookup_done(db_result *res, void *arg)
 		if (PQntuples(r) == 1 && parse_bytea_hex(PQgetvalue(r, 0, 1), e->hash) &&
 		    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
 			util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
+			e->idem_ttl_s = atoi(PQgetvalue(r, 0, 3));
 			e->found = true;
 		}
 		/* Age counts from when the query was sent: its snapshot can be

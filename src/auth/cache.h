@@ -11,6 +11,7 @@ typedef struct auth_principal {
 	char tenant[33];
 	char key_id[AUTH_KEY_ID_LEN + 1];
 	unsigned scopes;
+	int idempotency_ttl_s; /* the tenant's override, 0 = the server's */
 } auth_principal;
 
 typedef enum { AUTH_OK = 0, AUTH_DENIED = 401, AUTH_UNAVAILABLE = 503 } auth_status;

@@ -164,3 +164,24 @@ bool db_batch_add_sql_take(db_batch *b, char *sql, int nparams, char **values)
 	b->n++;
 	return true;
 }
+
+bool db_batch_splice(db_batch *dst, db_batch *src)
+{
+	if (src == NULL)
+		return true;
+	if (dst->n + src->n > dst->cap) {
+		int ncap = dst->cap ? dst->cap : 4;
+		while (ncap < dst->n + src->n)
+			ncap *= 2;
+		db_item *ni = realloc(dst->items, (size_t)ncap * sizeof(*ni));
+		if (ni == NULL)
+			return false;
+		dst->items = ni;
+		dst->cap = ncap;
+	}
+	memcpy(dst->items + dst->n, src->items, (size_t)src->n * sizeof(db_item));
+	dst->n += src->n;
+	src->n = 0;
+	db_batch_free(src);
+	return true;
+}

@@ -30,6 +30,7 @@ typedef enum {
 	DB_ERR_BUSY,        /* every connection busy and the wait queue full */
 	DB_ERR_TIMEOUT,     /* no answer within db_query_timeout_ms */
 	DB_ERR_QUERY,       /* a statement failed; see sqlstate/message */
+	DB_ERR_ABORTED,     /* not run: the transaction had already failed */
 } db_status;
 
 typedef struct db_result {
@@ -78,9 +79,50 @@ bool db_batch_add_sql(db_batch *b, const char *sql, int nparams, const char *con
  * NULL in the array on success) instead of copying them. */
 bool db_batch_add_sql_take(db_batch *b, char *sql, int nparams, char **values) OL_WARN_UNUSED;
 
+/* Moves every statement of src to the end of dst and frees src (also on
+ * failure, when dst is unchanged). */
+bool db_batch_splice(db_batch *dst, db_batch *src) OL_WARN_UNUSED;
+
 /* Runs the batch as one implicit transaction: every statement or none.
  * Takes ownership of b. cb is called exactly once — synchronously when the
  * pool is down or full — and the results are freed when it returns. */
 void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg);
+
+/* ---- transactions over several round trips ----------------------------
+ *
+ * A db_tx holds one connection from its first batch until it is freed, so
+ * that batches built from the results of earlier ones (the idempotency
+ * claim, then a request's effects, then its saved response) commit or roll
+ * back together. Nothing is sent until the first db_tx_exec: a request that
+ * fails validation never touches the database.
+ *
+ * The prefix (optional) runs in the first round trip, before BEGIN, in the
+ * implicit transaction of that pipeline: when one of its statements fails,
+ * PostgreSQL rolls that implicit transaction back at the Sync, nothing after
+ * the failure ran, the transaction is dead and the connection goes straight
+ * back to the pool. When it succeeds, BEGIN turns the implicit transaction
+ * into the explicit one that the later batches continue. */
+typedef struct db_tx db_tx;
+
+enum {
+	DB_TX_SAVEPOINT = 1, /* a failure of this batch undoes only this batch */
+	DB_TX_COMMIT = 2,    /* commit after the batch (the last one) */
+};
+
+db_tx *db_tx_new(db_pool *p);
+/* Sets the prefix (taken) and its callback, which runs with the prefix's
+ * results before the callback of the batch they were sent with. */
+void db_tx_set_prefix(db_tx *tx, db_batch *prefix, db_cb cb, void *arg);
+/* Sends b within the transaction (taking it). A batch whose statements all
+ * ran but was sent after a failure the transaction cannot recover from gets
+ * DB_ERR_ABORTED; a failed COMMIT is DB_ERR_QUERY with failed_index -1. */
+void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg);
+/* True once a batch was sent (the prefix with it). */
+bool db_tx_started(const db_tx *tx);
+/* True when the transaction committed. */
+bool db_tx_committed(const db_tx *tx);
+/* Rolls back what is not committed and returns the connection; must not be
+ * called while a batch of the transaction is in flight. */
+void db_tx_free(db_tx *tx);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef OL_DB_INTERNAL_H
 #define OL_DB_INTERNAL_H
 
+#include <sys/queue.h>
+
 #include "db/db.h"
 
 typedef struct db_item {
@@ -25,5 +27,77 @@ struct db_batch {
 	db_item *items;
 	int n, cap;
 };
+
+/* DC_HELD: between two batches of a db_tx, reserved for it. */
+enum dc_state { DC_DOWN, DC_CONNECTING, DC_IDLE, DC_BUSY, DC_HELD };
+enum exp_kind { EXP_PREPARE, EXP_QUERY, EXP_SYNC };
+
+typedef struct waiter {
+	db_batch *batch;
+	db_cb cb;
+	void *arg;
+	db_tx *tx; /* a batch of this transaction (tx.c) */
+	int flags;
+	TAILQ_ENTRY(waiter) link;
+} waiter;
+TAILQ_HEAD(waiter_list, waiter);
+
+typedef struct expect {
+	enum exp_kind kind;
+	int item;
+} expect;
+
+typedef struct db_conn {
+	db_pool *pool;
+	int index;
+	PGconn *pg;
+	enum dc_state state;
+	int fd;
+	struct event *ev_read;
+	struct event *ev_write;
+	struct event *timer;
+	int backoff_ms;
+	char **prepared; /* hash set of prepared statement names */
+	int nprepared, capprepared;
+	/* the batch in flight */
+	waiter *job;
+	expect *exp;
+	int nexp, iexp;
+	db_result res;
+	db_tx *tx; /* the transaction holding this connection */
+} db_conn;
+
+struct db_pool {
+	struct event_base *base;
+	char *conninfo;
+	char options[64];
+	char *appname;
+	int size;
+	db_conn *conns;
+	struct waiter_list queue;
+	int queued;
+	int queue_max;
+	int connect_timeout_ms;
+	int query_timeout_ms;
+	int up;
+	int busy;
+	unsigned long round_trips;
+};
+
+/* pool.c */
+void db_conn_start_job(db_conn *c, waiter *wt);
+void pool_dispatch(db_pool *p);
+/* Closes a connection after an error and schedules its reconnect. */
+void db_conn_broken(db_conn *c, db_status st, const char *why);
+/* Queues a waiter for any idle connection (fails it when none can come). */
+void db_pool_submit(db_pool *p, waiter *wt);
+
+/* tx.c: a job of a transaction finished (or its connection broke). Decides
+ * whether the connection stays held, before any callback runs. */
+bool db_tx_job_keeps_conn(db_conn *c, waiter *wt, db_result *res);
+/* Then calls the prefix and batch callbacks with their parts of res. */
+void db_tx_job_deliver(waiter *wt, db_result *res);
+/* The held connection broke between batches. */
+void db_tx_conn_lost(db_tx *tx);
 
 #endif

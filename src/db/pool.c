@@ -11,67 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
 #include <sodium.h>
 
 #include "log.h"
 
-enum dc_state { DC_DOWN, DC_CONNECTING, DC_IDLE, DC_BUSY };
-enum exp_kind { EXP_PREPARE, EXP_QUERY, EXP_SYNC };
-
-typedef struct waiter {
-	db_batch *batch;
-	db_cb cb;
-	void *arg;
-	TAILQ_ENTRY(waiter) link;
-} waiter;
-TAILQ_HEAD(waiter_list, waiter);
-
-typedef struct expect {
-	enum exp_kind kind;
-	int item;
-} expect;
-
-typedef struct db_conn {
-	db_pool *pool;
-	int index;
-	PGconn *pg;
-	enum dc_state state;
-	int fd;
-	struct event *ev_read;
-	struct event *ev_write;
-	struct event *timer;
-	int backoff_ms;
-	char **prepared; /* hash set of prepared statement names */
-	int nprepared, capprepared;
-	/* the batch in flight */
-	waiter *job;
-	expect *exp;
-	int nexp, iexp;
-	db_result res;
-} db_conn;
-
-struct db_pool {
-	struct event_base *base;
-	char *conninfo;
-	char options[64];
-	char *appname;
-	int size;
-	db_conn *conns;
-	struct waiter_list queue;
-	int queued;
-	int queue_max;
-	int connect_timeout_ms;
-	int query_timeout_ms;
-	int up;
-	int busy;
-	unsigned long round_trips;
-};
-
 static void conn_connect(db_conn *c);
 static void conn_socket_cb(evutil_socket_t fd, short what, void *arg);
-static void pool_dispatch(db_pool *p);
 
 static void result_clear(db_result *r)
 {
@@ -92,7 +38,12 @@ static void fail_waiter(waiter *wt, db_status st, const char *msg)
 	r.failed_index = -1;
 	r.message = msg;
 	db_batch_free(wt->batch);
-	wt->cb(&r, wt->arg);
+	if (wt->tx != NULL) {
+		(void)db_tx_job_keeps_conn(NULL, wt, &r);
+		db_tx_job_deliver(wt, &r);
+	} else if (wt->cb != NULL) {
+		wt->cb(&r, wt->arg);
+	}
 	free(wt);
 }
 
@@ -230,25 +181,40 @@ static void job_done(db_conn *c, db_status st)
 	c->res.failed_index = -1;
 	if (st != DB_OK && res.status == DB_OK)
 		res.status = st;
+	/* The connection's state is settled before any callback runs, since a
+	 * callback may send the transaction's next batch on it. */
+	bool held = wt != NULL && wt->tx != NULL && db_tx_job_keeps_conn(c, wt, &res);
 	if (c->state == DC_BUSY) {
-		c->state = DC_IDLE;
-		c->pool->busy--;
+		if (held) {
+			c->state = DC_HELD;
+		} else {
+			c->state = DC_IDLE;
+			c->pool->busy--;
+		}
 	}
 	if (wt != NULL) {
 		db_batch_free(wt->batch);
-		wt->cb(&res, wt->arg);
+		if (wt->tx != NULL)
+			db_tx_job_deliver(wt, &res);
+		else if (wt->cb != NULL)
+			wt->cb(&res, wt->arg);
 		free(wt);
 	}
 	result_clear(&res);
 }
 
 /* Closes a connection after an error and schedules its reconnect. */
-static void conn_broken(db_conn *c, db_status st, const char *why)
+void db_conn_broken(db_conn *c, db_status st, const char *why)
 {
 	db_pool *p = c->pool;
-	bool was_up = c->state == DC_IDLE || c->state == DC_BUSY;
-	if (c->state == DC_BUSY)
+	bool was_up = c->state == DC_IDLE || c->state == DC_BUSY || c->state == DC_HELD;
+	if (c->state == DC_BUSY || c->state == DC_HELD)
 		p->busy--;
+	if (c->state == DC_HELD && c->job == NULL && c->tx != NULL) {
+		db_tx *tx = c->tx;
+		c->tx = NULL;
+		db_tx_conn_lost(tx);
+	}
 	/* Down before any callback runs, so a callback that submits new work
 	 * cannot be handed this connection. */
 	c->state = DC_DOWN;
@@ -288,7 +254,7 @@ static void conn_flush(db_conn *c)
 {
 	int rc = PQflush(c->pg);
 	if (rc < 0) {
-		conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
 		return;
 	}
 	if (rc == 1)
@@ -296,13 +262,14 @@ static void conn_flush(db_conn *c)
 }
 
 /* Sends one batch as a pipeline ending in a Sync. */
-static void conn_start_job(db_conn *c, waiter *wt)
+void db_conn_start_job(db_conn *c, waiter *wt)
 {
 	db_pool *p = c->pool;
 	db_batch *b = wt->batch;
 	c->job = wt;
+	if (c->state != DC_HELD)
+		p->busy++;
 	c->state = DC_BUSY;
-	p->busy++;
 	p->round_trips++;
 	memset(&c->res, 0, sizeof(c->res));
 	c->res.failed_index = -1;
@@ -347,7 +314,7 @@ static void conn_start_job(db_conn *c, waiter *wt)
 	conn_flush(c);
 	return;
 broken:
-	conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+	db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
 }
 
 static void record_error(db_conn *c, int item, PGresult *r)
@@ -414,7 +381,7 @@ static void conn_connected(db_conn *c)
 {
 	db_pool *p = c->pool;
 	if (!PQenterPipelineMode(c->pg)) {
-		conn_broken(c, DB_ERR_UNAVAILABLE, "cannot enter pipeline mode");
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, "cannot enter pipeline mode");
 		return;
 	}
 	evtimer_del(c->timer);
@@ -431,11 +398,11 @@ static void conn_poll_connect(db_conn *c)
 {
 	PostgresPollingStatusType ps = PQconnectPoll(c->pg);
 	if (ps == PGRES_POLLING_FAILED) {
-		conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
 		return;
 	}
 	if (!ensure_socket_events(c)) {
-		conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
 		return;
 	}
 	if (ps == PGRES_POLLING_OK) {
@@ -461,11 +428,11 @@ static void conn_socket_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (what & EV_READ) {
 		if (!PQconsumeInput(c->pg)) {
-			conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+			db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
 			return;
 		}
 		if (PQstatus(c->pg) == CONNECTION_BAD) {
-			conn_broken(c, DB_ERR_UNAVAILABLE, "connection closed by server");
+			db_conn_broken(c, DB_ERR_UNAVAILABLE, "connection closed by server");
 			return;
 		}
 	}
@@ -490,11 +457,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_connect(c);
 		break;
 	case DC_CONNECTING:
-		conn_broken(c, DB_ERR_UNAVAILABLE, "connect timeout");
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, "connect timeout");
 		break;
 	case DC_BUSY:
 		c->res.message = "query timeout";
-		conn_broken(c, DB_ERR_TIMEOUT, "query timeout");
+		db_conn_broken(c, DB_ERR_TIMEOUT, "query timeout");
 		break;
 	default:
 		break;
@@ -509,20 +476,20 @@ static void conn_connect(db_conn *c)
 	c->pg = PQconnectStartParams(keys, vals, 1);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0) {
 		c->state = DC_CONNECTING;
-		conn_broken(c, DB_ERR_UNAVAILABLE, c->pg ? PQerrorMessage(c->pg) : "out of memory");
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;
 	}
 	c->state = DC_CONNECTING;
 	arm_timer(c, p->connect_timeout_ms);
 	if (!ensure_socket_events(c)) {
-		conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, "no socket");
 		return;
 	}
 	/* libpq: after PQconnectStart, behave as if polling returned WRITING. */
 	event_add(c->ev_write, NULL);
 }
 
-static void pool_dispatch(db_pool *p)
+void pool_dispatch(db_pool *p)
 {
 	for (int i = 0; i < p->size && !TAILQ_EMPTY(&p->queue); i++) {
 		db_conn *c = &p->conns[i];
@@ -531,8 +498,28 @@ static void pool_dispatch(db_pool *p)
 		waiter *wt = TAILQ_FIRST(&p->queue);
 		TAILQ_REMOVE(&p->queue, wt, link);
 		p->queued--;
-		conn_start_job(c, wt);
+		db_conn_start_job(c, wt);
 	}
+}
+
+void db_pool_submit(db_pool *p, waiter *wt)
+{
+	if (p->up == 0) {
+		fail_waiter(wt, DB_ERR_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	for (int i = 0; i < p->size; i++) {
+		if (p->conns[i].state == DC_IDLE) {
+			db_conn_start_job(&p->conns[i], wt);
+			return;
+		}
+	}
+	if (p->queued >= p->queue_max) {
+		fail_waiter(wt, DB_ERR_BUSY, "database pool queue full");
+		return;
+	}
+	TAILQ_INSERT_TAIL(&p->queue, wt, link);
+	p->queued++;
 }
 
 void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg)
@@ -547,22 +534,7 @@ void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg)
 	wt->batch = b;
 	wt->cb = cb;
 	wt->arg = arg;
-	if (p->up == 0) {
-		fail_waiter(wt, DB_ERR_UNAVAILABLE, "database unavailable");
-		return;
-	}
-	for (int i = 0; i < p->size; i++) {
-		if (p->conns[i].state == DC_IDLE) {
-			conn_start_job(&p->conns[i], wt);
-			return;
-		}
-	}
-	if (p->queued >= p->queue_max) {
-		fail_waiter(wt, DB_ERR_BUSY, "database pool queue full");
-		return;
-	}
-	TAILQ_INSERT_TAIL(&p->queue, wt, link);
-	p->queued++;
+	db_pool_submit(p, wt);
 }
 
 db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)

@@ -53,6 +53,11 @@ struct http_req {
 	int route_id;               /* for metrics; -1 until routed */
 	bool on_metrics_listener;
 	bool on_dynamodb_listener;  /* arrived on --dynamodb-listen */
+	/* When set, http_reply hands the response to it first (once; it is
+	 * cleared before the call). Returning true means it took the response
+	 * over and will call http_reply itself later: the idempotency gate
+	 * saves a response before it is sent. */
+	bool (*reply_filter)(http_req *r, int status, const char *content_type, const char *body, size_t len);
 	/* Owned by the layer above: freed with the request. */
 	void *app;
 	void (*app_free)(void *);
@@ -114,6 +119,10 @@ long http_worker_inflight(const http_worker *w);
 const char *http_req_header(const http_req *r, const char *name);
 size_t http_req_header_count(const http_req *r, const char *name);
 void http_req_add_header(http_req *r, const char *name, const char *value);
+/* Forgets the response headers added so far. */
+void http_req_clear_headers(http_req *r);
+/* Calls fn for each response header added so far. */
+void http_req_foreach_header(http_req *r, void (*fn)(const char *name, const char *value, void *arg), void *arg);
 /* The request id (the client's X-Request-Id, or one generated now). */
 const char *http_req_id(http_req *r);
 /* Queues the response. Takes no ownership of body. Call exactly once. */

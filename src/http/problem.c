@@ -23,6 +23,13 @@ static const struct {
 	{"internal", "Internal error"},
 	{"not_implemented", "Not implemented"},
 	{"http_version_not_supported", "HTTP version not supported"},
+	{"idempotency_key_missing", "Idempotency-Key header required"},
+	{"idempotency_key_invalid", "Idempotency-Key header invalid"},
+	{"idempotency_key_reused", "Idempotency-Key reused with another request"},
+	{"idempotency_key_in_use", "Idempotency-Key in use by a request in progress"},
+	{"lease_lost", "The lease on this idempotency key was lost"},
+	{"account_not_found", "Account not found"},
+	{"account_exists", "Account exists"},
 };
 
 static const char *title_for(const char *code)

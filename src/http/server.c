@@ -262,8 +262,26 @@ const char *http_req_id(http_req *r)
 	return r->request_id;
 }
 
+void http_req_clear_headers(http_req *r)
+{
+	evhttp_clear_headers(&r->out_headers);
+}
+
+void http_req_foreach_header(http_req *r, void (*fn)(const char *name, const char *value, void *arg), void *arg)
+{
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &r->out_headers, next)
+		fn(kv->key, kv->value, arg);
+}
+
 void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
+	if (r->reply_filter != NULL) {
+		bool (*f)(http_req *, int, const char *, const char *, size_t) = r->reply_filter;
+		r->reply_filter = NULL;
+		if (f(r, status, content_type, body, len))
+			return;
+	}
 	http_conn *c = r->conn;
 	r->status = status;
 	if (r->request_id[0] == '\0')

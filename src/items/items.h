@@ -38,6 +38,47 @@ void it_store_free(it_store *s);
  * once (possibly synchronously); the reply is freed when it returns. */
 void it_call(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
 
+/* The same inside the caller's transaction tx (see db.h): the operation's
+ * statements run in a savepoint, so a failed condition or a cancelled
+ * TransactWriteItems undoes only this operation and the transaction goes
+ * on; flags may add DB_TX_COMMIT to commit after it. Calls through here
+ * (tx != NULL, or IT_INTERNAL in flags) may name the system tables. */
+enum { IT_INTERNAL = 0x100 };
+void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *op, json_t *request, it_done cb,
+		void *arg);
+
+/* The system table of every tenant (sql/004_idempotency.sql): the domain's
+ * single-table layout. No DynamoDB request can name it. */
+#define IT_SYSTEM_TABLE "ol:ledger"
+
+/* The claim of an idempotency key, as the prefix of tx (sent with the
+ * transaction's first batch, see db_tx_set_prefix): writes `item` (a map
+ * with the table's key) unless a live item has that key, adding the TTL
+ * attribute "ttl" = database clock + ttl_s. Waits at most wait_ms for a
+ * claim of the same key that has not committed yet. */
+typedef enum {
+	IT_CLAIM_PENDING = 0, /* the prefix has not run (yet) */
+	IT_CLAIM_CLAIMED,     /* ours: the transaction goes on */
+	IT_CLAIM_TAKEN,       /* a live item: item holds it */
+	IT_CLAIM_BUSY,        /* another claimer holds it past wait_ms */
+	IT_CLAIM_FAILED,      /* the database failed (retryable) */
+} it_claim_outcome;
+
+typedef struct it_claim {
+	it_claim_outcome outcome;
+	json_t *item;      /* the stored item (ours or the live one), DynamoDB JSON */
+	long long expires; /* its TTL, epoch seconds */
+	bool waited;       /* another claimer was in flight */
+} it_claim;
+
+/* Looks the table up, then sets the prefix and calls armed(true, arg) — or
+ * armed(false, arg) with *err set to a message when it cannot. The outcome
+ * is written into *out when the prefix has run; out must live as long as
+ * tx. */
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg);
+void it_claim_clear(it_claim *c);
+
 /* Operations it_call knows, for routing and documentation. */
 bool it_op_known(const char *op);
 

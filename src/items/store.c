@@ -150,10 +150,19 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 			it_finish_err(op, "InternalServerError", NULL, "out of memory");
 		return;
 	}
-	db_exec(op->store->db, b, cb, op);
+	if (op->tx != NULL)
+		db_tx_exec(op->tx, b, op->tx_flags | DB_TX_SAVEPOINT, cb, op);
+	else
+		db_exec(op->store->db, b, cb, op);
 }
 
 void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+{
+	it_call_tx(s, NULL, 0, tenant, opname, request, cb, arg);
+}
+
+void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *opname, json_t *request, it_done cb,
+		void *arg)
 {
 	it_op *op = calloc(1, sizeof(*op));
 	if (op == NULL) {
@@ -167,6 +176,9 @@ void it_call(it_store *s, const char *tenant, const char *opname, json_t *reques
 	op->req = json_incref(request);
 	op->cb = cb;
 	op->cb_arg = arg;
+	op->tx = tx;
+	op->tx_flags = flags;
+	op->internal = tx != NULL || (flags & IT_INTERNAL);
 	if (!json_is_object(request)) {
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
 		return;
@@ -202,6 +214,10 @@ bool it_check_table_name(it_op *op, const char *field, const char *name)
 			      name, field, n < 3 ? "greater than or equal to 3" : "less than or equal to 255");
 		return false;
 	}
+	/* System tables ("ol:...") are reachable from inside the program
+	 * only; for everyone else ':' is not a valid character. */
+	if (op->internal && strncmp(name, "ol:", 3) == 0)
+		return true;
 	for (size_t i = 0; i < n; i++) {
 		char c = name[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||

@@ -22,7 +22,7 @@ static const db_stmt stmt_delete = {
 	"it_table_delete", "DELETE FROM item_tables WHERE tenant = $1 AND name = $2 RETURNING definition", 2};
 static const db_stmt stmt_list = {
 	"it_table_list",
-	"SELECT name FROM item_tables WHERE tenant = $1 AND name > $2 ORDER BY name COLLATE \"C\" LIMIT $3::int + 1", 3};
+	"SELECT name FROM item_tables WHERE tenant = $1 AND name > $2 AND name NOT LIKE 'ol:%' ORDER BY name COLLATE \"C\" LIMIT $3::int + 1", 3};
 static const db_stmt stmt_ttl_set = {
 	"it_table_ttl_set", "UPDATE item_tables SET ttl_attribute = $3 WHERE tenant = $1 AND name = $2 RETURNING id", 3};
 static const db_stmt stmt_ttl_items = {

@@ -1,0 +1,153 @@
+/* gate.c — the Idempotency-Key gate around every POST route (API.md §2):
+ * the header is checked, the handler runs inside the gate's transaction,
+ * and its response is intercepted (http_req.reply_filter) so that it is
+ * saved with the request's effects before it is sent — or replaced by the
+ * first request's saved response. A route gets all of this by being a POST
+ * in the routing table. */
+#include "api/app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void send_problem(http_req *r, int status, const char *code, const char *detail)
+{
+	http_req_clear_headers(r);
+	problem_send(r, status, code, detail, NULL);
+}
+
+static void add_expires(http_req *r, long long expires)
+{
+	if (expires <= 0)
+		return;
+	time_t t = (time_t)expires;
+	struct tm tm;
+	char buf[40];
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
+	http_req_add_header(r, "Idempotency-Expires", buf);
+}
+
+static void decided(const idem_result *res, void *arg)
+{
+	http_req *r = arg;
+	app_worker *aw = api_worker(r);
+	idem_gate *g = api_ctx(r)->gate;
+	if (res->waited)
+		aw->idem_waits++;
+	switch (res->verdict) {
+	case IDEM_SEND: {
+		if (res->expires > 0)
+			aw->idem_claims++;
+		add_expires(r, res->expires);
+		const idem_saved *s = idem_gate_response(g);
+		const char *ct = json_string_value(json_object_get(s->headers, "Content-Type"));
+		http_reply(r, s->status, ct, s->body, s->len);
+		return;
+	}
+	case IDEM_REPLAY: {
+		aw->idem_replays++;
+		const idem_saved *s = res->replay;
+		http_req_clear_headers(r);
+		const char *name;
+		json_t *v;
+		json_object_foreach(s->headers, name, v)
+		{
+			if (strcasecmp(name, "Content-Type") != 0 && json_is_string(v))
+				http_req_add_header(r, name, json_string_value(v));
+		}
+		http_req_add_header(r, "Idempotent-Replayed", "true");
+		add_expires(r, res->expires);
+		http_reply(r, s->status, json_string_value(json_object_get(s->headers, "Content-Type")), s->body, s->len);
+		return;
+	}
+	case IDEM_IN_USE: {
+		aw->idem_conflicts++;
+		http_req_clear_headers(r);
+		http_req_add_header(r, "Retry-After", "1");
+		problem_send(r, 409, "idempotency_key_in_use",
+			     "a request with this Idempotency-Key is still in progress; retry after a moment", NULL);
+		return;
+	}
+	case IDEM_MISMATCH:
+		aw->idem_mismatches++;
+		send_problem(r, 422, "idempotency_key_reused",
+			     "this Idempotency-Key was used with another request (method, path or body differ)");
+		return;
+	case IDEM_UNAVAILABLE:
+		http_req_clear_headers(r);
+		problem_unavailable(r, (int)aw->app->cfg->retry_after_s, "the database is unavailable; nothing was done");
+		return;
+	case IDEM_FAILED:
+	default:
+		send_problem(r, 500, "internal", "internal error; nothing was done, see the server log with this request id");
+		return;
+	}
+}
+
+static void collect_header(const char *name, const char *value, void *arg)
+{
+	json_object_set_new(arg, name, json_string(value));
+}
+
+static bool filter(http_req *r, int status, const char *content_type, const char *body, size_t len)
+{
+	idem_saved s = {.status = status, .headers = json_object(), .body = malloc(len + 1), .len = len};
+	if (s.headers == NULL || s.body == NULL) {
+		idem_saved_clear(&s);
+		return false; /* send it unsaved; the rollback frees the key */
+	}
+	memcpy(s.body, body, len);
+	s.body[len] = '\0';
+	if (content_type != NULL)
+		json_object_set_new(s.headers, "Content-Type", json_string(content_type));
+	http_req_foreach_header(r, collect_header, s.headers);
+	idem_gate_finish(api_ctx(r)->gate, &s, decided, r);
+	return true;
+}
+
+static void armed(bool ok, void *arg)
+{
+	http_req *r = arg;
+	if (!ok) {
+		r->reply_filter = NULL;
+		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot record the Idempotency-Key right now");
+		return;
+	}
+	api_ctx(r)->match.route->handler(r);
+}
+
+void api_gate_run(http_req *r)
+{
+	api_req *a = api_ctx(r);
+	app_worker *aw = api_worker(r);
+	const char *values[4];
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheaders && n < 4; i++)
+		if (strcasecmp(r->hnames[i], "Idempotency-Key") == 0)
+			values[n++] = r->hvalues[i];
+	char key[IDEM_KEY_MAX + 1];
+	switch (idem_parse_key(values, n, key)) {
+	case IDEM_KEY_MISSING:
+		problem_send(r, 400, "idempotency_key_missing", "every POST needs an Idempotency-Key header", NULL);
+		return;
+	case IDEM_KEY_INVALID:
+		problem_send(r, 400, "idempotency_key_invalid",
+			     "Idempotency-Key must appear once: a string (\"...\") or token of 1-255 visible ASCII characters",
+			     NULL);
+		return;
+	default:
+		break;
+	}
+	char fp[65];
+	idem_fingerprint(r->method_str, r->path, a->body, fp);
+	int ttl = a->who.idempotency_ttl_s > 0 ? a->who.idempotency_ttl_s : (int)aw->app->cfg->idempotency_ttl_s;
+	a->gate = idem_gate_new(aw->items, aw->db, a->who.tenant, key, fp, ttl, (int)aw->app->cfg->idempotency_wait_ms);
+	if (a->gate == NULL) {
+		problem_send(r, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	r->reply_filter = filter;
+	idem_gate_arm(a->gate, armed, r);
+}

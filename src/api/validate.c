@@ -1,0 +1,213 @@
+/* validate.c — request field checks with one clear 400 each. */
+#include "api/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/queue.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
+
+#include "http/problem.h"
+
+static bool bad(http_req *r, const char *field, const char *what)
+{
+	char detail[200];
+	snprintf(detail, sizeof(detail), "'%s' %s", field, what);
+	problem_send(r, 400, "invalid_request", detail, json_pack("{s:s}", "field", field));
+	return false;
+}
+
+bool v_only_fields(http_req *r, const json_t *body, const char *const *allowed)
+{
+	const char *name;
+	json_t *v;
+	json_object_foreach((json_t *)body, name, v)
+	{
+		bool ok = false;
+		for (const char *const *a = allowed; *a != NULL && !ok; a++)
+			ok = strcmp(*a, name) == 0;
+		if (!ok) {
+			char field[80];
+			util_strlcpy(field, name, sizeof(field));
+			return bad(r, field, "is not a field of this request");
+		}
+	}
+	return true;
+}
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 64 || s[0] == '@')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool v_opt_id(http_req *r, const json_t *body, const char *field, const char **out)
+{
+	*out = NULL;
+	json_t *v = json_object_get(body, field);
+	if (v == NULL)
+		return true;
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) || !id_ok(json_string_value(v)))
+		return bad(r, field, "must be 1-64 characters of [A-Za-z0-9_.:-], not starting with '@'");
+	*out = json_string_value(v);
+	return true;
+}
+
+bool v_path_id(http_req *r, const char *id, const char *not_found_code)
+{
+	if (id != NULL && id_ok(id))
+		return true;
+	/* No object can have this id: it is simply not found. */
+	problem_send(r, 404, not_found_code, "no such object", NULL);
+	return false;
+}
+
+bool v_currency(http_req *r, const json_t *body, const char *field, const char **out)
+{
+	json_t *v = json_object_get(body, field);
+	if (v == NULL)
+		return bad(r, field, "is required");
+	const char *s = json_string_value(v);
+	if (s == NULL || json_string_length(v) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' ||
+	    s[2] > 'Z')
+		return bad(r, field, "must be three uppercase ASCII letters");
+	*out = s;
+	return true;
+}
+
+bool v_opt_string(http_req *r, const json_t *body, const char *field, size_t max, const char **out)
+{
+	*out = NULL;
+	json_t *v = json_object_get(body, field);
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_string(v))
+		return bad(r, field, "must be a string");
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || n > max || strlen(s) != n)
+		return bad(r, field, "has a wrong length or contains NUL");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return bad(r, field, "must not contain control characters");
+	*out = s;
+	return true;
+}
+
+bool v_int(http_req *r, const json_t *body, const char *field, bool required, int64_t min, int64_t max, int64_t def,
+	   int64_t *out)
+{
+	json_t *v = json_object_get(body, field);
+	if (v == NULL) {
+		if (required)
+			return bad(r, field, "is required");
+		*out = def;
+		return true;
+	}
+	if (!json_is_integer(v))
+		return bad(r, field, "must be an integer");
+	json_int_t x = json_integer_value(v);
+	if (x < min || x > max) {
+		char what[96];
+		snprintf(what, sizeof(what), "must be between %lld and %lld", (long long)min, (long long)max);
+		return bad(r, field, what);
+	}
+	*out = x;
+	return true;
+}
+
+bool v_metadata(http_req *r, const json_t *body, const json_t **out)
+{
+	*out = NULL;
+	json_t *v = json_object_get(body, "metadata");
+	if (v == NULL)
+		return true;
+	if (!json_is_object(v))
+		return bad(r, "metadata", "must be a JSON object");
+	char *text = json_dumps(v, JSON_COMPACT);
+	size_t n = text != NULL ? strlen(text) : SIZE_MAX;
+	free(text);
+	if (n > 4096)
+		return bad(r, "metadata", "must be at most 4 KiB serialized");
+	*out = v;
+	return true;
+}
+
+char *v_query(http_req *r, const char *name)
+{
+	if (r->query == NULL)
+		return NULL;
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	char *out = NULL;
+	if (evhttp_parse_query_str(r->query, &q) == 0) {
+		const char *v = evhttp_find_header(&q, name);
+		if (v != NULL)
+			out = strdup(v);
+	}
+	evhttp_clear_headers(&q);
+	return out;
+}
+
+bool v_limit(http_req *r, int *out)
+{
+	*out = 100;
+	char *s = v_query(r, "limit");
+	if (s == NULL)
+		return true;
+	long long x;
+	bool ok = util_parse_ll(s, 1, 1000, &x);
+	free(s);
+	if (!ok)
+		return bad(r, "limit", "must be an integer between 1 and 1000");
+	*out = (int)x;
+	return true;
+}
+
+char *v_cursor_encode(const json_t *pos)
+{
+	char *text = json_dumps(pos, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return NULL;
+	size_t n = strlen(text);
+	size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	char *out = malloc(cap);
+	if (out != NULL)
+		sodium_bin2base64(out, cap, (const unsigned char *)text, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	free(text);
+	return out;
+}
+
+bool v_cursor(http_req *r, json_t **out)
+{
+	*out = NULL;
+	char *s = v_query(r, "cursor");
+	if (s == NULL)
+		return true;
+	size_t n = strlen(s), len = 0;
+	unsigned char *bin = malloc(n + 1);
+	json_t *j = NULL;
+	if (bin != NULL && n <= 4096 &&
+	    sodium_base642bin(bin, n, s, n, NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0)
+		j = json_loadb((const char *)bin, len, JSON_REJECT_DUPLICATES, NULL);
+	free(bin);
+	free(s);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return bad(r, "cursor", "is not a cursor this API returned");
+	}
+	*out = j;
+	return true;
+}

@@ -1,0 +1,41 @@
+/* validate.h — field-by-field validation of request bodies and query
+ * strings, each failure answered with 400 invalid_request naming the field
+ * (API.md §1). Every function replies itself and returns false on a bad
+ * value. */
+#ifndef OL_API_VALIDATE_H
+#define OL_API_VALIDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "http/http.h"
+
+/* Refuses members not in the NULL-terminated list. */
+bool v_only_fields(http_req *r, const json_t *body, const char *const *allowed);
+/* An optional client id (1–64 of [A-Za-z0-9_.:-], not starting with '@'):
+ * *out NULL when absent. */
+bool v_opt_id(http_req *r, const json_t *body, const char *field, const char **out);
+/* A path id, same rules (404 code given when it cannot name anything). */
+bool v_path_id(http_req *r, const char *id, const char *not_found_code);
+bool v_currency(http_req *r, const json_t *body, const char *field, const char **out);
+/* An optional string of 1..max visible characters (UTF-8 allowed, no controls). */
+bool v_opt_string(http_req *r, const json_t *body, const char *field, size_t max, const char **out);
+/* An integer in [min, max]; absent: *out = def (required when def < 0 is not
+ * acceptable: pass required = true). */
+bool v_int(http_req *r, const json_t *body, const char *field, bool required, int64_t min, int64_t max, int64_t def,
+	   int64_t *out);
+/* Optional metadata: an object of at most 4 KiB serialized. */
+bool v_metadata(http_req *r, const json_t *body, const json_t **out);
+
+/* Query strings: the decoded value of name (malloc'd) or NULL. */
+char *v_query(http_req *r, const char *name);
+/* limit=1..1000 (default 100). */
+bool v_limit(http_req *r, int *out);
+/* cursor: an opaque position (a JSON object) or NULL when absent. */
+bool v_cursor(http_req *r, json_t **out);
+/* The opaque text of a position (malloc'd). */
+char *v_cursor_encode(const json_t *pos);
+
+#endif

@@ -1,0 +1,243 @@
+/* gate.c — the Idempotency-Key gate: one record per (tenant, key), item
+ * PK "IDEM#<key>", SK "METADATA" of the tenant's system table.
+ *
+ * The claim (it_claim_arm) rides on the first batch of the request's
+ * transaction, the saved response on its last, with COMMIT: the key, the
+ * effects and the response commit together or not at all, and the gate
+ * costs one round trip (the save) on top of the handler's own. A request
+ * that finds a committed record replays it from the claim's answer, in the
+ * same single round trip. */
+#include "idem/idem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct idem_gate {
+	it_store *store;
+	db_tx *tx;
+	char tenant[33];
+	char key[IDEM_KEY_MAX + 1];
+	char fp[65];
+	int ttl_s, wait_ms;
+	it_claim claim;
+	idem_saved replay;
+	idem_saved resp;
+	void (*cb)(const idem_result *res, void *arg);
+	void *cb_arg;
+};
+
+void idem_saved_clear(idem_saved *s)
+{
+	json_decref(s->headers);
+	free(s->body);
+	memset(s, 0, sizeof(*s));
+}
+
+bool idem_saveable(int status)
+{
+	switch (status) {
+	case 400:
+	case 401:
+	case 403:
+	case 413:
+	case 415:
+	case 429:
+		return false;
+	default:
+		return status >= 200 && status < 500;
+	}
+}
+
+idem_gate *idem_gate_new(it_store *s, db_pool *db, const char *tenant, const char *key, const char *fingerprint,
+			 int ttl_s, int wait_ms)
+{
+	idem_gate *g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return NULL;
+	g->tx = db_tx_new(db);
+	if (g->tx == NULL) {
+		free(g);
+		return NULL;
+	}
+	g->store = s;
+	util_strlcpy(g->tenant, tenant, sizeof(g->tenant));
+	util_strlcpy(g->key, key, sizeof(g->key));
+	util_strlcpy(g->fp, fingerprint, sizeof(g->fp));
+	g->ttl_s = ttl_s;
+	g->wait_ms = wait_ms;
+	return g;
+}
+
+static json_t *record_key(const idem_gate *g)
+{
+	char pk[IDEM_KEY_MAX + 8];
+	snprintf(pk, sizeof(pk), "IDEM#%s", g->key);
+	return json_pack("{s:{s:s}, s:{s:s}}", "PK", "S", pk, "SK", "S", "METADATA");
+}
+
+void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
+{
+	json_t *item = record_key(g);
+	if (item != NULL)
+		json_object_update(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
+						   g->fp, "status", "S", "in_progress"));
+	if (item == NULL) {
+		armed(false, arg);
+		return;
+	}
+	it_claim_arm(g->store, g->tx, g->tenant, IT_SYSTEM_TABLE, item, g->ttl_s, g->wait_ms, &g->claim, armed, arg);
+	json_decref(item);
+}
+
+db_tx *idem_gate_tx(idem_gate *g)
+{
+	return g->tx;
+}
+
+const idem_saved *idem_gate_response(const idem_gate *g)
+{
+	return &g->resp;
+}
+
+void idem_gate_free(idem_gate *g)
+{
+	if (g == NULL)
+		return;
+	db_tx_free(g->tx);
+	it_claim_clear(&g->claim);
+	idem_saved_clear(&g->replay);
+	idem_saved_clear(&g->resp);
+	free(g);
+}
+
+/* The saved response of a committed record. */
+static bool parse_saved(const json_t *item, idem_saved *out)
+{
+	const json_t *m = json_object_get(json_object_get(item, "response"), "M");
+	const char *status = json_string_value(json_object_get(json_object_get(m, "status"), "N"));
+	const char *body = json_string_value(json_object_get(json_object_get(m, "body"), "S"));
+	const json_t *hm = json_object_get(json_object_get(m, "headers"), "M");
+	if (status == NULL || body == NULL)
+		return false;
+	out->status = atoi(status);
+	out->body = strdup(body);
+	out->len = strlen(body);
+	out->headers = json_object();
+	const char *name;
+	json_t *v;
+	json_object_foreach((json_t *)hm, name, v)
+	{
+		const char *s = json_string_value(json_object_get(v, "S"));
+		if (s != NULL)
+			json_object_set_new(out->headers, name, json_string(s));
+	}
+	return out->body != NULL && out->headers != NULL;
+}
+
+static void finish(idem_gate *g, idem_verdict v, long long expires)
+{
+	idem_result r = {.verdict = v, .expires = expires, .waited = g->claim.waited};
+	if (v == IDEM_REPLAY)
+		r.replay = &g->replay;
+	r.claimed = g->claim.outcome == IT_CLAIM_CLAIMED;
+	g->cb(&r, g->cb_arg);
+}
+
+/* The claim has run: decides for any outcome but CLAIMED. Returns false
+ * when the claim is ours and the caller goes on. */
+static bool decided_by_claim(idem_gate *g)
+{
+	const json_t *item = g->claim.item;
+	switch (g->claim.outcome) {
+	case IT_CLAIM_CLAIMED:
+		return false;
+	case IT_CLAIM_TAKEN: {
+		const char *fp = json_string_value(json_object_get(json_object_get(item, "fingerprint"), "S"));
+		const char *st = json_string_value(json_object_get(json_object_get(item, "status"), "S"));
+		if (fp == NULL || strcmp(fp, g->fp) != 0)
+			finish(g, IDEM_MISMATCH, g->claim.expires);
+		else if (st == NULL || strcmp(st, "completed") != 0 || !parse_saved(item, &g->replay))
+			finish(g, IDEM_IN_USE, g->claim.expires);
+		else
+			finish(g, IDEM_REPLAY, g->claim.expires);
+		return true;
+	}
+	case IT_CLAIM_BUSY:
+		finish(g, IDEM_IN_USE, 0);
+		return true;
+	case IT_CLAIM_FAILED:
+	case IT_CLAIM_PENDING:
+	default:
+		finish(g, IDEM_UNAVAILABLE, 0);
+		return true;
+	}
+}
+
+static void saved(it_reply *r, void *arg)
+{
+	idem_gate *g = arg;
+	if (g->claim.outcome != IT_CLAIM_CLAIMED) {
+		decided_by_claim(g);
+		return;
+	}
+	if (r->err_type != NULL || !db_tx_committed(g->tx)) {
+		finish(g, r->retryable || r->err_type == NULL ? IDEM_UNAVAILABLE : IDEM_FAILED, 0);
+		return;
+	}
+	finish(g, IDEM_SEND, g->claim.expires);
+}
+
+static json_t *av_s(const char *s)
+{
+	return json_pack("{s:s}", "S", s);
+}
+
+static void save(idem_gate *g)
+{
+	json_t *hm = json_object();
+	const char *name;
+	json_t *v;
+	json_object_foreach(g->resp.headers, name, v)
+	{
+		if (json_is_string(v))
+			json_object_set_new(hm, name, av_s(json_string_value(v)));
+	}
+	char status[8];
+	snprintf(status, sizeof(status), "%d", g->resp.status);
+	json_t *body = json_stringn(g->resp.body != NULL ? g->resp.body : "", g->resp.len);
+	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:{s:{s:s}, s:{s:o}, s:{s:o}}}}}",
+				"TableName", IT_SYSTEM_TABLE, "Key", record_key(g), "UpdateExpression", "SET #s = :s, #r = :r",
+				"ConditionExpression", "attribute_exists(PK)", "ExpressionAttributeNames", "#s", "status", "#r",
+				"response", "ExpressionAttributeValues", ":s", "S", "completed", ":r", "M", "status", "N", status,
+				"headers", "M", hm, "body", "S", body);
+	if (req == NULL) {
+		finish(g, IDEM_FAILED, 0);
+		return;
+	}
+	it_call_tx(g->store, g->tx, DB_TX_COMMIT, g->tenant, "UpdateItem", req, saved, g);
+	json_decref(req);
+}
+
+void idem_gate_finish(idem_gate *g, idem_saved *resp, void (*cb)(const idem_result *res, void *arg), void *arg)
+{
+	g->cb = cb;
+	g->cb_arg = arg;
+	idem_saved_clear(&g->resp);
+	g->resp = *resp;
+	memset(resp, 0, sizeof(*resp));
+	if (g->claim.outcome != IT_CLAIM_PENDING && g->claim.outcome != IT_CLAIM_CLAIMED) {
+		decided_by_claim(g);
+		return;
+	}
+	if (!idem_saveable(g->resp.status)) {
+		/* Not saved: the effects roll back with the claim (db_tx_free),
+		 * and the key stays free. A 5xx that follows a claim that never
+		 * ran is sent as it is. */
+		finish(g, IDEM_SEND, 0);
+		return;
+	}
+	/* Saved: with the claim still unsent (a handler that answered without
+	 * touching the database) the save carries it. */
+	save(g);
+}

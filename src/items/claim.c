@@ -1,0 +1,142 @@
+/* claim.c — the claim of an idempotency key as the prefix of a caller's
+ * transaction (items.h). The item is stored in canonical form, as every
+ * write of the item layer stores it; the SQL side (ol_it_claim in
+ * sql/004_idempotency.sql) decides claim or replay in one statement and
+ * never locks a live item, so replays of one key do not queue behind each
+ * other. */
+#include "items/items_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+typedef struct arm_ctx {
+	db_tx *tx;
+	json_t *item;
+	int ttl_s, wait_ms;
+	it_claim *out;
+	void (*armed)(bool ok, void *arg);
+	void *arg;
+} arm_ctx;
+
+static const db_stmt stmt_claim = {
+	"it_claim",
+	"SELECT outcome, item::text, expires, waited FROM ol_it_claim($1::bigint, $2, $3, $4::jsonb, $5::int, $6::int, $7)", 7};
+static const db_stmt stmt_guard = {"it_claim_guard", "SELECT ol_it_claim_guard($1)", 1};
+
+void it_claim_clear(it_claim *c)
+{
+	json_decref(c->item);
+	memset(c, 0, sizeof(*c));
+}
+
+static void prefix_done(db_result *res, void *arg)
+{
+	it_claim *out = arg;
+	PGresult *r = res->nresults > 0 && res->results != NULL ? res->results[0] : NULL;
+	if (r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		const char *o = PQgetvalue(r, 0, 0);
+		out->outcome = strcmp(o, "claimed") == 0 ? IT_CLAIM_CLAIMED
+			       : strcmp(o, "taken") == 0 ? IT_CLAIM_TAKEN
+							 : IT_CLAIM_BUSY;
+		out->waited = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+		if (!PQgetisnull(r, 0, 1))
+			out->item = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+		if (!PQgetisnull(r, 0, 2))
+			out->expires = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+		if (out->outcome == IT_CLAIM_TAKEN && out->item == NULL)
+			out->outcome = IT_CLAIM_FAILED;
+		return;
+	}
+	/* 55P03: the other claimer kept the key past wait_ms. */
+	if (res->status == DB_ERR_QUERY && strcmp(res->sqlstate, "55P03") == 0)
+		out->outcome = IT_CLAIM_BUSY;
+	else
+		out->outcome = IT_CLAIM_FAILED;
+}
+
+static void armed_reply(it_reply *r, void *arg)
+{
+	arm_ctx *c = arg;
+	bool ok = r->err_type == NULL;
+	if (!ok)
+		c->out->outcome = IT_CLAIM_FAILED;
+	c->armed(ok, c->arg);
+	json_decref(c->item);
+	free(c);
+}
+
+static void table_loaded(it_op *op, it_table *t)
+{
+	arm_ctx *c = op->cb_arg;
+	it_error e = {0};
+	it_value *item = NULL;
+	char *pkenc = NULL, *skenc = NULL, *text = NULL;
+	db_batch *b = NULL;
+	if (!it_item_from_json(c->item, &item, &e)) {
+		it_finish_error(op, &e);
+		return;
+	}
+	if (!it_item_keys(op, t, item, &pkenc, &skenc)) {
+		it_value_free(item);
+		return;
+	}
+	json_t *canon = it_item_to_json(item);
+	text = canon != NULL ? json_dumps(canon, JSON_COMPACT) : NULL;
+	json_decref(canon);
+	unsigned char raw[16];
+	char nonce[33];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(nonce, sizeof(nonce), raw, sizeof(raw));
+	char tid[24], ttl[16], wait[16];
+	snprintf(tid, sizeof(tid), "%lld", (long long)t->id);
+	snprintf(ttl, sizeof(ttl), "%d", c->ttl_s);
+	snprintf(wait, sizeof(wait), "%d", c->wait_ms);
+	const char *p[7] = {tid, pkenc, skenc, text, ttl, wait, nonce};
+	const char *g[1] = {nonce};
+	b = db_batch_new();
+	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_claim, p) && db_batch_add(b, &stmt_guard, g);
+	it_value_free(item);
+	free(pkenc);
+	free(skenc);
+	free(text);
+	if (!ok) {
+		db_batch_free(b);
+		it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	db_tx_set_prefix(c->tx, b, prefix_done, c->out);
+	it_finish_ok(op, NULL);
+}
+
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg)
+{
+	memset(out, 0, sizeof(*out));
+	arm_ctx *c = calloc(1, sizeof(*c));
+	it_op *op = calloc(1, sizeof(*op));
+	if (c == NULL || op == NULL) {
+		free(c);
+		free(op);
+		out->outcome = IT_CLAIM_FAILED;
+		armed(false, arg);
+		return;
+	}
+	c->tx = tx;
+	c->item = json_incref(item);
+	c->ttl_s = ttl_s;
+	c->wait_ms = wait_ms;
+	c->out = out;
+	c->armed = armed;
+	c->arg = arg;
+	op->store = s;
+	op->internal = true;
+	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
+	util_strlcpy(op->opname, "Claim", sizeof(op->opname));
+	op->req = json_object();
+	op->cb = armed_reply;
+	op->cb_arg = c;
+	it_table_get(op, table, table_loaded);
+}
