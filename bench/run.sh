@@ -98,13 +98,20 @@ scenario pgbench_plain_update stack "reference: UPDATE ... SET balance = balance
 ratio items_update pgbench_items_update 0.70
 ratio items_update pgbench_plain_update -
 
-# Later issues add their lines here, e.g. (post_idem.lua sends a fresh
-# Idempotency-Key per request; {{id}} in the body becomes that key):
-#   scenario account_create daemon "POST /v1/accounts, a new account per request" \
-#       wrk_run daemon post_idem.lua /v1/accounts BENCH_BODY='{"id":"{{id}}","currency":"EUR"}'
-#   ratio account_create pgbench_select -
-# A scenario that needs data first uses its own function as COMMAND, which
-# prepares (API calls, psql) and then calls wrk_run.
+# Issue #5: the Idempotency-Key gate. Replaying one completed key from 32
+# connections (one round trip: the claim finds the record and returns it)
+# against pgbench -S; and a fresh key per request (claim + effect in one
+# round trip, saved response + COMMIT in a second).
+scenario idem_replay    daemon "POST /v1/accounts with one Idempotency-Key: every request a replay of the saved 201" \
+    idem_replay
+scenario account_create daemon "POST /v1/accounts, a fresh Idempotency-Key and a new account per request" \
+    wrk_run daemon post_idem.lua /v1/accounts BENCH_BODY='{"id":"{{id}}","currency":"EUR"}'
+ratio idem_replay pgbench_select 0.50
+ratio account_create pgbench_select -
+
+# Later issues add their lines here. A scenario that needs data first uses
+# its own function as COMMAND, which prepares (API calls, psql) and then
+# calls wrk_run.
 
 # Scenarios under trial, without editing this file: BENCH_SCENARIOS_FILE=FILE
 # is sourced here and may call `scenario` and `ratio` (and define functions).
@@ -384,6 +391,16 @@ wrk_run() {
 
 # pgbench -S on the stack's PostgreSQL over TCP, like the daemon connects;
 # per-transaction log (-l) for the latency percentiles.
+idem_replay() {
+    local key body
+    key="bench-replay-$(date +%s%N)"
+    body='{"currency":"EUR","owner":"bench-replay"}'
+    # The first request executes; wrk's are all replays of it.
+    curl -fsS -o /dev/null -X POST "$DAEMON_URL/v1/accounts" -H "Authorization: Bearer $API_KEY" \
+        -H 'Content-Type: application/json' -H "Idempotency-Key: $key" -d "$body" || return 1
+    wrk_run daemon post_replay.lua /v1/accounts BENCH_BODY="$body" BENCH_IDEM_KEY="$key"
+}
+
 pgbench_select() {
     local pgbench=pgbench
     [ -x "${PG_BIN:-}/pgbench" ] && pgbench=$PG_BIN/pgbench

@@ -24,7 +24,7 @@ static const cfg_setting settings[] = {
 	{"database_url", CFG_STR, "postgresql:///onceledger", 0, 0, S(database_url), "libpq connection URL of PostgreSQL."},
 	{"redis_url", CFG_STR, "redis://127.0.0.1:6379", 0, 0, S(redis_url), "Redis URL for the event streams (redis://host:port or unix:///path)."},
 	{"threads", CFG_INT, "0", 0, 256, S(threads), "HTTP worker threads, each with its own event loop and database pool; 0 = number of CPUs."},
-	{"db_pool_size", CFG_INT, "4", 1, 64, S(db_pool_size), "PostgreSQL connections per worker thread."},
+	{"db_pool_size", CFG_INT, "8", 1, 64, S(db_pool_size), "PostgreSQL connections per worker thread."},
 	{"db_connect_timeout_ms", CFG_INT, "3000", 100, 60000, S(db_connect_timeout_ms), "Time allowed to establish one PostgreSQL connection."},
 	{"db_query_timeout_ms", CFG_INT, "5000", 100, 600000, S(db_query_timeout_ms),
 	 "Time allowed for one pipelined batch; also sent as statement_timeout. A batch past it fails with 503 and its connection is reset."},

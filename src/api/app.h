@@ -34,6 +34,7 @@ typedef struct app_worker {
 	long swept;              /* items deleted by this worker's sweeper */
 	/* Idempotency-Key gate counters (written by this worker only). */
 	long idem_claims, idem_replays, idem_conflicts, idem_mismatches, idem_waits;
+	idem_hints *idem_hints;
 } app_worker;
 
 enum { REDIS_UNKNOWN = 0, REDIS_UP = 1, REDIS_DOWN = 2 };

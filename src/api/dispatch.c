@@ -242,7 +242,8 @@ bool api_worker_init(http_worker *w, void *arg)
 		return false;
 	}
 	aw->items = it_store_new(aw->db);
-	if (aw->items == NULL)
+	aw->idem_hints = idem_hints_new();
+	if (aw->items == NULL || aw->idem_hints == NULL)
 		return false;
 	if (ap->mk != NULL) {
 		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024);
@@ -278,6 +279,8 @@ void api_worker_fini(http_worker *w, void *arg)
 	aw->auth = NULL;
 	it_store_free(aw->items);
 	aw->items = NULL;
+	idem_hints_free(aw->idem_hints);
+	aw->idem_hints = NULL;
 	akid_cache_free(aw->akids);
 	aw->akids = NULL;
 	db_pool_free(aw->db);

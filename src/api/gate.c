@@ -35,11 +35,11 @@ static void decided(const idem_result *res, void *arg)
 	app_worker *aw = api_worker(r);
 	idem_gate *g = api_ctx(r)->gate;
 	if (res->waited)
-		aw->idem_waits++;
+		__atomic_fetch_add(&aw->idem_waits, 1, __ATOMIC_RELAXED);
 	switch (res->verdict) {
 	case IDEM_SEND: {
 		if (res->expires > 0)
-			aw->idem_claims++;
+			__atomic_fetch_add(&aw->idem_claims, 1, __ATOMIC_RELAXED);
 		add_expires(r, res->expires);
 		const idem_saved *s = idem_gate_response(g);
 		const char *ct = json_string_value(json_object_get(s->headers, "Content-Type"));
@@ -47,7 +47,7 @@ static void decided(const idem_result *res, void *arg)
 		return;
 	}
 	case IDEM_REPLAY: {
-		aw->idem_replays++;
+		__atomic_fetch_add(&aw->idem_replays, 1, __ATOMIC_RELAXED);
 		const idem_saved *s = res->replay;
 		http_req_clear_headers(r);
 		const char *name;
@@ -63,7 +63,7 @@ static void decided(const idem_result *res, void *arg)
 		return;
 	}
 	case IDEM_IN_USE: {
-		aw->idem_conflicts++;
+		__atomic_fetch_add(&aw->idem_conflicts, 1, __ATOMIC_RELAXED);
 		http_req_clear_headers(r);
 		http_req_add_header(r, "Retry-After", "1");
 		problem_send(r, 409, "idempotency_key_in_use",
@@ -71,7 +71,7 @@ static void decided(const idem_result *res, void *arg)
 		return;
 	}
 	case IDEM_MISMATCH:
-		aw->idem_mismatches++;
+		__atomic_fetch_add(&aw->idem_mismatches, 1, __ATOMIC_RELAXED);
 		send_problem(r, 422, "idempotency_key_reused",
 			     "this Idempotency-Key was used with another request (method, path or body differ)");
 		return;
@@ -105,6 +105,21 @@ static bool filter(http_req *r, int status, const char *content_type, const char
 	http_req_foreach_header(r, collect_header, s.headers);
 	idem_gate_finish(api_ctx(r)->gate, &s, decided, r);
 	return true;
+}
+
+static bool filter(http_req *r, int status, const char *content_type, const char *body, size_t len);
+
+static void probed(bool run_handler, void *arg)
+{
+	http_req *r = arg;
+	if (run_handler) {
+		api_ctx(r)->match.route->handler(r);
+		return;
+	}
+	/* Decided by the record alone (replay or mismatch). */
+	r->reply_filter = NULL;
+	idem_saved none = {0};
+	idem_gate_finish(api_ctx(r)->gate, &none, decided, r);
 }
 
 static void armed(bool ok, void *arg)
@@ -143,11 +158,17 @@ void api_gate_run(http_req *r)
 	char fp[65];
 	idem_fingerprint(r->method_str, r->path, a->body, fp);
 	int ttl = a->who.idempotency_ttl_s > 0 ? a->who.idempotency_ttl_s : (int)aw->app->cfg->idempotency_ttl_s;
-	a->gate = idem_gate_new(aw->items, aw->db, a->who.tenant, key, fp, ttl, (int)aw->app->cfg->idempotency_wait_ms);
+	a->gate = idem_gate_new(aw->items, aw->db, aw->idem_hints, a->who.tenant, key, fp, ttl, (int)aw->app->cfg->idempotency_wait_ms);
 	if (a->gate == NULL) {
 		problem_send(r, 500, "internal", "out of memory", NULL);
 		return;
 	}
 	r->reply_filter = filter;
+	if (idem_gate_hinted(a->gate)) {
+		/* Probably a replay: read the record first, skip the handler. */
+		idem_gate_on_armed(a->gate, armed, r);
+		idem_gate_probe(a->gate, probed, r);
+		return;
+	}
 	idem_gate_arm(a->gate, armed, r);
 }

@@ -61,6 +61,8 @@ void ops_metrics(http_req *r)
 	int n = ap->nworkers < 256 ? ap->nworkers : 256;
 	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0, swept = 0;
 	unsigned long hits = 0, misses = 0;
+	long idem[5] = {0};
+	unsigned long round_trips = 0;
 	for (int i = 0; i < n; i++) {
 		app_worker *aw = ap->workers[i];
 		all[i] = aw->metrics;
@@ -68,12 +70,18 @@ void ops_metrics(http_req *r)
 		 * aligned word written by its own thread, good enough for a gauge. */
 		conns += http_worker_conns(aw->hw);
 		swept += __atomic_load_n(&aw->swept, __ATOMIC_RELAXED);
+		idem[0] += __atomic_load_n(&aw->idem_claims, __ATOMIC_RELAXED);
+		idem[1] += __atomic_load_n(&aw->idem_replays, __ATOMIC_RELAXED);
+		idem[2] += __atomic_load_n(&aw->idem_conflicts, __ATOMIC_RELAXED);
+		idem[3] += __atomic_load_n(&aw->idem_mismatches, __ATOMIC_RELAXED);
+		idem[4] += __atomic_load_n(&aw->idem_waits, __ATOMIC_RELAXED);
 		inflight += http_worker_inflight(aw->hw);
 		if (aw->db != NULL) {
 			db_up += db_pool_up(aw->db);
 			db_busy += db_pool_busy(aw->db);
 			db_queued += db_pool_queued(aw->db);
 			db_size += db_pool_size(aw->db);
+			round_trips += db_pool_round_trips(aw->db);
 		}
 		if (aw->auth != NULL) {
 			unsigned long h, m;
@@ -98,6 +106,12 @@ void ops_metrics(http_req *r)
 			    "# TYPE onceledger_items_expired_deleted_total counter\nonceledger_items_expired_deleted_total %ld\n",
 			    conns, inflight, db_size, db_up, db_busy, db_queued, hits, misses,
 			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP, swept);
+	evbuffer_add_printf(out, "# TYPE onceledger_db_round_trips_total counter\nonceledger_db_round_trips_total %lu\n",
+			    round_trips);
+	static const char *const idem_names[5] = {"claims", "replays", "conflicts", "mismatches", "waits"};
+	for (int i = 0; i < 5; i++)
+		evbuffer_add_printf(out, "# TYPE onceledger_idempotency_%s_total counter\nonceledger_idempotency_%s_total %ld\n",
+				    idem_names[i], idem_names[i], idem[i]);
 	size_t len = evbuffer_get_length(out);
 	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
 	evbuffer_free(out);

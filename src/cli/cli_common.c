@@ -21,6 +21,8 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 			slot = &o->scopes;
 		else if (strcmp(a, "--master-key-file") == 0)
 			slot = &o->master_key_file;
+		else if (strcmp(a, "--idempotency-ttl-s") == 0)
+			slot = &o->idempotency_ttl_s;
 		else if (strcmp(a, "--sigv4") == 0) {
 			o->sigv4 = true;
 			continue;

@@ -15,6 +15,7 @@ typedef struct cli_opts {
 	const char *scopes;
 	bool sigv4;
 	const char *master_key_file;
+	const char *idempotency_ttl_s; /* tenant create/update; "default" clears it */
 	const char *positional[4];
 	int npositional;
 } cli_opts;

@@ -579,9 +579,15 @@ void db_pool_free(db_pool *p)
 		return;
 	for (int i = 0; i < p->size; i++) {
 		db_conn *c = &p->conns[i];
+		c->state = DC_DOWN; /* nothing may start on it any more */
 		if (c->job != NULL) {
 			c->res.message = "shutting down";
 			job_done(c, DB_ERR_UNAVAILABLE);
+		}
+		if (c->tx != NULL) {
+			db_tx *tx = c->tx;
+			c->tx = NULL;
+			db_tx_conn_lost(tx); /* its owner frees it later */
 		}
 		drop_socket_events(c);
 		if (c->pg != NULL)

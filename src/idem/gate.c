@@ -13,8 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util.h"
+
 struct idem_gate {
 	it_store *store;
+	idem_hints *hints;
+	void (*probe_cb)(bool run_handler, void *arg);
+	void (*armed)(bool ok, void *arg);
+	void *armed_arg;
+	void *probe_arg;
 	db_tx *tx;
 	char tenant[33];
 	char key[IDEM_KEY_MAX + 1];
@@ -49,8 +56,8 @@ bool idem_saveable(int status)
 	}
 }
 
-idem_gate *idem_gate_new(it_store *s, db_pool *db, const char *tenant, const char *key, const char *fingerprint,
-			 int ttl_s, int wait_ms)
+idem_gate *idem_gate_new(it_store *s, db_pool *db, idem_hints *hints, const char *tenant, const char *key,
+			 const char *fingerprint, int ttl_s, int wait_ms)
 {
 	idem_gate *g = calloc(1, sizeof(*g));
 	if (g == NULL)
@@ -61,6 +68,7 @@ idem_gate *idem_gate_new(it_store *s, db_pool *db, const char *tenant, const cha
 		return NULL;
 	}
 	g->store = s;
+	g->hints = hints;
 	util_strlcpy(g->tenant, tenant, sizeof(g->tenant));
 	util_strlcpy(g->key, key, sizeof(g->key));
 	util_strlcpy(g->fp, fingerprint, sizeof(g->fp));
@@ -78,6 +86,8 @@ static json_t *record_key(const idem_gate *g)
 
 void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
 {
+	g->armed = armed;
+	g->armed_arg = arg;
 	json_t *item = record_key(g);
 	if (item != NULL)
 		json_object_update(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
@@ -88,6 +98,38 @@ void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
 	}
 	it_claim_arm(g->store, g->tx, g->tenant, IT_SYSTEM_TABLE, item, g->ttl_s, g->wait_ms, &g->claim, armed, arg);
 	json_decref(item);
+}
+
+bool idem_gate_hinted(const idem_gate *g)
+{
+	return idem_hints_has(g->hints, g->tenant, g->key, util_now_us() / 1000000);
+}
+
+void idem_gate_on_armed(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
+{
+	g->armed = armed;
+	g->armed_arg = arg;
+}
+
+static void peeked(void *arg)
+{
+	idem_gate *g = arg;
+	if (g->claim.outcome == IT_CLAIM_TAKEN) {
+		g->probe_cb(false, g->probe_arg); /* decided by the record */
+		return;
+	}
+	/* No live record after all: the normal way, claim and handler. */
+	it_claim_clear(&g->claim);
+	idem_gate_arm(g, g->armed, g->armed_arg);
+}
+
+void idem_gate_probe(idem_gate *g, void (*cb)(bool run_handler, void *arg), void *arg)
+{
+	g->probe_cb = cb;
+	g->probe_arg = arg;
+	json_t *key = record_key(g);
+	it_claim_peek(g->store, g->tenant, IT_SYSTEM_TABLE, key, &g->claim, peeked, g);
+	json_decref(key);
 }
 
 db_tx *idem_gate_tx(idem_gate *g)
@@ -137,6 +179,8 @@ static bool parse_saved(const json_t *item, idem_saved *out)
 
 static void finish(idem_gate *g, idem_verdict v, long long expires)
 {
+	if ((v == IDEM_REPLAY || (v == IDEM_SEND && expires > 0)) && g->hints != NULL)
+		idem_hints_put(g->hints, g->tenant, g->key, expires);
 	idem_result r = {.verdict = v, .expires = expires, .waited = g->claim.waited};
 	if (v == IDEM_REPLAY)
 		r.replay = &g->replay;

@@ -65,11 +65,29 @@ typedef struct idem_result {
 
 typedef struct idem_gate idem_gate;
 
-idem_gate *idem_gate_new(it_store *s, db_pool *db, const char *tenant, const char *key, const char *fingerprint,
-			 int ttl_s, int wait_ms);
+/* Keys this worker saw completed (hints.c): a replay of one of them skips
+ * the handler. Only a guess; the claim decides. */
+typedef struct idem_hints idem_hints;
+idem_hints *idem_hints_new(void);
+void idem_hints_free(idem_hints *hs);
+void idem_hints_put(idem_hints *hs, const char *tenant, const char *key, long long expires);
+bool idem_hints_has(const idem_hints *hs, const char *tenant, const char *key, long long now);
+
+/* hints may be NULL. */
+idem_gate *idem_gate_new(it_store *s, db_pool *db, idem_hints *hints, const char *tenant, const char *key,
+			 const char *fingerprint, int ttl_s, int wait_ms);
 /* Prepares the claim; armed runs when the request's handler may start (ok
  * false: the database cannot be reached or the table is missing). */
 void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg);
+/* True when this key is probably completed already. Then, instead of
+ * idem_gate_arm, idem_gate_probe reads the record (one plain SELECT, no
+ * handler, no transaction): with a live record cb(false) and
+ * idem_gate_finish decides from it; without one the gate arms as usual and
+ * the armed callback given to it runs. */
+bool idem_gate_hinted(const idem_gate *g);
+void idem_gate_probe(idem_gate *g, void (*cb)(bool run_handler, void *arg), void *arg);
+/* Records the armed callback for a probe that falls back to arming. */
+void idem_gate_on_armed(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg);
 /* The transaction the request's effects must run in: the claim rides on
  * its first batch, the saved response on its last. */
 db_tx *idem_gate_tx(idem_gate *g);

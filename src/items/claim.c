@@ -140,3 +140,85 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 	op->cb_arg = c;
 	it_table_get(op, table, table_loaded);
 }
+
+/* ---- peek: the live item at a key, read without claiming ---- */
+
+typedef struct peek_ctx {
+	json_t *key;
+	it_claim *out;
+	void (*done)(void *arg);
+	void *arg;
+} peek_ctx;
+
+static const db_stmt stmt_peek = {
+	"it_claim_peek",
+	"SELECT item::text, expires_at FROM items WHERE table_id = $1::bigint AND pk = $2 AND sk = $3"
+	" AND (expires_at IS NULL OR expires_at > floor(extract(epoch FROM clock_timestamp())))",
+	3};
+
+static void peeked(db_result *res, void *arg)
+{
+	it_op *op = arg;
+	peek_ctx *c = op->cb_arg;
+	PGresult *r = res->status == DB_OK ? res->results[0] : NULL;
+	if (r != NULL && PQntuples(r) == 1) {
+		c->out->item = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		c->out->expires = PQgetisnull(r, 0, 1) ? 0 : strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+		if (c->out->item != NULL)
+			c->out->outcome = IT_CLAIM_TAKEN;
+	}
+	it_finish_ok(op, NULL);
+}
+
+static void peek_table(it_op *op, it_table *t)
+{
+	peek_ctx *c = op->cb_arg;
+	char *pkenc = NULL, *skenc = NULL;
+	it_value *key = NULL;
+	if (!it_key_from_json(op, t, c->key, &key, &pkenc, &skenc))
+		return;
+	it_value_free(key);
+	char tid[24];
+	snprintf(tid, sizeof(tid), "%lld", (long long)t->id);
+	const char *p[3] = {tid, pkenc, skenc};
+	db_batch *b = db_batch_new();
+	bool ok = b != NULL && db_batch_add(b, &stmt_peek, p);
+	free(pkenc);
+	free(skenc);
+	it_exec(op, b, ok, NULL, peeked);
+}
+
+static void peek_reply(it_reply *r, void *arg)
+{
+	(void)r;
+	peek_ctx *c = arg;
+	c->done(c->arg);
+	json_decref(c->key);
+	free(c);
+}
+
+void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+		   void (*done)(void *arg), void *arg)
+{
+	memset(out, 0, sizeof(*out));
+	peek_ctx *c = calloc(1, sizeof(*c));
+	it_op *op = calloc(1, sizeof(*op));
+	if (c == NULL || op == NULL) {
+		free(c);
+		free(op);
+		done(arg);
+		return;
+	}
+	c->key = json_incref(key);
+	c->out = out;
+	c->done = done;
+	c->arg = arg;
+	op->store = s;
+	op->internal = true;
+	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
+	util_strlcpy(op->opname, "ClaimPeek", sizeof(op->opname));
+	op->req = json_object();
+	op->cb = peek_reply;
+	op->cb_arg = c;
+	it_table_get(op, table, peek_table);
+}

@@ -78,6 +78,12 @@ typedef struct it_claim {
 void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg);
 void it_claim_clear(it_claim *c);
+/* Reads the live item at key (a map of the table's key) without claiming
+ * or locking anything: out->outcome is IT_CLAIM_TAKEN with the item when
+ * there is one, else IT_CLAIM_PENDING. Expiry by the database clock, as
+ * the claim judges it. */
+void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+		   void (*done)(void *arg), void *arg);
 
 /* Operations it_call knows, for routing and documentation. */
 bool it_op_known(const char *op);

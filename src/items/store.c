@@ -548,7 +548,13 @@ void it_table_get(it_op *op, const char *name, it_table_cb cb)
 	tl->op = op;
 	tl->cb = cb;
 	util_strlcpy(tl->name, name, sizeof(tl->name));
-	db_exec(s->db, b, table_loaded, tl);
+	/* Inside a transaction that holds a connection, on that connection:
+	 * from the pool, every held connection could be waiting for a load
+	 * queued behind them. */
+	if (op->tx != NULL && db_tx_started(op->tx))
+		db_tx_exec(op->tx, b, 0, table_loaded, tl);
+	else
+		db_exec(s->db, b, table_loaded, tl);
 }
 
 typedef struct tables_loader {
