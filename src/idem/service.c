@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util/util.h"
 
 typedef struct call {
@@ -46,6 +47,8 @@ static void call_end(call *k, idems_status st, json_t *obj, int retry_after)
 
 static idems_status err_status(const it_reply *r)
 {
+	if (!r->retryable)
+		log_error("idempotency_record_failed", "{s:s, s:s}", "type", r->err_type, "message", r->err_msg ? r->err_msg : "");
 	return r->retryable ? IDEMS_UNAVAILABLE : IDEMS_FAILED;
 }
 
@@ -217,11 +220,12 @@ void idems_complete(it_store *s, const char *tenant, const char *key, const char
 	}
 	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}}, s:s, s:s}", "TableName",
 				IT_SYSTEM_TABLE, "Key", kj, "UpdateExpression",
-				"SET #st = :done, response = :resp REMOVE lease_token, lease_ms", "ConditionExpression",
+				"SET #st = :done, #resp = :resp REMOVE lease_token, lease_ms", "ConditionExpression",
 				"#st = :inprog AND lease_token = :tok", "ExpressionAttributeNames", "#st", "status",
 				"ExpressionAttributeValues", ":done", "S", "completed", ":inprog", "S", "in_progress", ":tok",
 				"S", token, "ReturnValues", "ALL_NEW", "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 	json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":resp", json_pack("{s:s}", "S", text));
+	json_object_set_new(json_object_get(req, "ExpressionAttributeNames"), "#resp", json_string("response"));
 	free(text);
 	it_call_tx(s, NULL, IT_INTERNAL, tenant, "UpdateItem", req, held_done, k);
 	json_decref(req);

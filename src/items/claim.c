@@ -51,8 +51,10 @@ static void prefix_done(db_result *res, void *arg)
 		return;
 	}
 	/* 55P03: the other claimer kept the key past wait_ms. */
-	if (res->status == DB_ERR_QUERY && strcmp(res->sqlstate, "55P03") == 0)
+	if (res->status == DB_ERR_QUERY && strcmp(res->sqlstate, "55P03") == 0) {
 		out->outcome = IT_CLAIM_BUSY;
+		out->waited = true;
+	}
 	else
 		out->outcome = IT_CLAIM_FAILED;
 }

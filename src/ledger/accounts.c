@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util/util.h"
 
 #define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
@@ -42,6 +43,8 @@ static void call_end(call *k, lg_status st, json_t *obj)
 
 static lg_status err_status(const it_reply *r)
 {
+	if (!r->retryable)
+		log_error("ledger_item_call_failed", "{s:s, s:s}", "type", r->err_type, "message", r->err_msg ? r->err_msg : "");
 	return r->retryable ? LG_UNAVAILABLE : LG_FAILED;
 }
 

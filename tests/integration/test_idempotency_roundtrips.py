@@ -1,0 +1,51 @@
+"""How many PostgreSQL round trips the Idempotency-Key gate costs.
+
+onceledger_db_round_trips_total counts pipeline Syncs of every pool. With the
+TTL sweeper off and the API key cached, a request that executes costs the
+handler's own round trip (PutItem, with the claim riding on it) plus one for
+the saved response and COMMIT: the gate adds one. A replay costs one.
+"""
+import re
+import uuid
+
+import pytest
+
+from oltest import start_daemon
+
+pytestmark = pytest.mark.controls_daemon
+
+
+def round_trips(d):
+    text = d.get("/metrics").text
+    return int(re.search(r"^onceledger_db_round_trips_total (\d+)$", text, re.M).group(1))
+
+
+def test_gate_adds_one_round_trip(stack, cli, tmp_path):
+    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0"], threads=1)
+    try:
+        tenant = cli.tenant_create()
+        key = cli.key_create(tenant, "read,write")
+        h = {"Authorization": "Bearer " + key}
+        # Warm the key cache and the table cache.
+        r = d.post("/v1/accounts", json={"currency": "EUR"}, headers={**h, "Idempotency-Key": uuid.uuid4().hex})
+        assert r.status_code == 201
+        # Per request, the counter's step. A table-definition reload (cached
+        # 1 s) or an API key cache refresh occasionally adds one: most steps
+        # must be exact and none may be smaller.
+        n = 20
+        keys = [uuid.uuid4().hex for _ in range(n)]
+        executed, replayed = [], []
+        for k in keys:
+            before = round_trips(d)
+            r = d.post("/v1/accounts", json={"currency": "EUR"}, headers={**h, "Idempotency-Key": k})
+            assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+            executed.append(round_trips(d) - before)
+        for k in keys:
+            before = round_trips(d)
+            r = d.post("/v1/accounts", json={"currency": "EUR"}, headers={**h, "Idempotency-Key": k})
+            assert r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"
+            replayed.append(round_trips(d) - before)
+        assert min(executed) == 2 and executed.count(2) >= n * 3 // 4, executed
+        assert min(replayed) == 1 and replayed.count(1) >= n * 3 // 4, replayed
+    finally:
+        d.terminate()
