@@ -139,8 +139,10 @@ bool db_tx_job_keeps_conn(db_conn *c, waiter *wt, db_result *res)
 		tx->conn = c;
 		c->tx = tx;
 	}
-	if (res->status != DB_OK && res->status != DB_ERR_QUERY) {
-		/* No connection, or it broke: PostgreSQL rolls back by itself. */
+	bool conn_ok = c != NULL && c->state != DC_DOWN && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+	if (!conn_ok || (res->status != DB_OK && res->status != DB_ERR_QUERY)) {
+		/* No connection, or it broke (a FATAL error is also a query
+		 * error): PostgreSQL rolls back by itself. */
 		if (tx->conn != NULL)
 			tx->conn->tx = NULL;
 		tx->conn = NULL;
@@ -249,6 +251,10 @@ void db_tx_free(db_tx *tx)
 		log_error("db_tx_free_in_flight", "{}"); /* a bug: the callback would see freed memory */
 	db_conn *c = tx->conn;
 	db_batch_free(tx->prefix);
+	if (c != NULL && c->state != DC_HELD) {
+		c->tx = NULL; /* broke meanwhile: nothing to roll back */
+		c = NULL;
+	}
 	if (c != NULL) {
 		c->tx = NULL;
 		db_batch *b = db_batch_new();

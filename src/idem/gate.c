@@ -90,7 +90,7 @@ void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
 	g->armed_arg = arg;
 	json_t *item = record_key(g);
 	if (item != NULL)
-		json_object_update(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
+		json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
 						   g->fp, "status", "S", "in_progress"));
 	if (item == NULL) {
 		armed(false, arg);

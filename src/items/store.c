@@ -129,7 +129,7 @@ void it_finish_db(it_op *op, const db_result *res)
 		it_finish_err(op, "ValidationException", NULL, "%s", m ? m : "invalid request");
 		return;
 	}
-	if (res->status == DB_ERR_QUERY) {
+	if (res->status == DB_ERR_QUERY && strncmp(res->sqlstate, "57", 2) != 0 && strncmp(res->sqlstate, "08", 2) != 0) {
 		log_error("item_query_failed", "{s:s, s:s, s:s, s:i}", "op", op->opname, "sqlstate", res->sqlstate, "error",
 			  res->message ? res->message : "", "statement", res->failed_index);
 		it_finish_err(op, "InternalServerError", NULL, "Internal server error");
