@@ -113,15 +113,36 @@ static void table_loaded(it_op *op, it_table *t)
 	it_finish_ok(op, NULL);
 }
 
+/* The operation context a claim or a peek runs its table lookup and
+ * statement in: internal (system tables allowed), cb gets the reply. NULL
+ * when out of memory. */
+static it_op *internal_op(it_store *s, const char *tenant, const char *name, it_done cb, void *cb_arg)
+{
+	it_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return NULL;
+	op->req = json_object();
+	if (op->req == NULL) {
+		free(op);
+		return NULL;
+	}
+	op->store = s;
+	op->internal = true;
+	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
+	util_strlcpy(op->opname, name, sizeof(op->opname));
+	op->cb = cb;
+	op->cb_arg = cb_arg;
+	return op;
+}
+
 void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	arm_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = calloc(1, sizeof(*op));
-	if (c == NULL || op == NULL) {
+	it_op *op = c != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
+	if (op == NULL) {
 		free(c);
-		free(op);
 		out->outcome = IT_CLAIM_FAILED;
 		armed(false, arg);
 		return;
@@ -133,13 +154,6 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 	c->out = out;
 	c->armed = armed;
 	c->arg = arg;
-	op->store = s;
-	op->internal = true;
-	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
-	util_strlcpy(op->opname, "Claim", sizeof(op->opname));
-	op->req = json_object();
-	op->cb = armed_reply;
-	op->cb_arg = c;
 	it_table_get(op, table, table_loaded);
 }
 
@@ -204,10 +218,9 @@ void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *k
 {
 	memset(out, 0, sizeof(*out));
 	peek_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = calloc(1, sizeof(*op));
-	if (c == NULL || op == NULL) {
+	it_op *op = c != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
+	if (op == NULL) {
 		free(c);
-		free(op);
 		done(arg);
 		return;
 	}
@@ -215,12 +228,5 @@ void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *k
 	c->out = out;
 	c->done = done;
 	c->arg = arg;
-	op->store = s;
-	op->internal = true;
-	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
-	util_strlcpy(op->opname, "ClaimPeek", sizeof(op->opname));
-	op->req = json_object();
-	op->cb = peek_reply;
-	op->cb_arg = c;
 	it_table_get(op, table, peek_table);
 }

@@ -22,7 +22,7 @@ import uuid
 import pytest
 import requests
 
-from oltest import assert_problem, needs_control, poll
+from oltest import assert_problem, lock_account, needs_control, poll
 
 pytestmark = [needs_control, pytest.mark.controls_daemon]
 
@@ -42,40 +42,6 @@ def _post(d, path, key, body, idem, session=None, timeout=10):
         h["Content-Type"] = "application/json"
         data = json.dumps(body, separators=(",", ":")).encode()
     return d.post(path, key=key, data=data, headers=h, session=session, timeout=timeout)
-
-
-def _lock_account(database_url, tenant, acc_id):
-    """A transaction holding FOR UPDATE on the account's stored row(s)."""
-    import psycopg2
-    conn = psycopg2.connect(database_url)
-    cur = conn.cursor()
-    cur.execute("SET lock_timeout = '10s'")
-    cur.execute("SELECT i.pk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                "WHERE t.tenant = %s AND t.name = 'ol:accounts' AND i.pk = %s FOR UPDATE OF i",
-                (tenant, acc_id))
-    rows = cur.fetchall()
-    if not rows:
-        # Another layout (e.g. one table per tenant with prefixed keys): the
-        # rows whose key mentions the account, else whose item does.
-        cur.execute("SELECT t.name, i.pk, i.sk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s AND t.name <> 'ol:idempotency' "
-                    "AND (strpos(i.pk, %s) > 0 OR strpos(i.sk, %s) > 0) FOR UPDATE OF i",
-                    (tenant, acc_id, acc_id))
-        rows = cur.fetchall()
-    if not rows:
-        cur.execute("SELECT t.name, i.pk, i.sk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s AND t.name <> 'ol:idempotency' AND i.item::text LIKE %s "
-                    "FOR UPDATE OF i", (tenant, "%" + json.dumps(acc_id) + "%"))
-        rows = cur.fetchall()
-    if not rows:
-        cur.execute("SELECT t.name, count(*) FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s GROUP BY t.name", (tenant,))
-        tables = cur.fetchall()
-        conn.rollback()
-        conn.close()
-        raise AssertionError(f"no stored item row found for account {acc_id!r} of tenant {tenant}; "
-                             f"the tenant's item tables: {tables}")
-    return conn
 
 
 def _accounts_of(d, key, owner, session=None):
@@ -224,7 +190,7 @@ def test_postgres_stopped_mid_request_then_retry_executes_once(daemon_factory, p
         except requests.RequestException as e:
             result["r"] = e
 
-    lock = _lock_account(stack.database_url, tenant, acc_id)
+    lock = lock_account(stack.database_url, tenant, acc_id)
     th = threading.Thread(target=inflight)
     try:
         th.start()

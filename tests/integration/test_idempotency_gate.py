@@ -22,7 +22,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from oltest import assert_problem, poll
+from oltest import SYSTEM_TABLE, assert_problem, lock_account, poll
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -171,42 +171,6 @@ def _raw_post(d, path, key, body, idem_values):
         return _Raw(conn.getresponse())
     finally:
         conn.close()
-
-
-def _lock_account(database_url, tenant, acc_id):
-    """Open a transaction holding FOR UPDATE on the account's stored row(s),
-    so a request that writes the account blocks in PostgreSQL. Returns the
-    connection (rollback() releases)."""
-    import psycopg2
-    conn = psycopg2.connect(database_url)
-    cur = conn.cursor()
-    cur.execute("SET lock_timeout = '10s'")
-    cur.execute("SELECT i.pk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                "WHERE t.tenant = %s AND t.name = 'ol:accounts' AND i.pk = %s FOR UPDATE OF i",
-                (tenant, acc_id))
-    rows = cur.fetchall()
-    if not rows:
-        # Another layout (e.g. one table per tenant with prefixed keys): the
-        # rows whose key mentions the account, else whose item does.
-        cur.execute("SELECT t.name, i.pk, i.sk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s AND t.name <> 'ol:idempotency' "
-                    "AND (strpos(i.pk, %s) > 0 OR strpos(i.sk, %s) > 0) FOR UPDATE OF i",
-                    (tenant, acc_id, acc_id))
-        rows = cur.fetchall()
-    if not rows:
-        cur.execute("SELECT t.name, i.pk, i.sk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s AND t.name <> 'ol:idempotency' AND i.item::text LIKE %s "
-                    "FOR UPDATE OF i", (tenant, "%" + json.dumps(acc_id) + "%"))
-        rows = cur.fetchall()
-    if not rows:
-        cur.execute("SELECT t.name, count(*) FROM items i JOIN item_tables t ON t.id = i.table_id "
-                    "WHERE t.tenant = %s GROUP BY t.name", (tenant,))
-        tables = cur.fetchall()
-        conn.rollback()
-        conn.close()
-        raise AssertionError(f"no stored item row found for account {acc_id!r} of tenant {tenant}; "
-                             f"the tenant's item tables: {tables}")
-    return conn
 
 
 class _Bg:
@@ -675,7 +639,7 @@ def test_in_flight_duplicate_waits_then_replays(daemon, stack, tenant, wkey):
     before = _metrics(daemon)
     k = _ik()
     path = f"/v1/accounts/{acc_id}/freeze"
-    lock = _lock_account(stack.database_url, tenant, acc_id)
+    lock = lock_account(stack.database_url, tenant, acc_id)
     try:
         first = _Bg(lambda: _post(daemon, path, wkey, None, k, timeout=20)).start()
         time.sleep(0.4)
@@ -711,7 +675,7 @@ def test_in_flight_duplicate_past_the_wait_is_409(daemon_factory, stack, cli):
     before = _metrics(d)
     k = _ik()
     path = f"/v1/accounts/{acc_id}/freeze"
-    lock = _lock_account(stack.database_url, tenant, acc_id)
+    lock = lock_account(stack.database_url, tenant, acc_id)
     t_lock = time.monotonic()
     try:
         first = _Bg(lambda: _post(d, path, wkey, None, k, timeout=20)).start()
@@ -815,15 +779,12 @@ def test_expired_key_executes_again_tenant_ttl(daemon, cli):
 
 def _records(db, tenant, keys):
     """(count, min expires_at, max expires_at, count with expires_at) of the
-    stored idempotency records of these keys: the rows of the tenant's
-    'ol:idempotency' item table, or (another layout) the tenant's item rows
-    whose key contains one of the idempotency keys."""
+    stored gate records of these keys (PK "IDEM#<key>" of the system table)."""
     cur = db.cursor()
     cur.execute("SELECT count(*), min(i.expires_at), max(i.expires_at), count(i.expires_at) "
                 "FROM items i JOIN item_tables t ON t.id = i.table_id "
-                "WHERE t.tenant = %s AND (t.name = 'ol:idempotency' OR EXISTS "
-                "(SELECT 1 FROM unnest(%s::text[]) AS k(v) WHERE strpos(i.pk, k.v) > 0 OR strpos(i.sk, k.v) > 0))",
-                (tenant, list(keys)))
+                "WHERE t.tenant = %s AND t.name = %s AND i.pk = ANY(%s::text[]) AND i.sk = 'METADATA'",
+                (tenant, SYSTEM_TABLE, ["IDEM#" + k for k in keys]))
     return cur.fetchone()
 
 
