@@ -53,6 +53,7 @@ typedef struct api_req {
 	router_match match;
 	json_t *body; /* the request's JSON object ({} when there was no body) */
 	idem_gate *gate; /* POST routes: the Idempotency-Key gate */
+	int v_index;     /* 1 + the list element being validated (0: none): 400s name it */
 } api_req;
 
 /* Route flags. */
@@ -99,6 +100,21 @@ void api_account_list(http_req *r);
 void api_account_freeze(http_req *r);
 void api_account_unfreeze(http_req *r);
 /* §9 idempotency as a service (idempotency.c). */
+void api_credit(http_req *r);
+void api_debit(http_req *r);
+void api_transfer_create(http_req *r);
+void api_transfer_batch(http_req *r);
+void api_transfer_get(http_req *r);
+void api_hold_create(http_req *r);
+void api_hold_get(http_req *r);
+void api_hold_capture(http_req *r);
+void api_hold_void(http_req *r);
+void api_entries(http_req *r);
+void api_balance_at(http_req *r);
+void api_statement(http_req *r);
+void api_verify(http_req *r);
+void api_audit_verify(http_req *r);
+
 void api_idem_claim(http_req *r);
 void api_idem_get(http_req *r);
 void api_idem_complete(http_req *r);

@@ -24,8 +24,8 @@ static const route table[] = {
 	{HTTP_M_GET, "/v1/accounts/{id}", SCOPE_READ, 0, api_account_get},
 	{HTTP_M_POST, "/v1/accounts/{id}/freeze", SCOPE_WRITE, 0, api_account_freeze},
 	{HTTP_M_POST, "/v1/accounts/{id}/unfreeze", SCOPE_WRITE, 0, api_account_unfreeze},
-	{HTTP_M_POST, "/v1/accounts/{id}/credits", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/accounts/{id}/debits", SCOPE_WRITE, 0, NI},
+	{HTTP_M_POST, "/v1/accounts/{id}/credits", SCOPE_WRITE, 0, api_credit},
+	{HTTP_M_POST, "/v1/accounts/{id}/debits", SCOPE_WRITE, 0, api_debit},
 	/* §7 history (issue #6) */
 	{HTTP_M_GET, "/v1/accounts/{id}/entries", SCOPE_AUDIT, 0, NI},
 	{HTTP_M_GET, "/v1/accounts/{id}/balance", SCOPE_AUDIT, 0, NI},
@@ -33,9 +33,9 @@ static const route table[] = {
 	{HTTP_M_GET, "/v1/accounts/{id}/verify", SCOPE_AUDIT, 0, NI},
 	{HTTP_M_GET, "/v1/audit/verify", SCOPE_AUDIT, 0, NI},
 	/* §4 transfers (issue #6) */
-	{HTTP_M_POST, "/v1/transfers", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/transfers/batch", SCOPE_WRITE, 0, NI},
-	{HTTP_M_GET, "/v1/transfers/{id}", SCOPE_READ, 0, NI},
+	{HTTP_M_POST, "/v1/transfers", SCOPE_WRITE, 0, api_transfer_create},
+	{HTTP_M_POST, "/v1/transfers/batch", SCOPE_WRITE, 0, api_transfer_batch},
+	{HTTP_M_GET, "/v1/transfers/{id}", SCOPE_READ, 0, api_transfer_get},
 	/* §5 holds (issue #6) */
 	{HTTP_M_POST, "/v1/holds", SCOPE_WRITE, 0, NI},
 	{HTTP_M_GET, "/v1/holds/{id}", SCOPE_READ, 0, NI},

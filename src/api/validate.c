@@ -11,13 +11,17 @@
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
 
+#include "api/app.h"
 #include "http/problem.h"
 
 static bool bad(http_req *r, const char *field, const char *what)
 {
 	char detail[200];
 	snprintf(detail, sizeof(detail), "'%s' %s", field, what);
-	problem_send(r, 400, "invalid_request", detail, json_pack("{s:s}", "field", field));
+	json_t *ext = json_pack("{s:s}", "field", field);
+	if (api_ctx(r)->v_index > 0)
+		json_object_set_new(ext, "index", json_integer(api_ctx(r)->v_index - 1));
+	problem_send(r, 400, "invalid_request", detail, ext);
 	return false;
 }
 
@@ -209,5 +213,23 @@ bool v_cursor(http_req *r, json_t **out)
 		return bad(r, "cursor", "is not a cursor this API returned");
 	}
 	*out = j;
+	return true;
+}
+
+static bool currency_ok(const char *s)
+{
+	return strlen(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z';
+}
+
+bool v_account_ref(http_req *r, const json_t *body, const char *field, const char **out)
+{
+	json_t *v = json_object_get(body, field);
+	if (v == NULL)
+		return bad(r, field, "is required");
+	const char *s = json_string_value(v);
+	if (s == NULL || strlen(s) != json_string_length(v) ||
+	    !(id_ok(s) || (strncmp(s, "@world:", 7) == 0 && currency_ok(s + 7))))
+		return bad(r, field, "must be an account id or @world:<CUR>");
+	*out = s;
 	return true;
 }

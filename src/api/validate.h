@@ -19,6 +19,8 @@ bool v_only_fields(http_req *r, const json_t *body, const char *const *allowed);
 bool v_opt_id(http_req *r, const json_t *body, const char *field, const char **out);
 /* A path id, same rules (404 code given when it cannot name anything). */
 bool v_path_id(http_req *r, const char *id, const char *not_found_code);
+/* A required account reference: an account id or "@world:<CUR>". */
+bool v_account_ref(http_req *r, const json_t *body, const char *field, const char **out);
 bool v_currency(http_req *r, const json_t *body, const char *field, const char **out);
 /* An optional string of 1..max visible characters (UTF-8 allowed, no controls). */
 bool v_opt_string(http_req *r, const json_t *body, const char *field, size_t max, const char **out);

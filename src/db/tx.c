@@ -4,6 +4,9 @@
  * Each batch of a transaction is sent as
  *   [prefix ...  BEGIN]            first batch only
  *   [ROLLBACK TO SAVEPOINT s]      after a failed savepoint batch
+ *   [ROLLBACK TO SAVEPOINT m]      after db_tx_undo
+ *   [SAVEPOINT m]                  after db_tx_mark
+ *   [deferred statements]          queued by db_tx_defer
  *   [SAVEPOINT s] batch [RELEASE SAVEPOINT s]   with DB_TX_SAVEPOINT
  *   [COMMIT]                       with DB_TX_COMMIT
  * and the results are cut back into the prefix's part and the batch's own,
@@ -27,6 +30,8 @@ struct db_tx {
 	bool committed;
 	bool sp_failed;  /* roll back to the savepoint before the next batch */
 	bool in_flight;
+	bool want_mark, want_undo;
+	db_batch *deferred; /* sent with the next batch, outside its savepoint */
 	/* layout of the batch in flight */
 	int n_prefix, i_begin, i_rollback_sp, i_sp, i_user, n_user, i_release, i_commit, n_total;
 };
@@ -36,6 +41,8 @@ static const db_stmt st_rollback_sp = {"db_tx_rollback_sp", "ROLLBACK TO SAVEPOI
 static const db_stmt st_sp = {"db_tx_sp", "SAVEPOINT db_tx_sp", 0};
 static const db_stmt st_release = {"db_tx_release", "RELEASE SAVEPOINT db_tx_sp", 0};
 static const db_stmt st_commit = {"db_tx_commit", "COMMIT", 0};
+static const db_stmt st_mark = {"db_tx_mark", "SAVEPOINT db_tx_mark", 0};
+static const db_stmt st_undo = {"db_tx_undo", "ROLLBACK TO SAVEPOINT db_tx_mark", 0};
 static const db_stmt st_rollback = {"db_tx_rollback", "ROLLBACK", 0};
 
 db_tx *db_tx_new(db_pool *p)
@@ -55,6 +62,28 @@ void db_tx_set_prefix(db_tx *tx, db_batch *prefix, db_cb cb, void *arg)
 }
 
 bool db_tx_started(const db_tx *tx) { return tx->started; }
+
+bool db_tx_defer(db_tx *tx, db_batch *b)
+{
+	if (tx->deferred == NULL) {
+		tx->deferred = b;
+		return true;
+	}
+	return db_batch_splice(tx->deferred, b);
+}
+
+void db_tx_mark(db_tx *tx)
+{
+	tx->want_mark = true;
+}
+
+void db_tx_undo(db_tx *tx)
+{
+	tx->want_undo = true;
+	db_batch_free(tx->deferred);
+	tx->deferred = NULL;
+}
+
 bool db_tx_committed(const db_tx *tx) { return tx->committed; }
 
 static void fail_now(db_tx *tx, db_batch *b, db_status st, const char *msg, db_cb cb, void *arg)
@@ -92,6 +121,16 @@ void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg)
 	}
 	if (ok && tx->sp_failed)
 		ok = add(all, &st_rollback_sp, &tx->i_rollback_sp);
+	int unused;
+	if (ok && tx->want_undo)
+		ok = add(all, &st_undo, &unused);
+	if (ok && tx->want_mark)
+		ok = add(all, &st_mark, &unused);
+	tx->want_undo = tx->want_mark = false;
+	if (ok && tx->deferred != NULL) {
+		ok = db_batch_splice(all, tx->deferred);
+		tx->deferred = NULL;
+	}
 	if (ok && (flags & DB_TX_SAVEPOINT))
 		ok = add(all, &st_sp, &tx->i_sp);
 	tx->i_user = ok ? db_batch_len(all) : 0;
@@ -251,6 +290,7 @@ void db_tx_free(db_tx *tx)
 		log_error("db_tx_free_in_flight", "{}"); /* a bug: the callback would see freed memory */
 	db_conn *c = tx->conn;
 	db_batch_free(tx->prefix);
+	db_batch_free(tx->deferred);
 	if (c != NULL && c->state != DC_HELD) {
 		c->tx = NULL; /* broke meanwhile: nothing to roll back */
 		c = NULL;

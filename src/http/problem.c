@@ -30,6 +30,16 @@ static const struct {
 	{"lease_lost", "The lease on this idempotency key was lost"},
 	{"account_not_found", "Account not found"},
 	{"account_exists", "Account exists"},
+	{"account_frozen", "Account frozen"},
+	{"insufficient_funds", "Insufficient funds"},
+	{"currency_mismatch", "Currency mismatch"},
+	{"same_account", "Transfer to the same account"},
+	{"amount_overflow", "Amount would overflow a balance"},
+	{"transfer_not_found", "Transfer not found"},
+	{"transfer_exists", "Transfer exists with other parameters"},
+	{"hold_not_found", "Hold not found"},
+	{"hold_exists", "Hold exists with other parameters"},
+	{"hold_not_pending", "Hold is not pending"},
 };
 
 static const char *title_for(const char *code)

@@ -43,9 +43,26 @@ void it_call(it_store *s, const char *tenant, const char *op, json_t *request, i
  * TransactWriteItems undoes only this operation and the transaction goes
  * on; flags may add DB_TX_COMMIT to commit after it. Calls through here
  * (tx != NULL, or IT_INTERNAL in flags) may name the system tables. */
-enum { IT_INTERNAL = 0x100 };
+enum {
+	IT_INTERNAL = 0x100,
+	/* With tx: the statements are queued (db_tx_defer) and sent with the
+	 * transaction's next batch; cb runs at once with an empty success. A
+	 * write that then fails (including a failed condition of a
+	 * TransactWriteItems) aborts the whole transaction. */
+	IT_DEFER = 0x200,
+};
 void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *op, json_t *request, it_done cb,
 		void *arg);
+
+/* Internal calls may also ask TransactWriteItems for "ReturnValues":
+ * "ALL_NEW": the reply then has "Items", the item after each action in
+ * request order (null for Delete and ConditionCheck), and they may hold up
+ * to IT_TXN_MAX_INTERNAL actions. */
+#define IT_TXN_MAX_INTERNAL 1000
+
+/* Undo points inside a caller's transaction (db_tx_mark, db_tx_undo). */
+void it_tx_mark(db_tx *tx);
+void it_tx_undo(db_tx *tx);
 
 /* The system table of every tenant (sql/004_idempotency.sql): the domain's
  * single-table layout. No DynamoDB request can name it. */
@@ -91,5 +108,12 @@ bool it_op_known(const char *op);
 /* TTL sweeper: deletes up to `batch` expired items (any tenant); cb gets the
  * number deleted or -1 on error. */
 void it_sweep_expired(it_store *s, int batch, void (*cb)(long deleted, void *arg), void *arg);
+
+/* Background work over every tenant: up to limit items of the system
+ * tables whose index `index` has the partition key pk and a sort key
+ * below `below` (bytewise), lowest first. cb gets an array of
+ * {"tenant", "item"} (NULL on error; borrowed). */
+void it_system_due(it_store *s, const char *index, const char *pk, const char *below, int limit,
+		   void (*cb)(json_t *rows, void *arg), void *arg);
 
 #endif

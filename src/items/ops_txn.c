@@ -33,6 +33,7 @@ typedef struct txn_state {
 	txn_action *a;
 	int n;
 	const char *token;
+	bool want_new; /* internal: "ReturnValues": "ALL_NEW" */
 	char fp[65];
 	int stmt_token, stmt_finish;
 } txn_state;
@@ -259,12 +260,33 @@ static void token_checked(db_result *res, void *arg)
 		      "The request uses the same client token as a previous, but non-identical request.");
 }
 
+/* {"Items": [...]}: each action's item as written (internal calls). */
+static json_t *new_items(txn_state *st, db_result *res)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < st->n; i++) {
+		txn_action *a = &st->a[i];
+		const char *text = NULL;
+		if (a->w.kind == IT_W_PUT || a->w.kind == IT_W_UPDATE) {
+			PGresult *m = a->stmt_main >= 0 ? res->results[a->stmt_main] : NULL;
+			if (m != NULL && PQntuples(m) == 1 && !PQgetisnull(m, 0, 2))
+				text = PQgetvalue(m, 0, 2);
+			PGresult *ins = a->stmt_insert >= 0 ? res->results[a->stmt_insert] : NULL;
+			if (text == NULL && ins != NULL && PQntuples(ins) == 1 && !PQgetisnull(ins, 0, 0))
+				text = PQgetvalue(ins, 0, 0);
+		}
+		json_t *item = text != NULL ? json_loads(text, 0, NULL) : NULL;
+		json_array_append_new(arr, item != NULL ? item : json_null());
+	}
+	return json_pack("{s:o}", "Items", arr);
+}
+
 static void txn_done(db_result *res, void *arg)
 {
 	it_op *op = arg;
 	txn_state *st = op->state;
 	if (res->status == DB_OK) {
-		it_finish_ok(op, json_object());
+		it_finish_ok(op, st->want_new ? new_items(st, res) : json_object());
 		return;
 	}
 	if (res->status != DB_ERR_QUERY) {
@@ -398,7 +420,8 @@ static void write_tables_loaded(it_op *op)
 static bool collect_tables(it_op *op, json_t *items, const char *wrapper_check, const char ***names_out, int *n_out)
 {
 	size_t n = json_array_size(items);
-	if (!json_is_array(items) || n < 1 || n > TXN_MAX_ACTIONS) {
+	size_t max = op->internal ? IT_TXN_MAX_INTERNAL : TXN_MAX_ACTIONS;
+	if (!json_is_array(items) || n < 1 || n > max) {
 		it_finish_err(op, "ValidationException", NULL,
 			      "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length %s",
 			      n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
@@ -467,6 +490,8 @@ void it_op_transact_write(it_op *op)
 	if (st == NULL)
 		return;
 	st->token = it_req_str(op->req, "ClientRequestToken");
+	const char *rv = it_req_str(op->req, "ReturnValues");
+	st->want_new = op->internal && rv != NULL && strcmp(rv, "ALL_NEW") == 0;
 	if (st->token != NULL) {
 		size_t tl = strlen(st->token);
 		if (tl < 1 || tl > 36) {

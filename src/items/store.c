@@ -135,6 +135,11 @@ void it_finish_db(it_op *op, const db_result *res)
 		it_finish_err(op, "InternalServerError", NULL, "Internal server error");
 		return;
 	}
+	if (res->status == DB_ERR_ABORTED)
+		/* An earlier statement of the transaction failed (e.g. a deferred
+		 * write): say which, it is not this operation's fault. */
+		log_error("item_tx_aborted", "{s:s, s:s, s:s}", "op", op->opname, "sqlstate", res->sqlstate, "error",
+			  res->message ? res->message : "");
 	op->reply.retryable = true;
 	it_finish_err(op, "ServiceUnavailable", NULL, "%s",
 		      res->status == DB_ERR_TIMEOUT ? "The database did not answer in time" : "The database is unavailable");
@@ -148,6 +153,15 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 			it_finish_error(op, e);
 		else
 			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	if (op->tx != NULL && (op->tx_flags & IT_DEFER)) {
+		/* Nobody waits for these results: a failure aborts the
+		 * transaction, which its next batch reports. */
+		if (!db_tx_defer(op->tx, b))
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		else
+			it_finish_ok(op, json_object());
 		return;
 	}
 	if (op->tx != NULL)

@@ -53,3 +53,71 @@ void it_sweep_expired(it_store *st, int batch, void (*cb)(long deleted, void *ar
 	s->arg = arg;
 	db_exec(st->db, b, swept, s);
 }
+
+/* The index slots of the system table (sql/005_ledger.sql). */
+static const struct {
+	const char *name;
+	int slot;
+} system_slots[] = {{"by_owner", 1}, {"by_transfer", 2}, {"open_by_expiry", 3}, {"by_customer", 4},
+		    {"entries_by_time", 5}, {"accounts_by_currency", 6}};
+
+typedef struct due {
+	void (*cb)(json_t *rows, void *arg);
+	void *arg;
+} due;
+
+static void due_done(db_result *res, void *arg)
+{
+	due *d = arg;
+	json_t *rows = NULL;
+	if (res->status == DB_OK) {
+		rows = json_array();
+		PGresult *r = res->results[0];
+		for (int i = 0; i < PQntuples(r); i++) {
+			json_t *item = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+			if (item != NULL)
+				json_array_append_new(rows, json_pack("{s:s, s:o}", "tenant", PQgetvalue(r, i, 0), "item", item));
+		}
+	}
+	d->cb(rows, d->arg);
+	json_decref(rows);
+	free(d);
+}
+
+void it_system_due(it_store *s, const char *index, const char *pk, const char *below, int limit,
+		   void (*cb)(json_t *rows, void *arg), void *arg)
+{
+	int slot = 0;
+	for (size_t i = 0; i < OL_ARRAY_LEN(system_slots); i++)
+		if (strcmp(system_slots[i].name, index) == 0)
+			slot = system_slots[i].slot;
+	char sql[512], lim[16];
+	/* The slot number comes from the table above, never from a request. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT t.tenant, i.item::text FROM item_tables t JOIN items i ON i.table_id = t.id"
+		 " WHERE t.name = '" IT_SYSTEM_TABLE "' AND i.x%dpk = $1 AND i.x%dsk < $2 ORDER BY i.x%dsk LIMIT $3::int",
+		 slot, slot, slot);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	const char *p[3] = {pk, below, lim};
+	due *d = calloc(1, sizeof(*d));
+	db_batch *b = db_batch_new();
+	if (slot == 0 || d == NULL || b == NULL || !db_batch_add_sql(b, sql, 3, p)) {
+		free(d);
+		db_batch_free(b);
+		cb(NULL, arg);
+		return;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	db_exec(s->db, b, due_done, d);
+}
+
+void it_tx_mark(db_tx *tx)
+{
+	db_tx_mark(tx);
+}
+
+void it_tx_undo(db_tx *tx)
+{
+	db_tx_undo(tx);
+}

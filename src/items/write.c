@@ -198,7 +198,8 @@ bool it_w_add_main(db_batch *b, const it_wspec *w, it_error *e)
 	/* In a transaction an absent row is decided by the insert statement
 	 * (when the condition holds for no item), so it is not a failure here. */
 	if (w->txn)
-		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM w) OR (NOT EXISTS (SELECT 1 FROM cur) AND %s))", cn);
+		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM w) OR (NOT EXISTS (SELECT 1 FROM cur) AND %s)),"
+					 " set_config('ol.txn_wrote', (EXISTS (SELECT 1 FROM w))::text, true)", cn);
 	return ok && add_to_batch(b, &q);
 }
 
@@ -219,13 +220,12 @@ bool it_w_add_insert(db_batch *b, const it_wspec *w, it_error *e)
 	ok = ok && it_sql_append(&q, " AS item WHERE NOT EXISTS (SELECT 1 FROM items i WHERE ") &&
 	     it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
 	     it_sql_append(&q, ")) n ON CONFLICT (table_id, pk, sk) DO NOTHING RETURNING item) SELECT (SELECT item FROM ins)::text");
-	/* Success when we inserted, or when the row is ours already (the main
-	 * statement wrote it in this transaction); a row committed by someone
-	 * else in between is a lost race and fails the transaction. */
+	/* Success when we inserted, or when the main statement right before
+	 * this one wrote the row (it says so in ol.txn_wrote: comparing xmin
+	 * with our xid misses rows written inside a savepoint); a row committed
+	 * by someone else in between is a lost race and fails the transaction. */
 	if (w->txn)
-		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM ins) OR EXISTS (SELECT 1 FROM items i WHERE ") &&
-		     it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
-		     it_sql_append(&q, " AND i.xmin = xid(pg_current_xact_id())))");
+		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM ins) OR current_setting('ol.txn_wrote', true) = 'true')");
 	return ok && add_to_batch(b, &q);
 }
 

@@ -2,7 +2,7 @@
  * accounts with an owner also carry GSI1PK "OWNER#<owner>" and GSI1SK
  * "ACCOUNT#<id>" (index by_owner, sparse: no owner, not in it). Balances
  * are N attributes changed only by conditional updates (transfers.c). */
-#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +10,6 @@
 
 #include "log.h"
 #include "util/util.h"
-
-#define ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
 
 typedef struct call {
 	lg_cb cb;
@@ -41,57 +39,11 @@ static void call_end(call *k, lg_status st, json_t *obj)
 	free(k);
 }
 
-static lg_status err_status(const it_reply *r)
-{
-	if (!r->retryable)
-		log_error("ledger_item_call_failed", "{s:s, s:s}", "type", r->err_type, "message", r->err_msg ? r->err_msg : "");
-	return r->retryable ? LG_UNAVAILABLE : LG_FAILED;
-}
-
-void lg_new_id(const char *prefix, char *out, size_t len)
-{
-	char rnd[21];
-	util_random_hex(rnd, 10);
-	snprintf(out, len, "%s%012llx%s", prefix, (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL, rnd);
-}
-
-static json_t *key_of(const char *id)
-{
-	char pk[96];
-	snprintf(pk, sizeof(pk), "ACCOUNT#%s", id);
-	return json_pack("{s:{s:s}, s:{s:s}}", "PK", "S", pk, "SK", "S", "METADATA");
-}
-
-static const char *s_of(const json_t *item, const char *name)
-{
-	return json_string_value(json_object_get(json_object_get(item, name), "S"));
-}
-
-static json_int_t n_of(const json_t *item, const char *name)
-{
-	const char *n = json_string_value(json_object_get(json_object_get(item, name), "N"));
-	return n != NULL ? (json_int_t)strtoll(n, NULL, 10) : 0;
-}
-
-/* The API object of an account item. */
-static json_t *account_json(const json_t *item)
-{
-	const char *owner = s_of(item, "owner");
-	const char *meta = s_of(item, "metadata");
-	json_t *m = meta != NULL ? json_loads(meta, 0, NULL) : NULL;
-	json_int_t posted = n_of(item, "posted"), pending = n_of(item, "pending");
-	return json_pack("{s:s?, s:s?, s:o, s:s?, s:{s:I, s:I, s:I}, s:I, s:I, s:o, s:s?}", "id", s_of(item, "id"),
-			 "currency", s_of(item, "currency"), "owner", owner ? json_string(owner) : json_null(), "status",
-			 s_of(item, "status"), "balance", "posted", posted, "pending", pending, "available", posted - pending,
-			 "overdraft_limit", n_of(item, "overdraft_limit"), "version", n_of(item, "version"), "metadata",
-			 m ? m : json_object(), "created_at", s_of(item, "created_at"));
-}
-
 static void created(it_reply *r, void *arg)
 {
 	call *k = arg;
 	if (r->err_type != NULL) {
-		call_end(k, strcmp(r->err_type, "ConditionalCheckFailedException") == 0 ? LG_EXISTS : err_status(r), NULL);
+		call_end(k, strcmp(r->err_type, "ConditionalCheckFailedException") == 0 ? LG_EXISTS : lg_err_status(r), NULL);
 		return;
 	}
 	/* The answer is the item as written: nothing else can change it
@@ -115,13 +67,20 @@ void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void 
 	util_format_time(created_at, sizeof(created_at), util_now_us());
 	snprintf(limit, sizeof(limit), "%lld", (long long)a->overdraft_limit);
 	char *meta_text = a->metadata != NULL ? json_dumps(a->metadata, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_t *item = key_of(id);
+	json_t *item = lg_key("ACCOUNT#", id, "METADATA");
 	json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s},"
 					       " s:{s:s}, s:{s:s}, s:{s:s}}",
 					       "type", "S", "account", "id", "S", id, "currency", "S", a->currency, "status", "S",
 					       "active", "posted", "N", "0", "pending", "N", "0", "overdraft_limit", "N", limit,
-					       "version", "N", "1", "seq", "N", "0", "head", "S", ZERO_HASH, "metadata", "S",
+					       "version", "N", "1", "seq", "N", "0", "head", "S", LG_ZERO_HASH, "metadata", "S",
 					       meta_text ? meta_text : "{}", "created_at", "S", created_at));
+	/* spendable = posted - pending + overdraft_limit: the guard's operand
+	 * (a condition cannot add attributes); by_currency for the audit. */
+	char cur_pk[16], acc_sk[96];
+	snprintf(cur_pk, sizeof(cur_pk), "CUR#%s", a->currency);
+	snprintf(acc_sk, sizeof(acc_sk), "ACCOUNT#%s", id);
+	json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "spendable", "N", limit, "last_at", "N",
+					       "0", "GSI6PK", "S", cur_pk, "GSI6SK", "S", acc_sk));
 	free(meta_text);
 	if (a->owner != NULL) {
 		char gpk[200], gsk[96];
@@ -130,7 +89,7 @@ void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void 
 		json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "owner", "S", a->owner, "GSI1PK", "S", gpk,
 						       "GSI1SK", "S", gsk));
 	}
-	k->obj = account_json(item);
+	k->obj = lg_account_json(item);
 	json_t *req = json_pack("{s:s, s:o, s:s}", "TableName", IT_SYSTEM_TABLE, "Item", item, "ConditionExpression",
 				"attribute_not_exists(PK)");
 	it_call_tx(c->items, c->tx, IT_INTERNAL, c->tenant, "PutItem", req, created, k);
@@ -141,7 +100,7 @@ static void got(it_reply *r, void *arg)
 {
 	call *k = arg;
 	if (r->err_type != NULL) {
-		call_end(k, err_status(r), NULL);
+		call_end(k, lg_err_status(r), NULL);
 		return;
 	}
 	const json_t *item = json_object_get(r->body, "Item");
@@ -149,7 +108,7 @@ static void got(it_reply *r, void *arg)
 		call_end(k, LG_NOT_FOUND, NULL);
 		return;
 	}
-	call_end(k, LG_OK, account_json(item));
+	call_end(k, LG_OK, lg_account_json(item));
 }
 
 void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
@@ -157,7 +116,7 @@ void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 	call *k = call_new(cb, arg);
 	if (k == NULL)
 		return;
-	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", key_of(id), "ConsistentRead", 1);
+	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", lg_key("ACCOUNT#", id, "METADATA"), "ConsistentRead", 1);
 	it_call_tx(c->items, c->tx, IT_INTERNAL, c->tenant, "GetItem", req, got, k);
 	json_decref(req);
 }
@@ -168,14 +127,14 @@ static void status_set(it_reply *r, void *arg)
 	if (r->err_type != NULL && strcmp(r->err_type, "ConditionalCheckFailedException") == 0) {
 		/* Missing, or already in that state: then it is the answer. */
 		const json_t *old = r->err_extra != NULL ? json_object_get(r->err_extra, "Item") : NULL;
-		call_end(k, old != NULL ? LG_OK : LG_NOT_FOUND, old != NULL ? account_json(old) : NULL);
+		call_end(k, old != NULL ? LG_OK : LG_NOT_FOUND, old != NULL ? lg_account_json(old) : NULL);
 		return;
 	}
 	if (r->err_type != NULL) {
-		call_end(k, err_status(r), NULL);
+		call_end(k, lg_err_status(r), NULL);
 		return;
 	}
-	call_end(k, LG_OK, account_json(json_object_get(r->body, "Attributes")));
+	call_end(k, LG_OK, lg_account_json(json_object_get(r->body, "Attributes")));
 }
 
 void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb cb, void *arg)
@@ -185,7 +144,7 @@ void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb c
 		return;
 	const char *to = frozen ? "frozen" : "active";
 	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s}, s:{s:{s:s}, s:{s:s}}, s:s, s:s}", "TableName", IT_SYSTEM_TABLE,
-				"Key", key_of(id), "UpdateExpression", "SET #st = :to, version = version + :one",
+				"Key", lg_key("ACCOUNT#", id, "METADATA"), "UpdateExpression", "SET #st = :to, version = version + :one",
 				"ConditionExpression", "attribute_exists(PK) AND #st <> :to", "ExpressionAttributeNames", "#st",
 				"status", "ExpressionAttributeValues", ":to", "S", to, ":one", "N", "1", "ReturnValues", "ALL_NEW",
 				"ReturnValuesOnConditionCheckFailure", "ALL_OLD");
@@ -197,7 +156,7 @@ static void listed(it_reply *r, void *arg)
 {
 	call *k = arg;
 	if (r->err_type != NULL) {
-		call_end(k, err_status(r), NULL);
+		call_end(k, lg_err_status(r), NULL);
 		return;
 	}
 	json_t *data = json_array();
@@ -205,7 +164,7 @@ static void listed(it_reply *r, void *arg)
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it)
-		json_array_append_new(data, account_json(it));
+		json_array_append_new(data, lg_account_json(it));
 	json_t *next = json_object_get(r->body, "LastEvaluatedKey");
 	call_end(k, LG_OK, json_pack("{s:o, s:O}", "data", data, "next", next ? next : json_null()));
 }

@@ -13,12 +13,21 @@
 #include "db/db.h"
 #include "items/items.h"
 
+/* Outcomes. On a failure the callback's obj, when not NULL, holds the
+ * problem's extension members (e.g. {"account": id, "available": n}). */
 typedef enum {
 	LG_OK = 0,
-	LG_NOT_FOUND,   /* 404 */
-	LG_EXISTS,      /* 409 <kind>_exists */
-	LG_UNAVAILABLE, /* 503, retryable */
-	LG_FAILED,      /* 500 */
+	LG_NOT_FOUND,         /* 404 <kind>_not_found (obj: which account) */
+	LG_EXISTS,            /* 409 <kind>_exists: the client id, other parameters */
+	LG_UNAVAILABLE,       /* 503, retryable */
+	LG_FAILED,            /* 500 */
+	LG_DUPLICATE,         /* the client id exists with identical parameters: obj is it (200) */
+	LG_INSUFFICIENT,      /* 402 insufficient_funds */
+	LG_FROZEN,            /* 409 account_frozen */
+	LG_CURRENCY_MISMATCH, /* 422 currency_mismatch */
+	LG_OVERFLOW,          /* 422 amount_overflow */
+	LG_NOT_PENDING,       /* 409 hold_not_pending (obj: "status") */
+	LG_TOO_MUCH,          /* 422: capture above the hold's amount */
 } lg_status;
 
 /* Where a ledger call runs. */
@@ -49,6 +58,65 @@ void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb c
 /* A page of the owner's accounts: obj = {"data": [...], "next": <key>|null}
  * where next is the opaque position to pass as `after` for the next page. */
 void lg_accounts_by_owner(const lg_ctx *c, const char *owner, int limit, const json_t *after, lg_cb cb, void *arg);
+
+/* ---- transfers (transfers.c) ---- */
+
+typedef struct lg_transfer_new {
+	const char *id;          /* NULL: generated */
+	const char *from, *to;   /* account ids or "@world:<CUR>"; NULL: @world of the other's currency */
+	int64_t amount;
+	const char *currency;    /* NULL: the account's (credits and debits) */
+	const char *description; /* NULL: none */
+	const json_t *metadata;  /* NULL: {} */
+	const char *kind;        /* "transfer", "credit", "debit": part of the parameters compared on a reused id */
+} lg_transfer_new;
+
+/* Posts one transfer (LG_DUPLICATE with the existing one for a reused id). */
+void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, void *arg);
+/* Posts n transfers, all or nothing: obj = {"transfers": [...]}; on a
+ * failure nothing is written and obj has "index" (the first failing one). */
+void lg_transfer_batch(const lg_ctx *c, const lg_transfer_new *t, int n, lg_cb cb, void *arg);
+void lg_transfer_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+
+/* ---- holds (holds.c) ---- */
+
+typedef struct lg_hold_new {
+	const char *id; /* NULL: generated */
+	const char *from, *to;
+	int64_t amount;
+	const char *currency;
+	int64_t expires_in_s;
+	const json_t *metadata;
+} lg_hold_new;
+
+void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg);
+void lg_hold_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+/* amount 0: the whole hold. */
+void lg_hold_capture(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, void *arg);
+void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+/* The sweeper: expires up to limit pending holds past their time, of any
+ * tenant; cb gets how many (or -1 on error). */
+void lg_holds_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+
+/* ---- history (history.c) ---- */
+
+typedef struct lg_range {
+	int64_t from_us, to_us; /* [from, to) */
+	bool desc;
+	int limit;
+	const json_t *after; /* position from a previous page, or NULL */
+} lg_range;
+
+/* obj = {"data": [...], "next": <position>|null} */
+void lg_entries(const lg_ctx *c, const char *account, const lg_range *r, lg_cb cb, void *arg);
+/* obj = {"account","at","posted","seq"} */
+void lg_balance_at(const lg_ctx *c, const char *account, int64_t at_us, lg_cb cb, void *arg);
+/* obj = {"account","currency","from","to","opening_balance","closing_balance","debits","credits","count"} */
+void lg_statement(const lg_ctx *c, const char *account, int64_t from_us, int64_t to_us, lg_cb cb, void *arg);
+/* obj = {"account","ok","entries","head","balance_matches"[,"first_bad_seq"]} */
+void lg_verify(const lg_ctx *c, const char *account, lg_cb cb, void *arg);
+/* obj = {"ok","accounts","sum"} */
+void lg_audit_verify(const lg_ctx *c, const char *currency, lg_cb cb, void *arg);
 
 /* A new id: prefix + 12 hex digits of milliseconds + 20 random hex digits
  * (time-ordered, unguessable). */

@@ -1,0 +1,20 @@
+/* ledger_api.h — what the API files of the ledger share: the context of a
+ * ledger call made for a request, and the answer to its outcome. */
+#ifndef OL_API_LEDGER_API_H
+#define OL_API_LEDGER_API_H
+
+#include "api/app.h"
+#include "ledger/ledger.h"
+
+static inline lg_ctx api_lg_ctx(http_req *r)
+{
+	return (lg_ctx){.items = api_worker(r)->items, .tx = api_tx(r), .tenant = api_ctx(r)->who.tenant};
+}
+
+/* Replies to a ledger outcome: obj with ok_status on LG_OK (LG_DUPLICATE:
+ * 200), else the problem for st with obj's members as extensions. what
+ * ("account", "transfer", "hold") names the <what>_not_found and
+ * <what>_exists codes. obj is borrowed. */
+void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what);
+
+#endif

@@ -1,0 +1,58 @@
+/* ledger_reply.c — one mapping from ledger outcomes to HTTP answers
+ * (API.md §3–§5, docs/errors.md). */
+#include "api/ledger_api.h"
+
+#include <stdio.h>
+
+void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what)
+{
+	char code[40];
+	json_t *ext = obj != NULL ? json_deep_copy(obj) : NULL;
+	switch (st) {
+	case LG_OK:
+		json_decref(ext);
+		http_reply_json(r, ok_status, json_incref(obj));
+		return;
+	case LG_DUPLICATE:
+		json_decref(ext);
+		http_reply_json(r, 200, json_incref(obj));
+		return;
+	case LG_NOT_FOUND:
+		/* A leg names the missing account; otherwise the object itself. */
+		snprintf(code, sizeof(code), "%s_not_found", json_object_get(obj, "account") ? "account" : what);
+		problem_send(r, 404, code, "no such object in this tenant", ext);
+		return;
+	case LG_EXISTS:
+		snprintf(code, sizeof(code), "%s_exists", what);
+		problem_send(r, 409, code, "this id exists already with other parameters", ext);
+		return;
+	case LG_INSUFFICIENT:
+		problem_send(r, 402, "insufficient_funds", "the amount exceeds the available balance plus the overdraft limit", ext);
+		return;
+	case LG_FROZEN:
+		problem_send(r, 409, "account_frozen", "the account is frozen", ext);
+		return;
+	case LG_CURRENCY_MISMATCH:
+		problem_send(r, 422, "currency_mismatch", "the account's currency is not the request's", ext);
+		return;
+	case LG_OVERFLOW:
+		problem_send(r, 422, "amount_overflow", "the amount would overflow the account's balance", ext);
+		return;
+	case LG_NOT_PENDING:
+		problem_send(r, 409, "hold_not_pending", "the hold is not pending", ext);
+		return;
+	case LG_TOO_MUCH:
+		json_decref(ext);
+		problem_send(r, 400, "invalid_request", "'amount' exceeds the hold's amount", json_pack("{s:s}", "field", "amount"));
+		return;
+	case LG_UNAVAILABLE:
+		json_decref(ext);
+		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
+		return;
+	case LG_FAILED:
+	default:
+		json_decref(ext);
+		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
+		return;
+	}
+}

@@ -1,0 +1,84 @@
+/* ledger_int.h — what the files of src/ledger/ share: typed attribute
+ * access on items in DynamoDB JSON, the keys of the single-table layout
+ * (docs/ledger.md), and the journal that turns account updates into
+ * chained entries. */
+#ifndef OL_LEDGER_INT_H
+#define OL_LEDGER_INT_H
+
+#include "ledger/ledger.h"
+
+#define LG_ZERO_HASH "0000000000000000000000000000000000000000000000000000000000000000"
+#define LG_WORLD_PREFIX "@world:"
+#define LG_WORLD_SHARDS 16
+
+/* The S / N value of an attribute (NULL / 0 when absent). */
+const char *lg_s(const json_t *item, const char *name);
+int64_t lg_n(const json_t *item, const char *name);
+/* {"S": s} and {"N": n} attribute values. */
+json_t *lg_av_s(const char *s);
+json_t *lg_av_n(int64_t n);
+/* The key {"PK": {"S": "<prefix><id>"}, "SK": {"S": sk}}. */
+json_t *lg_key(const char *prefix, const char *id, const char *sk);
+/* The status of a failed item call (logs what is not retryable). */
+lg_status lg_err_status(const it_reply *r);
+/* The API object of an account item. */
+json_t *lg_account_json(const json_t *item);
+/* "@world:<CUR>" → true (and *cur the currency); anything else false. */
+bool lg_is_world(const char *id, const char **cur);
+/* The text of a JSON value, compact with keys in the given order (NULL on
+ * no memory); metadata and saved documents. */
+char *lg_dump(const json_t *v);
+/* Calls an item operation with the context's transaction and flags. */
+void lg_call(const lg_ctx *c, int flags, const char *op, json_t *req, it_done cb, void *arg);
+
+/* ---- account legs (legs.c) -------------------------------------------
+ *
+ * A change of one account's numbers as a conditional UpdateItem (a
+ * TransactItems element), and the problem it reports when its condition
+ * fails, judged from the account as it was (ALL_OLD). */
+typedef struct lg_leg {
+	const char *account;  /* id */
+	int64_t dposted;      /* added to posted (an entry when not 0) */
+	int64_t dpending;     /* added to pending */
+	bool guard;           /* spendable must cover what leaves available */
+	bool active;          /* a frozen account refuses it */
+	const char *currency; /* required currency, NULL: any */
+} lg_leg;
+
+json_t *lg_leg_action(const lg_leg *l);
+/* The failure of a leg whose condition failed: old is the account or NULL
+ * when missing. *rank orders failures (lower is reported first); *extra
+ * gets the problem's members. */
+lg_status lg_leg_failure(const lg_leg *l, const json_t *old, int *rank, json_t **extra);
+
+/* ---- the journal (journal.c) ------------------------------------------
+ *
+ * A request posts entries for one or several transfers. Each account's
+ * update (in the first batch) returns the account as written: its new seq
+ * and posted balance, and its head and last_at as of the last flush. The
+ * journal computes each entry (time, hash over the previous one) and keeps
+ * the newest head per account, so that several transfers of one request
+ * (a batch) chain correctly; lg_journal_flush then writes every entry, the
+ * heads and the @world legs as one deferred TransactWriteItems. */
+typedef struct lg_journal lg_journal;
+
+lg_journal *lg_journal_new(void);
+void lg_journal_free(lg_journal *j);
+/* One leg of a transfer: account (an id, or NULL for @world) gets amount
+ * (signed). after is the account item returned by its update (ignored for
+ * @world). Returns the API entry ({"account","seq","amount","balance_after"})
+ * or NULL on no memory. */
+json_t *lg_journal_post(lg_journal *j, const char *transfer_id, const char *account, const char *currency, int64_t amount,
+			const json_t *after);
+/* Adds one more deferred action (a TransactItems element, taken). */
+bool lg_journal_add_action(lg_journal *j, json_t *action);
+/* Queues everything (deferred: sent with the transaction's next batch).
+ * cb(LG_OK) once queued; the journal is emptied. */
+void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, void *arg), void *arg);
+
+/* Canonical bytes and hash of an entry (docs/ledger.md "The hash chain"):
+ * out is 65 bytes of lowercase hex. */
+void lg_entry_hash(const char *prev_hex, const char *account, int64_t amount, int64_t balance_after, const char *posted_at,
+		   int64_t seq, const char *transfer_id, char out[65]);
+
+#endif

@@ -1,0 +1,308 @@
+/* transfers.c — double-entry transfers (API.md §4, docs/ledger.md).
+ *
+ * A transfer is one TransactWriteItems: the transfer item (a Put that
+ * fails when the id exists: client ids dedupe forever) and a conditional
+ * update of each real account (legs.c; @world has no row). The updates
+ * return the accounts as written, from which the journal makes the entries;
+ * those, the heads and the transfer's document are written deferred, with
+ * the request's saved response. A batch runs its transfers one after the
+ * other inside a savepoint and rolls back to it at the first failure. */
+#include "ledger/ledger_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+typedef struct run {
+	lg_ctx ctx;
+	lg_transfer_new *t; /* copies; their strings are borrowed from the caller until cb */
+	int n, i;
+	bool single;
+	lg_journal *journal;
+	json_t *done; /* documents of the transfers so far */
+	lg_cb cb;
+	void *arg;
+	/* the transfer in flight */
+	char id[80];
+	char created_at[40];
+	char *params;
+	lg_leg legs[2];
+	bool is_leg[2]; /* from, to: a real account (else @world) */
+} run;
+
+static void next(run *k);
+
+static void run_end(run *k, lg_status st, json_t *obj)
+{
+	k->cb(st, obj, k->arg);
+	json_decref(obj);
+	json_decref(k->done);
+	lg_journal_free(k->journal);
+	free(k->params);
+	free(k->t);
+	free(k);
+}
+
+/* The parameters a reused client id is compared on. */
+static char *params_of(const lg_transfer_new *t)
+{
+	json_t *p = json_pack("{s:s, s:s?, s:s?, s:I, s:s?, s:s?, s:O?}", "kind", t->kind ? t->kind : "transfer", "from", t->from,
+			      "to", t->to, "amount", (json_int_t)t->amount, "currency", t->currency, "description",
+			      t->description, "metadata", t->metadata);
+	char *s = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(p);
+	return s;
+}
+
+static void failed(run *k, lg_status st, json_t *extra)
+{
+	if (!k->single) {
+		/* All or nothing: undo the batch's earlier transfers. */
+		it_tx_undo(k->ctx.tx);
+		if (extra == NULL)
+			extra = json_object();
+		json_object_set_new(extra, "index", json_integer(k->i));
+	}
+	run_end(k, st, extra);
+}
+
+/* The API document of the transfer just posted. */
+static json_t *document(run *k, const char *currency, json_t *entries)
+{
+	const lg_transfer_new *t = &k->t[k->i];
+	char from[80], to[80];
+	snprintf(from, sizeof(from), "%s%s", t->from ? "" : LG_WORLD_PREFIX, t->from ? t->from : currency);
+	snprintf(to, sizeof(to), "%s%s", t->to ? "" : LG_WORLD_PREFIX, t->to ? t->to : currency);
+	json_t *m = t->metadata ? json_deep_copy(t->metadata) : json_object();
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:o, s:n, s:n, s:s, s:o}", "id", k->id, "from", from, "to", to,
+			 "amount", (json_int_t)t->amount, "currency", currency, "status", "posted", "description",
+			 t->description, "metadata", m, "hold_id", "order_id", "created_at", k->created_at, "entries", entries);
+}
+
+static void posted(it_reply *r, void *arg)
+{
+	run *k = arg;
+	const lg_transfer_new *t = &k->t[k->i];
+	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
+		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
+		json_t *first = json_array_get(reasons, 0);
+		if (strcmp(json_string_value(json_object_get(first, "Code")) ?: "", "ConditionalCheckFailed") == 0) {
+			/* The id exists: the same transfer again, or another one. */
+			const json_t *old = json_object_get(first, "Item");
+			const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
+			if (p != NULL && doc != NULL && strcmp(p, k->params) == 0) {
+				json_t *existing = json_loads(doc, 0, NULL);
+				if (k->single) {
+					run_end(k, existing ? LG_DUPLICATE : LG_FAILED, existing);
+					return;
+				}
+				json_array_append_new(k->done, existing);
+				k->i++;
+				next(k);
+				return;
+			}
+			failed(k, LG_EXISTS, json_pack("{s:s}", "transfer", k->id));
+			return;
+		}
+		/* The first failing leg in the documented order. */
+		lg_status best = LG_UNAVAILABLE;
+		json_t *best_extra = NULL;
+		int best_rank = 100, at = 1;
+		for (int l = 0; l < 2; l++) {
+			if (!k->is_leg[l])
+				continue;
+			json_t *reason = json_array_get(reasons, (size_t)at++);
+			if (strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") != 0)
+				continue;
+			int rank;
+			json_t *extra;
+			lg_status st = lg_leg_failure(&k->legs[l], json_object_get(reason, "Item"), &rank, &extra);
+			if (rank < best_rank) {
+				json_decref(best_extra);
+				best = st;
+				best_extra = extra;
+				best_rank = rank;
+			} else {
+				json_decref(extra);
+			}
+		}
+		failed(k, best, best_extra);
+		return;
+	}
+	if (r->err_type != NULL) {
+		failed(k, lg_err_status(r), NULL);
+		return;
+	}
+	/* Posted: the entries, from the accounts as the updates left them. */
+	json_t *items = json_object_get(r->body, "Items");
+	const json_t *after[2] = {NULL, NULL};
+	int at = 1;
+	for (int l = 0; l < 2; l++)
+		if (k->is_leg[l])
+			after[l] = json_array_get(items, (size_t)at++);
+	const char *currency = t->currency;
+	if (currency == NULL)
+		currency = lg_s(after[0] ? after[0] : after[1], "currency");
+	json_t *entries = json_array();
+	for (int l = 0; l < 2 && currency != NULL; l++) {
+		json_t *e = lg_journal_post(k->journal, k->id, k->is_leg[l] ? k->legs[l].account : NULL, currency,
+					    l == 0 ? -t->amount : t->amount, after[l]);
+		if (e == NULL) {
+			json_decref(entries);
+			failed(k, LG_FAILED, NULL);
+			return;
+		}
+		json_array_append_new(entries, e);
+	}
+	if (currency == NULL) {
+		json_decref(entries);
+		failed(k, LG_FAILED, NULL);
+		return;
+	}
+	json_t *doc = document(k, currency, entries);
+	char *text = lg_dump(doc);
+	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update", "TableName",
+				IT_SYSTEM_TABLE, "Key", lg_key("TXN#", k->id, "METADATA"), "UpdateExpression",
+				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ExpressionAttributeNames", "#f", "from", "#t",
+				"to", "ExpressionAttributeValues", ":d", "S", text ? text : "", ":f", "S",
+				json_string_value(json_object_get(doc, "from")), ":t", "S",
+				json_string_value(json_object_get(doc, "to")), ":c", "S", currency);
+	free(text);
+	if (act == NULL || !lg_journal_add_action(k->journal, act)) {
+		json_decref(doc);
+		failed(k, LG_FAILED, NULL);
+		return;
+	}
+	json_array_append_new(k->done, doc);
+	k->i++;
+	next(k);
+}
+
+/* Sends transfer k->i: the transfer item and the legs, one transaction. */
+static void send_one(run *k)
+{
+	const lg_transfer_new *t = &k->t[k->i];
+	if (t->id != NULL)
+		util_strlcpy(k->id, t->id, sizeof(k->id));
+	else
+		lg_new_id("tr_", k->id, sizeof(k->id));
+	util_format_time(k->created_at, sizeof(k->created_at), util_now_us());
+	free(k->params);
+	k->params = params_of(t);
+	char pk[96];
+	snprintf(pk, sizeof(pk), "TXN#%s", k->id);
+	json_t *items = json_array();
+	json_array_append_new(items, json_pack("{s:{s:s, s:o, s:s, s:s}}", "Put", "TableName", IT_SYSTEM_TABLE, "Item",
+					       json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "PK", "S", pk,
+							 "SK", "S", "METADATA", "type", "S", "transfer", "id", "S", k->id,
+							 "params", "S", k->params ? k->params : "", "amount",
+							 lg_av_n(t->amount)),
+					       "ConditionExpression", "attribute_not_exists(PK)",
+					       "ReturnValuesOnConditionCheckFailure", "ALL_OLD"));
+	/* from: debited, guarded, must be active; to: credited. */
+	k->is_leg[0] = t->from != NULL;
+	k->is_leg[1] = t->to != NULL;
+	k->legs[0] = (lg_leg){.account = t->from, .dposted = -t->amount, .guard = true, .active = true, .currency = t->currency};
+	k->legs[1] = (lg_leg){.account = t->to, .dposted = t->amount, .currency = t->currency};
+	for (int l = 0; l < 2; l++)
+		if (k->is_leg[l])
+			json_array_append_new(items, lg_leg_action(&k->legs[l]));
+	json_t *req = json_pack("{s:o, s:s}", "TransactItems", items, "ReturnValues", "ALL_NEW");
+	lg_call(&k->ctx, 0, "TransactWriteItems", req, posted, k);
+	json_decref(req);
+}
+
+static void flushed(lg_status st, void *arg)
+{
+	run *k = arg;
+	if (st != LG_OK) {
+		run_end(k, st, NULL);
+		return;
+	}
+	json_t *out = k->single ? json_incref(json_array_get(k->done, 0)) : json_pack("{s:O}", "transfers", k->done);
+	run_end(k, LG_OK, out);
+}
+
+static void next(run *k)
+{
+	if (k->i < k->n) {
+		send_one(k);
+		return;
+	}
+	lg_journal_flush(&k->ctx, k->journal, flushed, k);
+}
+
+static void start(const lg_ctx *c, const lg_transfer_new *t, int n, bool single, lg_cb cb, void *arg)
+{
+	run *k = calloc(1, sizeof(*k));
+	if (k != NULL) {
+		k->journal = lg_journal_new();
+		k->done = json_array();
+		k->t = malloc((size_t)n * sizeof(*t));
+	}
+	if (k == NULL || k->journal == NULL || k->done == NULL || k->t == NULL) {
+		if (k != NULL) {
+			lg_journal_free(k->journal);
+			json_decref(k->done);
+			free(k->t);
+			free(k);
+		}
+		cb(LG_FAILED, NULL, arg);
+		return;
+	}
+	k->ctx = *c;
+	memcpy(k->t, t, (size_t)n * sizeof(*t));
+	k->n = n;
+	k->single = single;
+	k->cb = cb;
+	k->arg = arg;
+	if (!single)
+		it_tx_mark(c->tx);
+	next(k);
+}
+
+void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, void *arg)
+{
+	start(c, t, 1, true, cb, arg);
+}
+
+void lg_transfer_batch(const lg_ctx *c, const lg_transfer_new *t, int n, lg_cb cb, void *arg)
+{
+	start(c, t, n, false, cb, arg);
+}
+
+typedef struct get {
+	lg_cb cb;
+	void *arg;
+} get;
+
+static void got(it_reply *r, void *arg)
+{
+	get *g = arg;
+	if (r->err_type != NULL) {
+		g->cb(lg_err_status(r), NULL, g->arg);
+	} else {
+		const char *doc = lg_s(json_object_get(r->body, "Item"), "doc");
+		json_t *obj = doc != NULL ? json_loads(doc, 0, NULL) : NULL;
+		g->cb(obj != NULL ? LG_OK : LG_NOT_FOUND, obj, g->arg);
+		json_decref(obj);
+	}
+	free(g);
+}
+
+void lg_transfer_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
+{
+	get *g = calloc(1, sizeof(*g));
+	if (g == NULL) {
+		cb(LG_FAILED, NULL, arg);
+		return;
+	}
+	g->cb = cb;
+	g->arg = arg;
+	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", lg_key("TXN#", id, "METADATA"),
+				"ConsistentRead", 1);
+	lg_call(c, 0, "GetItem", req, got, g);
+	json_decref(req);
+}
