@@ -34,6 +34,7 @@ typedef struct ol_config {
 	long long auth_cache_size;
 	long long ttl_sweep_interval_ms;
 	long long ttl_sweep_batch;
+	long long hold_sweep_interval_ms;
 	long long idempotency_wait_ms;
 	long long idempotency_ttl_s;
 	char *log_level;

@@ -32,6 +32,9 @@ typedef struct app_worker {
 	struct event *ttl_sweep; /* worker 0 only */
 	bool sweeping;
 	long swept;              /* items deleted by this worker's sweeper */
+	struct event *hold_sweep; /* worker 0 only */
+	bool hold_sweeping;
+	long holds_expired;
 	/* Idempotency-Key gate counters (written by this worker only). */
 	long idem_claims, idem_replays, idem_conflicts, idem_mismatches, idem_waits;
 	idem_hints *idem_hints;

@@ -4,6 +4,7 @@
  * object (400) → handler. Bodies over the limit were already refused (413)
  * by the HTTP layer before a byte of them was buffered. */
 #include "api/app.h"
+#include "ledger/ledger.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,42 @@ static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
 	it_sweep_expired(aw->items, (int)aw->app->cfg->ttl_sweep_batch, ttl_swept, aw);
 }
 
+static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg);
+
+static void holds_swept(long n, void *arg)
+{
+	app_worker *aw = arg;
+	aw->hold_sweeping = false;
+	if (n < 0) {
+		log_warn("hold_sweep_failed", "{}");
+		return;
+	}
+	__atomic_fetch_add(&aw->holds_expired, n, __ATOMIC_RELAXED);
+	if (n > 0)
+		log_info("holds_expired", "{s:I}", "expired", (json_int_t)n);
+	if (n >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw))
+		hold_sweep_tick(-1, 0, aw);
+}
+
+/* Expires pending holds past their time, releasing their amounts. */
+static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	app_worker *aw = arg;
+	if (aw->hold_sweeping || aw->db == NULL || db_pool_up(aw->db) == 0 || http_worker_draining(aw->hw))
+		return;
+	aw->hold_sweeping = true;
+	lg_holds_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, holds_swept, aw);
+}
+
+static bool add_timer(http_worker *w, struct event **ev, long long ms, event_callback_fn fn, app_worker *aw)
+{
+	*ev = event_new(http_worker_base(w), -1, EV_PERSIST, fn, aw);
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	return *ev != NULL && event_add(*ev, &tv) == 0;
+}
+
 bool api_worker_init(http_worker *w, void *arg)
 {
 	app *ap = arg;
@@ -252,12 +289,12 @@ bool api_worker_init(http_worker *w, void *arg)
 	}
 	/* One sweeper per instance is plenty; it lives on worker 0. Instances
 	 * sweeping at once do not collide (SKIP LOCKED). */
-	if (http_worker_index(w) == 0 && cfg->ttl_sweep_interval_ms > 0) {
-		aw->ttl_sweep = event_new(http_worker_base(w), -1, EV_PERSIST, ttl_sweep_tick, aw);
-		struct timeval tv = {cfg->ttl_sweep_interval_ms / 1000, (cfg->ttl_sweep_interval_ms % 1000) * 1000};
-		if (aw->ttl_sweep == NULL || event_add(aw->ttl_sweep, &tv) != 0)
-			return false;
-	}
+	if (http_worker_index(w) == 0 && cfg->ttl_sweep_interval_ms > 0 &&
+	    !add_timer(w, &aw->ttl_sweep, cfg->ttl_sweep_interval_ms, ttl_sweep_tick, aw))
+		return false;
+	if (http_worker_index(w) == 0 && cfg->hold_sweep_interval_ms > 0 &&
+	    !add_timer(w, &aw->hold_sweep, cfg->hold_sweep_interval_ms, hold_sweep_tick, aw))
+		return false;
 	ap->workers[http_worker_index(w)] = aw;
 	http_worker_set_app(w, aw);
 	return true;
@@ -274,6 +311,10 @@ void api_worker_fini(http_worker *w, void *arg)
 	if (aw->ttl_sweep != NULL) {
 		event_free(aw->ttl_sweep);
 		aw->ttl_sweep = NULL;
+	}
+	if (aw->hold_sweep != NULL) {
+		event_free(aw->hold_sweep);
+		aw->hold_sweep = NULL;
 	}
 	auth_cache_free(aw->auth);
 	aw->auth = NULL;

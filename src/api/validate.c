@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sys/queue.h>
 
@@ -231,5 +232,70 @@ bool v_account_ref(http_req *r, const json_t *body, const char *field, const cha
 	    !(id_ok(s) || (strncmp(s, "@world:", 7) == 0 && currency_ok(s + 7))))
 		return bad(r, field, "must be an account id or @world:<CUR>");
 	*out = s;
+	return true;
+}
+
+/* RFC 3339: YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); a '+' that a query
+ * string turned into a space is accepted as '+'. */
+static bool parse_rfc3339(const char *s, int64_t *out_us)
+{
+	int Y, M, D, h, m, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3 || n != 10 || (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+		return false;
+	s += 11;
+	if (sscanf(s, "%2d:%2d:%2d%n", &h, &m, &sec, &n) != 3 || n != 8)
+		return false;
+	s += 8;
+	int64_t frac = 0;
+	if (*s == '.') {
+		int digits = 0;
+		s++;
+		while (*s >= '0' && *s <= '9') {
+			if (digits < 6) {
+				frac = frac * 10 + (*s - '0');
+				digits++;
+			}
+			s++;
+		}
+		if (digits == 0)
+			return false;
+		while (digits++ < 6)
+			frac *= 10;
+	}
+	int off = 0;
+	if (*s == 'Z' || *s == 'z') {
+		s++;
+	} else if (*s == '+' || *s == '-' || *s == ' ') {
+		int oh, om;
+		int sign = *s == '-' ? -1 : 1;
+		if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+			return false;
+		off = sign * (oh * 3600 + om * 60);
+		s += 6;
+	} else {
+		return false;
+	}
+	if (*s != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60 || Y < 1970)
+		return false;
+	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return false;
+	int64_t v = ((int64_t)t - off) * 1000000 + frac;
+	*out_us = v < 0 ? 0 : v;
+	return true;
+}
+
+bool v_query_time(http_req *r, const char *name, int64_t def, int64_t *out)
+{
+	char *v = v_query(r, name);
+	if (v == NULL) {
+		*out = def;
+		return true;
+	}
+	bool ok = parse_rfc3339(v, out);
+	free(v);
+	if (!ok)
+		return bad(r, name, "must be an RFC 3339 time, e.g. 2026-11-21T10:00:00.123456Z");
 	return true;
 }

@@ -33,6 +33,8 @@ bool v_metadata(http_req *r, const json_t *body, const json_t **out);
 
 /* Query strings: the decoded value of name (malloc'd) or NULL. */
 char *v_query(http_req *r, const char *name);
+/* An optional RFC 3339 time in the query (µs since the epoch); def when absent. */
+bool v_query_time(http_req *r, const char *name, int64_t def, int64_t *out);
 /* limit=1..1000 (default 100). */
 bool v_limit(http_req *r, int *out);
 /* cursor: an opaque position (a JSON object) or NULL when absent. */

@@ -110,6 +110,9 @@ enum {
 };
 
 db_tx *db_tx_new(db_pool *p);
+/* A read-only transaction whose statements all see one snapshot
+ * (REPEATABLE READ): consistent reads over several round trips. */
+db_tx *db_tx_new_snapshot(db_pool *p);
 /* Sets the prefix (taken) and its callback, which runs with the prefix's
  * results before the callback of the batch they were sent with. */
 void db_tx_set_prefix(db_tx *tx, db_batch *prefix, db_cb cb, void *arg);

@@ -31,12 +31,14 @@ struct db_tx {
 	bool sp_failed;  /* roll back to the savepoint before the next batch */
 	bool in_flight;
 	bool want_mark, want_undo;
+	bool snapshot;      /* BEGIN a read-only repeatable-read transaction */
 	db_batch *deferred; /* sent with the next batch, outside its savepoint */
 	/* layout of the batch in flight */
 	int n_prefix, i_begin, i_rollback_sp, i_sp, i_user, n_user, i_release, i_commit, n_total;
 };
 
 static const db_stmt st_begin = {"db_tx_begin", "BEGIN", 0};
+static const db_stmt st_begin_snapshot = {"db_tx_begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0};
 static const db_stmt st_rollback_sp = {"db_tx_rollback_sp", "ROLLBACK TO SAVEPOINT db_tx_sp", 0};
 static const db_stmt st_sp = {"db_tx_sp", "SAVEPOINT db_tx_sp", 0};
 static const db_stmt st_release = {"db_tx_release", "RELEASE SAVEPOINT db_tx_sp", 0};
@@ -50,6 +52,14 @@ db_tx *db_tx_new(db_pool *p)
 	db_tx *tx = calloc(1, sizeof(*tx));
 	if (tx != NULL)
 		tx->pool = p;
+	return tx;
+}
+
+db_tx *db_tx_new_snapshot(db_pool *p)
+{
+	db_tx *tx = db_tx_new(p);
+	if (tx != NULL)
+		tx->snapshot = true;
 	return tx;
 }
 
@@ -117,7 +127,7 @@ void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg)
 			ok = db_batch_splice(all, tx->prefix);
 			tx->prefix = NULL;
 		}
-		ok = ok && add(all, &st_begin, &tx->i_begin);
+		ok = ok && add(all, tx->snapshot ? &st_begin_snapshot : &st_begin, &tx->i_begin);
 	}
 	if (ok && tx->sp_failed)
 		ok = add(all, &st_rollback_sp, &tx->i_rollback_sp);

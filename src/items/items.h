@@ -60,6 +60,10 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
  * to IT_TXN_MAX_INTERNAL actions. */
 #define IT_TXN_MAX_INTERNAL 1000
 
+/* A read-only snapshot transaction on the store's pool (db_tx_new_snapshot)
+ * for reads that must agree with each other; free with db_tx_free. */
+db_tx *it_snapshot_new(it_store *s);
+
 /* Undo points inside a caller's transaction (db_tx_mark, db_tx_undo). */
 void it_tx_mark(db_tx *tx);
 void it_tx_undo(db_tx *tx);

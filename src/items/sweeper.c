@@ -112,6 +112,11 @@ void it_system_due(it_store *s, const char *index, const char *pk, const char *b
 	db_exec(s->db, b, due_done, d);
 }
 
+db_tx *it_snapshot_new(it_store *s)
+{
+	return db_tx_new_snapshot(s->db);
+}
+
 void it_tx_mark(db_tx *tx)
 {
 	db_tx_mark(tx);

@@ -51,6 +51,17 @@ json_t *lg_leg_action(const lg_leg *l);
  * gets the problem's members. */
 lg_status lg_leg_failure(const lg_leg *l, const json_t *old, int *rank, json_t **extra);
 
+/* ---- transfer items (transfers.c) ---- */
+
+/* The Put of a new transfer item (fails when the id exists; ALL_OLD). */
+json_t *lg_transfer_put_action(const char *id, const char *params, int64_t amount);
+/* The API document of a transfer; from/to NULL mean @world of currency. */
+json_t *lg_transfer_doc(const char *id, const char *from, const char *to, int64_t amount, const char *currency,
+			const char *description, const json_t *metadata, const char *hold_id, const char *order_id,
+			const char *created_at, json_t *entries);
+/* The deferred update that stores the document on the transfer item. */
+json_t *lg_transfer_doc_action(const char *id, const json_t *doc);
+
 /* ---- the journal (journal.c) ------------------------------------------
  *
  * A request posts entries for one or several transfers. Each account's

@@ -68,17 +68,41 @@ static void failed(run *k, lg_status st, json_t *extra)
 	run_end(k, st, extra);
 }
 
-/* The API document of the transfer just posted. */
-static json_t *document(run *k, const char *currency, json_t *entries)
+json_t *lg_transfer_doc(const char *id, const char *from, const char *to, int64_t amount, const char *currency,
+			const char *description, const json_t *metadata, const char *hold_id, const char *order_id,
+			const char *created_at, json_t *entries)
 {
-	const lg_transfer_new *t = &k->t[k->i];
-	char from[80], to[80];
-	snprintf(from, sizeof(from), "%s%s", t->from ? "" : LG_WORLD_PREFIX, t->from ? t->from : currency);
-	snprintf(to, sizeof(to), "%s%s", t->to ? "" : LG_WORLD_PREFIX, t->to ? t->to : currency);
-	json_t *m = t->metadata ? json_deep_copy(t->metadata) : json_object();
-	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:o, s:n, s:n, s:s, s:o}", "id", k->id, "from", from, "to", to,
-			 "amount", (json_int_t)t->amount, "currency", currency, "status", "posted", "description",
-			 t->description, "metadata", m, "hold_id", "order_id", "created_at", k->created_at, "entries", entries);
+	char f[80], t[80];
+	snprintf(f, sizeof(f), "%s%s", from ? "" : LG_WORLD_PREFIX, from ? from : currency);
+	snprintf(t, sizeof(t), "%s%s", to ? "" : LG_WORLD_PREFIX, to ? to : currency);
+	json_t *m = metadata ? json_deep_copy(metadata) : json_object();
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:o, s:s?, s:s?, s:s, s:o}", "id", id, "from", f, "to", t, "amount",
+			 (json_int_t)amount, "currency", currency, "status", "posted", "description", description, "metadata", m,
+			 "hold_id", hold_id, "order_id", order_id, "created_at", created_at, "entries", entries);
+}
+
+json_t *lg_transfer_doc_action(const char *id, const json_t *doc)
+{
+	char *text = lg_dump(doc);
+	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update", "TableName",
+				IT_SYSTEM_TABLE, "Key", lg_key("TXN#", id, "METADATA"), "UpdateExpression",
+				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ExpressionAttributeNames", "#f", "from", "#t",
+				"to", "ExpressionAttributeValues", ":d", "S", text ? text : "", ":f", "S",
+				json_string_value(json_object_get(doc, "from")), ":t", "S",
+				json_string_value(json_object_get(doc, "to")), ":c", "S",
+				json_string_value(json_object_get(doc, "currency")));
+	free(text);
+	return act;
+}
+
+json_t *lg_transfer_put_action(const char *id, const char *params, int64_t amount)
+{
+	char pk[96];
+	snprintf(pk, sizeof(pk), "TXN#%s", id);
+	return json_pack("{s:{s:s, s:o, s:s, s:s}}", "Put", "TableName", IT_SYSTEM_TABLE, "Item",
+			 json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "PK", "S", pk, "SK", "S", "METADATA", "type",
+				   "S", "transfer", "id", "S", id, "params", "S", params ? params : "", "amount", lg_av_n(amount)),
+			 "ConditionExpression", "attribute_not_exists(PK)", "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }
 
 static void posted(it_reply *r, void *arg)
@@ -161,15 +185,9 @@ static void posted(it_reply *r, void *arg)
 		failed(k, LG_FAILED, NULL);
 		return;
 	}
-	json_t *doc = document(k, currency, entries);
-	char *text = lg_dump(doc);
-	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update", "TableName",
-				IT_SYSTEM_TABLE, "Key", lg_key("TXN#", k->id, "METADATA"), "UpdateExpression",
-				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ExpressionAttributeNames", "#f", "from", "#t",
-				"to", "ExpressionAttributeValues", ":d", "S", text ? text : "", ":f", "S",
-				json_string_value(json_object_get(doc, "from")), ":t", "S",
-				json_string_value(json_object_get(doc, "to")), ":c", "S", currency);
-	free(text);
+	json_t *doc = lg_transfer_doc(k->id, t->from, t->to, t->amount, currency, t->description, t->metadata, NULL, NULL,
+				      k->created_at, entries);
+	json_t *act = doc != NULL ? lg_transfer_doc_action(k->id, doc) : NULL;
 	if (act == NULL || !lg_journal_add_action(k->journal, act)) {
 		json_decref(doc);
 		failed(k, LG_FAILED, NULL);
@@ -191,16 +209,8 @@ static void send_one(run *k)
 	util_format_time(k->created_at, sizeof(k->created_at), util_now_us());
 	free(k->params);
 	k->params = params_of(t);
-	char pk[96];
-	snprintf(pk, sizeof(pk), "TXN#%s", k->id);
 	json_t *items = json_array();
-	json_array_append_new(items, json_pack("{s:{s:s, s:o, s:s, s:s}}", "Put", "TableName", IT_SYSTEM_TABLE, "Item",
-					       json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "PK", "S", pk,
-							 "SK", "S", "METADATA", "type", "S", "transfer", "id", "S", k->id,
-							 "params", "S", k->params ? k->params : "", "amount",
-							 lg_av_n(t->amount)),
-					       "ConditionExpression", "attribute_not_exists(PK)",
-					       "ReturnValuesOnConditionCheckFailure", "ALL_OLD"));
+	json_array_append_new(items, lg_transfer_put_action(k->id, k->params, t->amount));
 	/* from: debited, guarded, must be active; to: credited. */
 	k->is_leg[0] = t->from != NULL;
 	k->is_leg[1] = t->to != NULL;
