@@ -135,11 +135,17 @@ void it_finish_db(it_op *op, const db_result *res)
 		it_finish_err(op, "InternalServerError", NULL, "Internal server error");
 		return;
 	}
-	if (res->status == DB_ERR_ABORTED)
-		/* An earlier statement of the transaction failed (e.g. a deferred
-		 * write): say which, it is not this operation's fault. */
-		log_error("item_tx_aborted", "{s:s, s:s, s:s}", "op", op->opname, "sqlstate", res->sqlstate, "error",
-			  res->message ? res->message : "");
+	if (res->status == DB_ERR_ABORTED) {
+		/* An earlier statement of the transaction failed: say which, it
+		 * is not this operation's fault. A key claimed by another request
+		 * (OLC01) or a lock wait past its limit (55P03) is routine. */
+		bool routine = strcmp(res->sqlstate, "OLC01") == 0 || strcmp(res->sqlstate, "55P03") == 0;
+		if (routine)
+			log_debug("item_tx_aborted", "{s:s, s:s}", "op", op->opname, "sqlstate", res->sqlstate);
+		else
+			log_error("item_tx_aborted", "{s:s, s:s, s:s}", "op", op->opname, "sqlstate", res->sqlstate, "error",
+				  res->message ? res->message : "");
+	}
 	op->reply.retryable = true;
 	it_finish_err(op, "ServiceUnavailable", NULL, "%s",
 		      res->status == DB_ERR_TIMEOUT ? "The database did not answer in time" : "The database is unavailable");

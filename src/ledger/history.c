@@ -367,6 +367,7 @@ static void statement_opened(it_reply *r, void *arg)
 	json_object_set_new(req, "ProjectionExpression", json_string("amount"));
 	if (k->to_us <= k->from_us) {
 		json_decref(req);
+		k->pg.arg = k;
 		statement_done(&k->pg, LG_OK);
 		return;
 	}

@@ -105,6 +105,19 @@ json_t *lg_transfer_put_action(const char *id, const char *params, int64_t amoun
 			 "ConditionExpression", "attribute_not_exists(PK)", "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }
 
+/* The document of a transfer posted earlier in this batch. */
+static json_t *earlier(run *k, const char *id)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(k->done, i, d)
+	{
+		if (strcmp(json_string_value(json_object_get(d, "id")) ?: "", id) == 0)
+			return json_incref(d);
+	}
+	return NULL;
+}
+
 static void posted(it_reply *r, void *arg)
 {
 	run *k = arg;
@@ -116,10 +129,16 @@ static void posted(it_reply *r, void *arg)
 			/* The id exists: the same transfer again, or another one. */
 			const json_t *old = json_object_get(first, "Item");
 			const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
-			if (p != NULL && doc != NULL && strcmp(p, k->params) == 0) {
-				json_t *existing = json_loads(doc, 0, NULL);
+			if (p != NULL && strcmp(p, k->params) == 0 && (doc != NULL || !k->single)) {
+				/* Without its document the transfer is an earlier one of
+				 * this batch (written when the batch ends). */
+				json_t *existing = doc != NULL ? json_loads(doc, 0, NULL) : earlier(k, k->id);
 				if (k->single) {
 					run_end(k, existing ? LG_DUPLICATE : LG_FAILED, existing);
+					return;
+				}
+				if (existing == NULL) {
+					failed(k, LG_FAILED, NULL);
 					return;
 				}
 				json_array_append_new(k->done, existing);
@@ -244,6 +263,47 @@ static void next(run *k)
 	lg_journal_flush(&k->ctx, k->journal, flushed, k);
 }
 
+static void locked(it_reply *r, void *arg)
+{
+	run *k = arg;
+	if (r->err_type != NULL) {
+		failed(k, lg_err_status(r), NULL);
+		return;
+	}
+	next(k);
+}
+
+/* A batch takes its transfers' account rows one transfer after the other,
+ * over several round trips; two batches could then take the same rows in
+ * opposite orders and deadlock. So it first locks every account it names,
+ * in the item layer's global key order, with one ConditionCheck each (the
+ * check reads the row FOR UPDATE; the condition always holds, a missing
+ * account is reported by its transfer). */
+static void lock_accounts(run *k)
+{
+	json_t *seen = json_object(), *items = json_array();
+	for (int i = 0; i < k->n; i++) {
+		const char *ids[2] = {k->t[i].from, k->t[i].to};
+		for (int l = 0; l < 2; l++) {
+			if (ids[l] == NULL || json_object_get(seen, ids[l]) != NULL)
+				continue;
+			json_object_set_new(seen, ids[l], json_true());
+			json_array_append_new(items, json_pack("{s:{s:s, s:o, s:s}}", "ConditionCheck", "TableName", IT_SYSTEM_TABLE,
+							       "Key", lg_key("ACCOUNT#", ids[l], "METADATA"), "ConditionExpression",
+							       "attribute_exists(PK) OR attribute_not_exists(PK)"));
+		}
+	}
+	json_decref(seen);
+	if (json_array_size(items) == 0) {
+		json_decref(items);
+		next(k);
+		return;
+	}
+	json_t *req = json_pack("{s:o}", "TransactItems", items);
+	lg_call(&k->ctx, 0, "TransactWriteItems", req, locked, k);
+	json_decref(req);
+}
+
 static void start(const lg_ctx *c, const lg_transfer_new *t, int n, bool single, lg_cb cb, void *arg)
 {
 	run *k = calloc(1, sizeof(*k));
@@ -268,9 +328,12 @@ static void start(const lg_ctx *c, const lg_transfer_new *t, int n, bool single,
 	k->single = single;
 	k->cb = cb;
 	k->arg = arg;
-	if (!single)
-		it_tx_mark(c->tx);
-	next(k);
+	if (single) {
+		next(k);
+		return;
+	}
+	it_tx_mark(c->tx);
+	lock_accounts(k);
 }
 
 void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, void *arg)

@@ -571,8 +571,8 @@ def test_unsaved_response_leaves_key_free(daemon, make_key, case):
 
 
 def test_5xx_is_not_saved(daemon, wkey):
-    path = "/v1/transfers"
-    body = {"from": "a", "to": "b", "amount": 1, "currency": "EUR"}
+    path = "/v1/orders"
+    body = {"customer": "a", "merchant": "b", "amount": 1, "currency": "EUR"}
     k = _ik()
     r1 = _post(daemon, path, wkey, body, k)
     if r1.status_code != 501:
