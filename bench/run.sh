@@ -109,6 +109,24 @@ scenario account_create daemon "POST /v1/accounts, a fresh Idempotency-Key and a
 ratio idem_replay pgbench_select 0.50
 ratio account_create pgbench_select -
 
+# Issue #6: the ledger. Idempotent transfers between 1,000 random accounts
+# over HTTP (32 connections) against pgbench's tpcb-like and against one
+# PL/pgSQL call writing the same rows; credits from @world (no hot row)
+# against transfers; the latency at half of the transfers' peak.
+scenario ledger_transfer daemon "POST /v1/transfers between 2 of 1,000 random accounts, a fresh Idempotency-Key each" \
+    ledger_transfer
+scenario ledger_credit  daemon "POST /v1/accounts/{random of 1,000}/credits: transfers from @world" \
+    ledger_credit
+scenario ledger_half    daemon "ledger_transfer paced to half of its peak (latency at half load)" \
+    ledger_half
+scenario pgbench_tpcb   stack  "reference: pgbench -b tpcb-like -M prepared, 32 clients, same PostgreSQL" \
+    pgbench_tpcb
+scenario pg_transfer_fn stack  "reference: one PL/pgSQL call per transfer writing the same rows on plain tables (pgbench, 32 clients)" \
+    pg_transfer_fn
+ratio ledger_transfer pgbench_tpcb 1.00
+ratio ledger_transfer pg_transfer_fn 0.70
+ratio ledger_credit ledger_transfer 0.90
+
 # Later issues add their lines here. A scenario that needs data first uses
 # its own function as COMMAND, which prepares (API calls, psql) and then
 # calls wrk_run.
@@ -469,11 +487,14 @@ items_update() {
         --seconds "$DURATION"
 }
 
-# Runs a pgbench custom script (-M prepared) and prints its WRKJSON line.
+# Runs a pgbench custom script (-M prepared; builtin:NAME for a built-in
+# one) and prints its WRKJSON line.
 pgbench_custom() {   # pgbench_custom SCRIPT DB
     local script=$1 db=$2 pgbench=pgbench
     [ -x "${PG_BIN:-}/pgbench" ] && pgbench=$PG_BIN/pgbench
-    local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" -f "$script")
+    local -a src=(-f "$script")
+    [[ $script == builtin:* ]] && src=(-b "${script#builtin:}")   # e.g. builtin:tpcb-like
+    local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" "${src[@]}")
     if [ "$WARMUP" != 0 ]; then
         "${run[@]}" -T "$WARMUP" "$db" >/dev/null 2>&1 || return 1
     fi
@@ -512,6 +533,9 @@ pgbench_plain_update() {
         'UPDATE bench_plain SET balance = balance - 1 WHERE id = :k AND balance >= 1 RETURNING balance;' >"$script"
     pgbench_custom "$script" onceledger
 }
+
+# shellcheck source=bench/ledger.sh
+. bench/ledger.sh
 
 # ---------------------------------------------------------------------------
 # Main
