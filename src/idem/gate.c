@@ -259,7 +259,7 @@ static void save(idem_gate *g)
 		finish(g, IDEM_FAILED, 0);
 		return;
 	}
-	it_call_tx(g->store, g->tx, DB_TX_COMMIT, g->tenant, "UpdateItem", req, saved, g);
+	it_call_tx(g->store, g->tx, DB_TX_COMMIT | IT_NO_SAVEPOINT, g->tenant, "UpdateItem", req, saved, g);
 	json_decref(req);
 }
 

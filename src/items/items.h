@@ -50,6 +50,9 @@ enum {
 	 * write that then fails (including a failed condition of a
 	 * TransactWriteItems) aborts the whole transaction. */
 	IT_DEFER = 0x200,
+	/* With tx: no savepoint around the operation; its failure aborts the
+	 * transaction (the last write before COMMIT needs no undo point). */
+	IT_NO_SAVEPOINT = 0x400,
 };
 void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *op, json_t *request, it_done cb,
 		void *arg);

@@ -25,6 +25,7 @@ typedef struct txn_action {
 	it_params params;
 	bool params_init;
 	bool rv_fail_old;
+	bool put_new; /* one INSERT (it_w_add_put_if_absent) */
 	int stmt_main, stmt_insert; /* batch indexes (-1: none) */
 	it_projection *proj;        /* TransactGetItems */
 } txn_action;
@@ -209,6 +210,8 @@ static json_t *reasons_json(txn_state *st, db_result *res, int validation_at, co
 			else if (!existed)
 				*race = true;
 		}
+		if (!ok && a->put_new && m && PQntuples(m) == 1 && PQgetisnull(m, 0, 0))
+			*race = true; /* inserted by a transaction our snapshot predates */
 		if (ok) {
 			reason = json_pack("{s:s}", "Code", "None");
 		} else {
@@ -377,6 +380,12 @@ static void run_txn(it_op *op)
 		txn_action *a = order[i];
 		a->w.txn = true;
 		a->stmt_insert = -1;
+		a->put_new = it_w_put_if_absent(&a->w);
+		if (a->put_new) {
+			ok = it_w_add_put_if_absent(b, &a->w, &e);
+			a->stmt_main = idx++;
+			continue;
+		}
 		ok = it_w_add_main(b, &a->w, &e);
 		a->stmt_main = idx++;
 		if (ok && (a->w.kind == IT_W_PUT || a->w.kind == IT_W_UPDATE) && a->w.cond_null) {

@@ -171,7 +171,7 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 		return;
 	}
 	if (op->tx != NULL)
-		db_tx_exec(op->tx, b, op->tx_flags | DB_TX_SAVEPOINT, cb, op);
+		db_tx_exec(op->tx, b, (op->tx_flags & IT_NO_SAVEPOINT) ? op->tx_flags : op->tx_flags | DB_TX_SAVEPOINT, cb, op);
 	else
 		db_exec(op->store->db, b, cb, op);
 }

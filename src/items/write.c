@@ -76,27 +76,33 @@ static bool ttl_expr(it_sql *q, const it_table *t, const char *n, it_error *e)
  * present with its declared type (sparse indexes). */
 bool it_w_slot_values(it_sql *q, const it_index *ix, const char *n, it_error *e);
 
+/* The encoded key value of attribute `name` of item expression n. S keys
+ * are stored as they are, so plain SQL does it (no function call per slot
+ * and row); N and B go through ol_key_enc. */
+static bool key_enc(it_sql *q, const char *n, const char *name, it_type type, it_error *e)
+{
+	if (type == IT_S)
+		return it_sql_append(q, "(%s -> ", n) && param(q, "text", name, e) && it_sql_append(q, " ->> 'S')");
+	return it_sql_append(q, "ol_key_enc(%s -> ", n) && param(q, "text", name, e) &&
+	       it_sql_append(q, ", '%s')", it_type_name(type));
+}
+
 static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_names, it_error *e)
 {
-	const char *pt = it_type_name(ix->pk.type);
 	bool ok = true;
 	if (with_names)
 		ok = it_sql_append(q, "x%dpk = ", ix->slot);
 	ok = ok && it_sql_append(q, "CASE WHEN ");
 	if (ix->has_sk)
-		ok = ok && it_sql_append(q, "ol_key_enc(%s -> ", n) && param(q, "text", ix->sk.name, e) &&
-		     it_sql_append(q, ", '%s') IS NOT NULL AND ", it_type_name(ix->sk.type));
-	ok = ok && it_sql_append(q, "TRUE THEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
-	     it_sql_append(q, ", '%s') END, ", pt);
+		ok = ok && key_enc(q, n, ix->sk.name, ix->sk.type, e) && it_sql_append(q, " IS NOT NULL AND ");
+	ok = ok && it_sql_append(q, "TRUE THEN ") && key_enc(q, n, ix->pk.name, ix->pk.type, e) && it_sql_append(q, " END, ");
 	if (with_names)
 		ok = ok && it_sql_append(q, "x%dsk = ", ix->slot);
+	ok = ok && it_sql_append(q, "CASE WHEN ") && key_enc(q, n, ix->pk.name, ix->pk.type, e) && it_sql_append(q, " IS NOT NULL THEN ");
 	if (ix->has_sk)
-		ok = ok && it_sql_append(q, "CASE WHEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
-		     it_sql_append(q, ", '%s') IS NOT NULL THEN ol_key_enc(%s -> ", pt, n) && param(q, "text", ix->sk.name, e) &&
-		     it_sql_append(q, ", '%s') END", it_type_name(ix->sk.type));
+		ok = ok && key_enc(q, n, ix->sk.name, ix->sk.type, e) && it_sql_append(q, " END");
 	else
-		ok = ok && it_sql_append(q, "CASE WHEN ol_key_enc(%s -> ", n) && param(q, "text", ix->pk.name, e) &&
-		     it_sql_append(q, ", '%s') IS NOT NULL THEN ''::text END", pt);
+		ok = ok && it_sql_append(q, "''::text END");
 	return ok;
 }
 
@@ -281,5 +287,47 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
 	ok = ok && it_sql_append(&q, " WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
 	     it_w_not_expired(&q, t, "i", e) && it_sql_append(&q, " AND ") && it_sql_condition(&q, w->cond, "i.item", e) &&
 	     it_sql_append(&q, w->want_new ? " RETURNING NULL::text, TRUE, i.item::text" : " RETURNING NULL::text, TRUE, ''::text");
+	return ok && add_to_batch(b, &q);
+}
+
+bool it_w_put_if_absent(const it_wspec *w)
+{
+	const it_node *c = w->cond;
+	if (w->kind != IT_W_PUT || c == NULL || c->kind != IT_NODE_CALL || c->func != IT_FN_ATTRIBUTE_NOT_EXISTS ||
+	    c->nargs != 1 || c->args[0]->kind != IT_NODE_PATH || c->args[0]->path.n != 1 || c->args[0]->path.v[0].is_index)
+		return false;
+	const it_str *name = &c->args[0]->path.v[0].name;
+	const char *keys[2] = {w->t->pk.name, w->t->has_sk ? w->t->sk.name : NULL};
+	for (int i = 0; i < 2; i++)
+		if (keys[i] != NULL && name->len == strlen(keys[i]) && memcmp(name->ptr, keys[i], name->len) == 0)
+			return true;
+	return false;
+}
+
+bool it_w_add_put_if_absent(db_batch *b, const it_wspec *w, it_error *e)
+{
+	const it_table *t = w->t;
+	it_sql q;
+	it_sql_init(&q, 1);
+	char now[24];
+	it_w_now(now);
+	/* One statement: insert, or take the place of an expired item; a live
+	 * one stays and is returned as the old item (when this statement's
+	 * snapshot sees it: one committed meanwhile is a race, rerun). */
+	bool ok = it_sql_append(&q, "WITH ins AS (INSERT INTO items ") && it_w_insert_cols(&q, t) && it_sql_append(&q, " SELECT ") &&
+		  it_w_insert_vals(&q, t, w->pkenc, w->skenc, "n.item", e) && it_sql_append(&q, " FROM (SELECT ") &&
+		  add_item_param(&q, w->item, NULL, 0, e) &&
+		  it_sql_append(&q, " AS item) n ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item,"
+				    " expires_at = EXCLUDED.expires_at");
+	for (int i = 0; ok && i < t->nidx; i++)
+		ok = it_sql_append(&q, ", x%dpk = EXCLUDED.x%dpk, x%dsk = EXCLUDED.x%dsk", t->idx[i].slot, t->idx[i].slot,
+				   t->idx[i].slot, t->idx[i].slot);
+	ok = ok && it_sql_append(&q, " WHERE items.expires_at IS NOT NULL AND items.expires_at <= ") &&
+	     param(&q, "bigint", now, e) &&
+	     it_sql_append(&q, " RETURNING item) SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ins) THEN (SELECT i.item FROM items i WHERE ") &&
+	     it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) && it_w_not_expired(&q, t, "i", e) &&
+	     it_sql_append(&q, ")::text END, NOT EXISTS (SELECT 1 FROM ins), (SELECT item FROM ins)::text");
+	if (w->txn)
+		ok = ok && it_sql_append(&q, ", ol_txn_mark(EXISTS (SELECT 1 FROM ins))");
 	return ok && add_to_batch(b, &q);
 }

@@ -56,6 +56,11 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e) __attri
 /* Insert-if-absent for Put/Update when the condition holds for no item;
  * returns one row (new item text or NULL). */
 bool it_w_add_insert(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
+/* A Put whose condition is attribute_not_exists(<key attribute>): */
+bool it_w_put_if_absent(const it_wspec *w);
+/* ... as one INSERT ... ON CONFLICT statement, same result shape as main
+ * (a failure whose old item is NULL lost a race with a concurrent insert). */
+bool it_w_add_put_if_absent(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
 /* Unconditional Put: an upsert returning (NULL, false, new item text). */
 bool it_w_add_upsert(db_batch *b, const it_wspec *w, it_error *e) __attribute__((warn_unused_result));
 

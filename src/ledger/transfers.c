@@ -84,9 +84,10 @@ json_t *lg_transfer_doc(const char *id, const char *from, const char *to, int64_
 json_t *lg_transfer_doc_action(const char *id, const json_t *doc)
 {
 	char *text = lg_dump(doc);
-	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update", "TableName",
-				IT_SYSTEM_TABLE, "Key", lg_key("TXN#", id, "METADATA"), "UpdateExpression",
-				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ExpressionAttributeNames", "#f", "from", "#t",
+	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update",
+				"TableName", IT_SYSTEM_TABLE, "Key", lg_key("TXN#", id, "METADATA"), "UpdateExpression",
+				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ConditionExpression", "attribute_exists(PK)",
+				"ExpressionAttributeNames", "#f", "from", "#t",
 				"to", "ExpressionAttributeValues", ":d", "S", text ? text : "", ":f", "S",
 				json_string_value(json_object_get(doc, "from")), ":t", "S",
 				json_string_value(json_object_get(doc, "to")), ":c", "S",
