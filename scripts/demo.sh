@@ -43,6 +43,13 @@ cat <<BANNER
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/whoami
   curl -s http://127.0.0.1:$PORT/metrics | head
 
+  Money (every POST needs an Idempotency-Key; docs/ledger.md):
+  curl -s -X POST http://127.0.0.1:$PORT/v1/accounts -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" -d '{"id":"alice","currency":"EUR"}'
+  curl -s -X POST http://127.0.0.1:$PORT/v1/accounts/alice/credits -H "Authorization: Bearer $KEY" \\
+       -H 'Content-Type: application/json' -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" -d '{"amount":1000}'
+  curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/accounts/alice/entries
+
   DynamoDB-compatible endpoint: http://127.0.0.1:$DDB_PORT   (docs/dynamodb.md)
   access key: ${AWS_CREDS% *}
   secret key: ${AWS_CREDS#* }
