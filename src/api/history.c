@@ -2,6 +2,7 @@
  * ledger's reads out. */
 #include "api/ledger_api.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,9 +11,39 @@
 
 #define FOREVER_US 9999999999999999LL /* the end of the entries_by_time index */
 
+/* Sums past int64 come from the ledger as strings of digits (jansson has
+ * no larger integers); written here as the exact JSON numbers they are. */
 static void reply(lg_status st, json_t *obj, void *arg)
 {
-	api_ledger_reply(arg, st, obj, 200, "account");
+	static const char *const big[] = {"sum", "world", "debits", "credits", "closing_balance", NULL};
+	bool any = false;
+	for (int i = 0; st == LG_OK && big[i] != NULL; i++)
+		any = any || json_is_string(json_object_get(obj, big[i]));
+	if (!any) {
+		api_ledger_reply(arg, st, obj, 200, "account");
+		return;
+	}
+	char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	for (int i = 0; text != NULL && big[i] != NULL; i++) {
+		const char *v = json_string_value(json_object_get(obj, big[i]));
+		if (v == NULL)
+			continue;
+		char pat[32];
+		snprintf(pat, sizeof(pat), "\"%s\":\"", big[i]);
+		char *at = strstr(text, pat);
+		if (at == NULL)
+			continue;
+		char *q1 = at + strlen(pat) - 1, *q2 = q1 + 1 + strlen(v);
+		/* digits only: drop the two quotes */
+		memmove(q2, q2 + 1, strlen(q2 + 1) + 1);
+		memmove(q1, q1 + 1, strlen(q1 + 1) + 1);
+	}
+	if (text == NULL) {
+		api_ledger_reply(arg, LG_FAILED, NULL, 200, "account");
+		return;
+	}
+	http_reply(arg, 200, "application/json", text, strlen(text));
+	free(text);
 }
 
 static void listed(lg_status st, json_t *obj, void *arg)

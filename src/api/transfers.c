@@ -10,27 +10,28 @@
 #define DESCRIPTION_MAX 1024
 #define BATCH_MAX 100
 
-/* A "@world:<CUR>" reference becomes NULL (the ledger's @world) after its
- * currency is checked against the transfer's. */
-static bool world_side(http_req *r, const char **ref, const char *currency)
+/* A "@world:<CUR>" reference becomes NULL (the ledger's @world). Its
+ * currency must be the transfer's: *mismatch names it when it is not (the
+ * caller answers, after the other side's existence: 404 comes first). */
+static void world_side(const char **ref, const char *currency, const char **mismatch)
 {
-	const char *cur = NULL;
 	if (strncmp(*ref, "@world:", 7) != 0)
-		return true;
-	cur = *ref + 7;
-	if (strcmp(cur, currency) != 0) {
-		json_t *ext = json_pack("{s:s}", "account", *ref);
-		if (api_ctx(r)->v_index > 0)
-			json_object_set_new(ext, "index", json_integer(api_ctx(r)->v_index - 1));
-		problem_send(r, 422, "currency_mismatch", "the @world account's currency is not the transfer's", ext);
-		return false;
-	}
+		return;
+	if (strcmp(*ref + 7, currency) != 0 && *mismatch == NULL)
+		*mismatch = *ref;
 	*ref = NULL;
-	return true;
+}
+
+static void reply_mismatch(http_req *r, const char *world)
+{
+	json_t *ext = json_pack("{s:s}", "account", world);
+	if (api_ctx(r)->v_index > 0)
+		json_object_set_new(ext, "index", json_integer(api_ctx(r)->v_index - 1));
+	problem_send(r, 422, "currency_mismatch", "the @world account's currency is not the transfer's", ext);
 }
 
 /* One transfer body (also a batch element); false after replying. */
-static bool decode_transfer(http_req *r, const json_t *b, lg_transfer_new *t)
+static bool decode_transfer(http_req *r, const json_t *b, lg_transfer_new *t, const char **mismatch)
 {
 	static const char *const fields[] = {"id", "from", "to", "amount", "currency", "description", "metadata", NULL};
 	memset(t, 0, sizeof(*t));
@@ -52,7 +53,10 @@ static bool decode_transfer(http_req *r, const json_t *b, lg_transfer_new *t)
 		problem_send(r, 422, "same_account", "'from' and 'to' are the same account", ext);
 		return false;
 	}
-	return world_side(r, &t->from, t->currency) && world_side(r, &t->to, t->currency);
+	*mismatch = NULL;
+	world_side(&t->from, t->currency, mismatch);
+	world_side(&t->to, t->currency, mismatch);
+	return true;
 }
 
 static void created(lg_status st, json_t *obj, void *arg)
@@ -60,12 +64,39 @@ static void created(lg_status st, json_t *obj, void *arg)
 	api_ledger_reply(arg, st, obj, 201, "transfer");
 }
 
+static void mismatch_checked(lg_status st, json_t *obj, void *arg)
+{
+	http_req *r = arg;
+	(void)obj;
+	json_t *b = api_ctx(r)->body;
+	const char *from = json_string_value(json_object_get(b, "from"));
+	const char *to = json_string_value(json_object_get(b, "to"));
+	const char *world = strncmp(from, "@world:", 7) == 0 ? from : to;
+	const char *other = world == from ? to : from;
+	if (st == LG_NOT_FOUND)
+		problem_send(r, 404, "account_not_found", "no such object in this tenant", json_pack("{s:s}", "account", other));
+	else if (st == LG_OK)
+		reply_mismatch(r, world);
+	else
+		api_ledger_reply(r, st, NULL, 200, "account");
+}
+
 void api_transfer_create(http_req *r)
 {
 	lg_transfer_new t;
-	if (!decode_transfer(r, api_ctx(r)->body, &t))
+	const char *mismatch;
+	if (!decode_transfer(r, api_ctx(r)->body, &t, &mismatch))
 		return;
 	lg_ctx c = api_lg_ctx(r);
+	if (mismatch != NULL) {
+		/* Wrong @world currency: but a missing account is reported first. */
+		const char *other = t.from != NULL ? t.from : t.to;
+		if (other == NULL)
+			reply_mismatch(r, mismatch);
+		else
+			lg_account_get(&c, other, mismatch_checked, r);
+		return;
+	}
 	lg_transfer_create(&c, &t, created, r);
 }
 
@@ -133,14 +164,20 @@ void api_transfer_batch(http_req *r)
 	}
 	for (size_t i = 0; i < n; i++) {
 		api_ctx(r)->v_index = (int)i + 1;
-		bool ok = decode_transfer(r, json_array_get(list, i), &t[i]);
-		api_ctx(r)->v_index = 0;
+		const char *mismatch = NULL;
+		bool ok = decode_transfer(r, json_array_get(list, i), &t[i], &mismatch);
+		if (ok && mismatch != NULL) {
+			reply_mismatch(r, mismatch);
+			ok = false;
+		}
 		if (!ok) {
+			/* replied: r may be gone already */
 			free(bt);
 			free(t);
 			return;
 		}
 	}
+	api_ctx(r)->v_index = 0;
 	bt->r = r;
 	bt->t = t;
 	lg_ctx c = api_lg_ctx(r);

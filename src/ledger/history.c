@@ -312,9 +312,23 @@ void lg_balance_at(const lg_ctx *c, const char *account, int64_t at_us, lg_cb cb
 
 /* ---- statements ---------------------------------------------------------------- */
 
+/* An exact integer: beyond int64 (sums of many balances) it is a string of
+ * digits, which the API writes as a JSON number (api/history.c). */
 static json_t *i128(__int128 v)
 {
-	return v >= INT64_MIN && v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+	if (v >= INT64_MIN && v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	char buf[48], *p = buf + sizeof(buf) - 1;
+	bool neg = v < 0;
+	unsigned __int128 u = neg ? -(unsigned __int128)v : (unsigned __int128)v;
+	*p = '\0';
+	do {
+		*--p = (char)('0' + (int)(u % 10));
+		u /= 10;
+	} while (u != 0);
+	if (neg)
+		*--p = '-';
+	return json_string(p);
 }
 
 static bool statement_page(pager *p, const json_t *items)

@@ -166,9 +166,11 @@ void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 	int64_t now = util_now_us(), exp = now + h->expires_in_s * 1000000;
 	util_format_time(created_at, sizeof(created_at), now);
 	util_format_time(expires_at, sizeof(expires_at), exp);
-	json_t *p = json_pack("{s:s, s:s, s:I, s:s, s:I, s:O?}", "from", h->from, "to", h->to ? h->to : "@world", "amount",
+	json_t *empty = json_object(); /* omitted metadata is {} */
+	json_t *p = json_pack("{s:s, s:s, s:I, s:s, s:I, s:O}", "from", h->from, "to", h->to ? h->to : "@world", "amount",
 			      (json_int_t)h->amount, "currency", h->currency, "expires_in", (json_int_t)h->expires_in_s, "metadata",
-			      h->metadata);
+			      h->metadata ? h->metadata : empty);
+	json_decref(empty);
 	k->params = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(p);
 	char to[80];

@@ -48,9 +48,12 @@ static void run_end(run *k, lg_status st, json_t *obj)
 /* The parameters a reused client id is compared on. */
 static char *params_of(const lg_transfer_new *t)
 {
-	json_t *p = json_pack("{s:s, s:s?, s:s?, s:I, s:s?, s:s?, s:O?}", "kind", t->kind ? t->kind : "transfer", "from", t->from,
+	/* Omitted metadata is {}: spelled out or not, the same parameters. */
+	json_t *empty = json_object();
+	json_t *p = json_pack("{s:s, s:s?, s:s?, s:I, s:s?, s:s?, s:O}", "kind", t->kind ? t->kind : "transfer", "from", t->from,
 			      "to", t->to, "amount", (json_int_t)t->amount, "currency", t->currency, "description",
-			      t->description, "metadata", t->metadata);
+			      t->description, "metadata", t->metadata ? t->metadata : empty);
+	json_decref(empty);
 	char *s = p ? json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	json_decref(p);
 	return s;
