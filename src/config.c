@@ -47,7 +47,7 @@ static const cfg_setting settings[] = {
 	{"ttl_sweep_interval_ms", CFG_INT, "1000", 0, 3600000, S(ttl_sweep_interval_ms),
 	 "How often the item layer's TTL sweeper deletes expired items (0 disables it; reads hide expired items regardless)."},
 	{"hold_sweep_interval_ms", CFG_INT, "1000", 0, 3600000, S(hold_sweep_interval_ms),
-	 "How often pending holds past expires_at are expired and their amounts released (0 disables the sweeper; a hold is also expired when a request touches it)."},
+	 "How often pending holds and created orders past expires_at are expired (0 disables the sweeper; a hold or order is also expired when a request touches it)."},
 	{"ttl_sweep_batch", CFG_INT, "1000", 1, 100000, S(ttl_sweep_batch),
 	 "Expired items deleted per sweeper statement; a full batch is followed at once by the next."},
 	{"idempotency_wait_ms", CFG_INT, "2000", 0, 60000, S(idempotency_wait_ms),

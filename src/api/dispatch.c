@@ -215,22 +215,37 @@ static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
 
 static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg);
 
-static void holds_swept(long n, void *arg)
+static void orders_swept(long n, void *arg)
 {
 	app_worker *aw = arg;
 	aw->hold_sweeping = false;
 	if (n < 0) {
-		log_warn("hold_sweep_failed", "{}");
+		log_warn("order_sweep_failed", "{}");
 		return;
 	}
-	__atomic_fetch_add(&aw->holds_expired, n, __ATOMIC_RELAXED);
 	if (n > 0)
-		log_info("holds_expired", "{s:I}", "expired", (json_int_t)n);
-	if (n >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw))
-		hold_sweep_tick(-1, 0, aw);
+		log_info("orders_expired", "{s:I}", "expired", (json_int_t)n);
 }
 
-/* Expires pending holds past their time, releasing their amounts. */
+static void holds_swept(long n, void *arg)
+{
+	app_worker *aw = arg;
+	if (n < 0)
+		log_warn("hold_sweep_failed", "{}");
+	if (n > 0) {
+		__atomic_fetch_add(&aw->holds_expired, n, __ATOMIC_RELAXED);
+		log_info("holds_expired", "{s:I}", "expired", (json_int_t)n);
+	}
+	/* Then the orders past their time (same index, their own key). */
+	if (http_worker_draining(aw->hw)) {
+		aw->hold_sweeping = false;
+		return;
+	}
+	lg_orders_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, orders_swept, aw);
+}
+
+/* Expires pending holds past their time, releasing their amounts, then
+ * created orders past theirs. */
 static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;

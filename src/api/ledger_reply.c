@@ -3,6 +3,7 @@
 #include "api/ledger_api.h"
 
 #include <stdio.h>
+#include <string.h>
 
 void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what)
 {
@@ -39,9 +40,16 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 		problem_send(r, 422, "amount_overflow", "the amount would overflow the account's balance", ext);
 		return;
 	case LG_NOT_PENDING:
-		problem_send(r, 409, "hold_not_pending", "the hold is not pending", ext);
+		if (strcmp(what, "order") == 0)
+			problem_send(r, 409, "order_not_payable", "the order is not in a state that allows this", ext);
+		else
+			problem_send(r, 409, "hold_not_pending", "the hold is not pending", ext);
 		return;
 	case LG_TOO_MUCH:
+		if (strcmp(what, "order") == 0) {
+			problem_send(r, 422, "refund_exceeds_payment", "the refund exceeds what was paid and not refunded yet", ext);
+			return;
+		}
 		json_decref(ext);
 		problem_send(r, 400, "invalid_request", "'amount' exceeds the hold's amount", json_pack("{s:s}", "field", "amount"));
 		return;

@@ -42,12 +42,12 @@ static const route table[] = {
 	{HTTP_M_POST, "/v1/holds/{id}/capture", SCOPE_WRITE, 0, api_hold_capture},
 	{HTTP_M_POST, "/v1/holds/{id}/void", SCOPE_WRITE, 0, api_hold_void},
 	/* §6 orders (issue #7) */
-	{HTTP_M_POST, "/v1/orders", SCOPE_WRITE, 0, NI},
-	{HTTP_M_GET, "/v1/orders", SCOPE_READ, 0, NI},
-	{HTTP_M_GET, "/v1/orders/{id}", SCOPE_READ, 0, NI},
-	{HTTP_M_POST, "/v1/orders/{id}/settle", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/orders/{id}/cancel", SCOPE_WRITE, 0, NI},
-	{HTTP_M_POST, "/v1/orders/{id}/refund", SCOPE_WRITE, 0, NI},
+	{HTTP_M_POST, "/v1/orders", SCOPE_WRITE, 0, api_order_create},
+	{HTTP_M_GET, "/v1/orders", SCOPE_READ, 0, api_order_list},
+	{HTTP_M_GET, "/v1/orders/{id}", SCOPE_READ, 0, api_order_get},
+	{HTTP_M_POST, "/v1/orders/{id}/settle", SCOPE_WRITE, 0, api_order_settle},
+	{HTTP_M_POST, "/v1/orders/{id}/cancel", SCOPE_WRITE, 0, api_order_cancel},
+	{HTTP_M_POST, "/v1/orders/{id}/refund", SCOPE_WRITE, 0, api_order_refund},
 	/* §8 events (issue #8) */
 	{HTTP_M_GET, "/v1/events", SCOPE_AUDIT, 0, NI},
 	{HTTP_M_GET, "/v1/events/signing-key", SCOPE_AUDIT, 0, NI},

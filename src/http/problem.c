@@ -40,6 +40,10 @@ static const struct {
 	{"hold_not_found", "Hold not found"},
 	{"hold_exists", "Hold exists with other parameters"},
 	{"hold_not_pending", "Hold is not pending"},
+	{"order_not_found", "Order not found"},
+	{"order_exists", "Order exists with other parameters"},
+	{"order_not_payable", "Order is not in a state that allows this"},
+	{"refund_exceeds_payment", "Refund exceeds the payment"},
 };
 
 static const char *title_for(const char *code)

@@ -54,12 +54,12 @@ void it_sweep_expired(it_store *st, int batch, void (*cb)(long deleted, void *ar
 	db_exec(st->db, b, swept, s);
 }
 
-/* The index slots of the system table (sql/005_ledger.sql). */
+/* The index slots of the system table (sql/005_ledger.sql, 006_orders.sql). */
 static const struct {
 	const char *name;
 	int slot;
-} system_slots[] = {{"by_owner", 1}, {"by_transfer", 2}, {"open_by_expiry", 3}, {"by_customer", 4},
-		    {"entries_by_time", 5}, {"accounts_by_currency", 6}};
+} system_slots[] = {{"by_owner", 1},	    {"orders_by_status", 2},	 {"open_by_expiry", 3},	  {"by_customer", 4},
+		    {"entries_by_time", 5}, {"accounts_by_currency", 6}, {"orders_by_created", 7}};
 
 typedef struct due {
 	void (*cb)(json_t *rows, void *arg);

@@ -98,6 +98,30 @@ void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
  * tenant; cb gets how many (or -1 on error). */
 void lg_holds_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
 
+/* ---- orders (orders.c, docs/orders.md) ---- */
+
+typedef struct lg_order_new {
+	const char *id; /* NULL: generated */
+	const char *customer, *merchant;
+	int64_t amount;
+	const char *currency;
+	int64_t expires_in_s;
+	const json_t *metadata;
+} lg_order_new;
+
+void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg);
+void lg_order_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+/* LG_NOT_PENDING (obj: "status") when the order is not created. */
+void lg_order_settle(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+void lg_order_cancel(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
+/* amount 0: the rest; LG_TOO_MUCH above what is refundable. */
+void lg_order_refund(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, void *arg);
+/* Newest first: obj = {"data": [...], "next": <position>|null}. */
+void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, int limit, const json_t *after, lg_cb cb,
+		    void *arg);
+/* Expires created orders past their time, of any tenant. */
+void lg_orders_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+
 /* ---- history (history.c) ---- */
 
 typedef struct lg_range {
