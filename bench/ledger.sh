@@ -7,6 +7,7 @@
 # ledger_half      ledger_transfer paced to half of its measured peak, for the
 #                  latency at half load
 # pgbench_tpcb     reference: pgbench's built-in tpcb-like, same PostgreSQL
+# flash_sale_*     2,000 order settlements to one merchant / to 100 (issue #7)
 # pg_transfer_fn   reference: one PL/pgSQL call per transfer that writes the
 #                  same rows on plain tables (key, two guarded account updates
 #                  in id order, two entries with a chained hash, the transfer,
@@ -132,4 +133,11 @@ SQL
         '\set b :b + (case when :b >= :a then 1 else 0 end)' '\set r random(1, 9000000000000000000)' \
         "SELECT bench_transfer(:client_id || '-' || :r, :a, :b, 1);" >"$script"
     ITEMS_CLIENTS=$CONNECTIONS pgbench_custom "$script" onceledger
+}
+
+# The flash sale (issue #7): bench/flash_sale.py does the setup, the timed
+# settlements over $CONNECTIONS connections and the checks.
+flash_sale() {   # flash_sale MERCHANTS
+    echo "+ bench/flash_sale.py URL KEY $1 ${BENCH_FLASH_CUSTOMERS:-2000} $CONNECTIONS"
+    "$PY" bench/flash_sale.py "$DAEMON_URL" "$API_KEY" "$1" "${BENCH_FLASH_CUSTOMERS:-2000}" "$CONNECTIONS"
 }

@@ -127,6 +127,16 @@ ratio ledger_transfer pgbench_tpcb 1.00
 ratio ledger_transfer pg_transfer_fn 0.70
 ratio ledger_credit ledger_transfer 0.90
 
+# Issue #7: the flash sale. 2,000 customers each settle one order to ONE
+# merchant (its account row is every settlement's hot row) against the same
+# settlements spread over 100 merchants (bench/flash_sale.py checks that all
+# are paid, the sums and the merchants' chains).
+scenario flash_sale_one    daemon "2,000 order settlements to one merchant, 32 connections (the hot merchant)" \
+    flash_sale 1
+scenario flash_sale_spread daemon "the same 2,000 settlements spread over 100 merchants" \
+    flash_sale 100
+ratio flash_sale_one flash_sale_spread 0.50
+
 # Later issues add their lines here. A scenario that needs data first uses
 # its own function as COMMAND, which prepares (API calls, psql) and then
 # calls wrk_run.
