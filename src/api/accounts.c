@@ -1,5 +1,5 @@
 /* accounts.c — §3 accounts: decode and validate, call the ledger, encode. */
-#include "api/app.h"
+#include "api/ledger_api.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,18 +7,12 @@
 #include "api/validate.h"
 #include "ledger/ledger.h"
 
-static lg_ctx ctx_of(http_req *r)
-{
-	return (lg_ctx){.items = api_worker(r)->items, .tx = api_tx(r), .tenant = api_ctx(r)->who.tenant};
-}
 
-/* The common answers of a ledger call on one account. */
+/* The answers of a ledger call on one account: its own words for a missing
+ * or taken id, the common mapping (ledger_reply.c) for the rest. */
 static void answer(http_req *r, lg_status st, json_t *obj, int ok_status, const char *id)
 {
 	switch (st) {
-	case LG_OK:
-		http_reply_json(r, ok_status, json_incref(obj));
-		return;
 	case LG_NOT_FOUND:
 		problem_send(r, 404, "account_not_found", "no such account", json_pack("{s:s}", "account", id ? id : ""));
 		return;
@@ -26,12 +20,8 @@ static void answer(http_req *r, lg_status st, json_t *obj, int ok_status, const 
 		problem_send(r, 409, "account_exists", "an account with this id exists already",
 			     json_pack("{s:s}", "account", id ? id : ""));
 		return;
-	case LG_UNAVAILABLE:
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
-		return;
-	case LG_FAILED:
 	default:
-		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
+		api_ledger_reply(r, st, obj, ok_status, "account");
 		return;
 	}
 }
@@ -51,7 +41,7 @@ void api_account_create(http_req *r)
 	    !v_opt_string(r, b, "owner", 128, &a.owner) ||
 	    !v_int(r, b, "overdraft_limit", false, 0, INT64_MAX, 0, &a.overdraft_limit) || !v_metadata(r, b, &a.metadata))
 		return;
-	lg_ctx c = ctx_of(r);
+	lg_ctx c = api_lg_ctx(r);
 	lg_account_create(&c, &a, created, r);
 }
 
@@ -65,7 +55,7 @@ void api_account_get(http_req *r)
 {
 	if (!v_path_id(r, api_param(r, 0), "account_not_found"))
 		return;
-	lg_ctx c = ctx_of(r);
+	lg_ctx c = api_lg_ctx(r);
 	lg_account_get(&c, api_param(r, 0), got, r);
 }
 
@@ -74,7 +64,7 @@ static void set_frozen(http_req *r, bool frozen)
 	static const char *const fields[] = {NULL};
 	if (!v_path_id(r, api_param(r, 0), "account_not_found") || !v_only_fields(r, api_ctx(r)->body, fields))
 		return;
-	lg_ctx c = ctx_of(r);
+	lg_ctx c = api_lg_ctx(r);
 	lg_account_set_frozen(&c, api_param(r, 0), frozen, got, r);
 }
 
@@ -90,15 +80,7 @@ void api_account_unfreeze(http_req *r)
 
 static void listed(lg_status st, json_t *obj, void *arg)
 {
-	http_req *r = arg;
-	if (st != LG_OK) {
-		answer(r, st, NULL, 200, NULL);
-		return;
-	}
-	const json_t *next = json_object_get(obj, "next");
-	char *cursor = json_is_object(next) ? v_cursor_encode(next) : NULL;
-	http_reply_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
-	free(cursor);
+	api_list_reply(arg, st, obj, "account");
 }
 
 void api_account_list(http_req *r)
@@ -120,7 +102,7 @@ void api_account_list(http_req *r)
 		free(owner);
 		return;
 	}
-	lg_ctx c = ctx_of(r);
+	lg_ctx c = api_lg_ctx(r);
 	lg_accounts_by_owner(&c, owner, limit, cursor, listed, r);
 	json_decref(cursor);
 	free(owner);

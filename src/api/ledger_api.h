@@ -17,4 +17,8 @@ static inline lg_ctx api_lg_ctx(http_req *r)
  * <what>_exists codes. obj is borrowed. */
 void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what);
 
+/* A page of a list ({"data", "next"} from the ledger) as
+ * {"data": [...], "next_cursor": "..."|null}, or the problem for st. */
+void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what);
+
 #endif

@@ -3,7 +3,10 @@
 #include "api/ledger_api.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "api/validate.h"
 
 void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what)
 {
@@ -53,6 +56,9 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 		json_decref(ext);
 		problem_send(r, 400, "invalid_request", "'amount' exceeds the hold's amount", json_pack("{s:s}", "field", "amount"));
 		return;
+	case LG_INVALID:
+		problem_send(r, 400, "invalid_request", "the request does not fit (e.g. a cursor of another list)", ext);
+		return;
 	case LG_UNAVAILABLE:
 		json_decref(ext);
 		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
@@ -63,4 +69,16 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
 		return;
 	}
+}
+
+void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what)
+{
+	if (st != LG_OK) {
+		api_ledger_reply(r, st, obj, 200, what);
+		return;
+	}
+	const json_t *next = json_object_get(obj, "next");
+	char *cursor = json_is_object(next) ? v_cursor_encode(next) : NULL;
+	http_reply_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
+	free(cursor);
 }

@@ -95,15 +95,7 @@ void api_order_refund(http_req *r)
 
 static void listed(lg_status st, json_t *obj, void *arg)
 {
-	http_req *r = arg;
-	if (st != LG_OK) {
-		api_ledger_reply(r, st, obj, 200, "order");
-		return;
-	}
-	const json_t *next = json_object_get(obj, "next");
-	char *cursor = json_is_object(next) ? v_cursor_encode(next) : NULL;
-	http_reply_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
-	free(cursor);
+	api_list_reply(arg, st, obj, "order");
 }
 
 void api_order_list(http_req *r)

@@ -156,7 +156,9 @@ static void listed(it_reply *r, void *arg)
 {
 	call *k = arg;
 	if (r->err_type != NULL) {
-		call_end(k, lg_err_status(r), NULL);
+		json_t *extra;
+		lg_status st = lg_list_err_status(r, &extra);
+		call_end(k, st, extra);
 		return;
 	}
 	json_t *data = json_array();

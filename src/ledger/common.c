@@ -51,6 +51,16 @@ lg_status lg_err_status(const it_reply *r)
 	return r->retryable ? LG_UNAVAILABLE : LG_FAILED;
 }
 
+lg_status lg_list_err_status(const it_reply *r, json_t **extra)
+{
+	*extra = NULL;
+	if (r->err_type != NULL && strcmp(r->err_type, "ValidationException") == 0) {
+		*extra = json_pack("{s:s}", "field", "cursor");
+		return LG_INVALID;
+	}
+	return lg_err_status(r);
+}
+
 json_t *lg_account_json(const json_t *item)
 {
 	const char *owner = lg_s(item, "owner");

@@ -220,7 +220,9 @@ static void entries_got(it_reply *r, void *arg)
 {
 	hcall *k = arg;
 	if (r->err_type != NULL) {
-		hcall_end(k, lg_err_status(r), NULL);
+		json_t *extra;
+		lg_status st = lg_list_err_status(r, &extra);
+		hcall_end(k, st, extra);
 		return;
 	}
 	json_t *items = json_object_get(r->body, "Items");

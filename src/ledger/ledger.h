@@ -27,7 +27,8 @@ typedef enum {
 	LG_CURRENCY_MISMATCH, /* 422 currency_mismatch */
 	LG_OVERFLOW,          /* 422 amount_overflow */
 	LG_NOT_PENDING,       /* 409 hold_not_pending (obj: "status") */
-	LG_TOO_MUCH,          /* 422: capture above the hold's amount */
+	LG_TOO_MUCH,          /* capture above the hold's amount (400), refund above the rest (422) */
+	LG_INVALID,           /* 400 invalid_request (obj: "field"), e.g. a cursor of another list */
 } lg_status;
 
 /* Where a ledger call runs. */

@@ -21,6 +21,9 @@ json_t *lg_av_n(int64_t n);
 json_t *lg_key(const char *prefix, const char *id, const char *sk);
 /* The status of a failed item call (logs what is not retryable). */
 lg_status lg_err_status(const it_reply *r);
+/* The same for a list: a ValidationException there is the client's cursor
+ * (ExclusiveStartKey) not fitting the query: LG_INVALID, *extra names it. */
+lg_status lg_list_err_status(const it_reply *r, json_t **extra);
 /* The API object of an account item. */
 json_t *lg_account_json(const json_t *item);
 /* "@world:<CUR>" → true (and *cur the currency); anything else false. */
