@@ -100,3 +100,113 @@ void lg_new_id(const char *prefix, char *out, size_t len)
 	util_random_hex(rnd, 10);
 	snprintf(out, len, "%s%012llx%s", prefix, (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL, rnd);
 }
+
+bool lg_reason_failed(const json_t *reason)
+{
+	return strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") == 0;
+}
+
+lg_status lg_reused_id(const json_t *reason, const char *params, const char *kind, json_t **obj)
+{
+	const json_t *old = json_object_get(reason, "Item");
+	const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
+	*obj = NULL;
+	if (p != NULL && doc != NULL && params != NULL && strcmp(p, params) == 0) {
+		*obj = json_loads(doc, 0, NULL);
+		return *obj != NULL ? LG_DUPLICATE : LG_FAILED;
+	}
+	*obj = json_pack("{s:s}", kind, lg_s(old, "id") ?: "");
+	return LG_EXISTS;
+}
+
+lg_status lg_legs_failure(const lg_leg *legs, const bool *present, int n, const json_t *reasons, int at, json_t **extra)
+{
+	lg_status best = LG_UNAVAILABLE;
+	int best_rank = 100;
+	*extra = NULL;
+	for (int l = 0; l < n; l++) {
+		if (present != NULL && !present[l])
+			continue;
+		json_t *reason = json_array_get(reasons, (size_t)at++);
+		if (!lg_reason_failed(reason))
+			continue;
+		int rank;
+		json_t *x;
+		lg_status st = lg_leg_failure(&legs[l], json_object_get(reason, "Item"), &rank, &x);
+		if (rank < best_rank) {
+			json_decref(*extra);
+			*extra = x;
+			best = st;
+			best_rank = rank;
+		} else {
+			json_decref(x);
+		}
+	}
+	return best;
+}
+
+/* ---- the expiry sweep of holds and orders ---- */
+
+typedef struct sweep {
+	it_store *items;
+	int outstanding;
+	long done;
+	json_t *(*build)(const json_t *item);
+	void (*cb)(long n, void *arg);
+	void *arg;
+} sweep;
+
+static void sweep_one_done(it_reply *r, void *arg)
+{
+	sweep *s = arg;
+	if (r->err_type == NULL)
+		s->done++;
+	if (--s->outstanding == 0) {
+		s->cb(s->done, s->arg);
+		free(s);
+	}
+}
+
+static void sweep_due(json_t *rows, void *arg)
+{
+	sweep *s = arg;
+	if (rows == NULL) {
+		s->cb(-1, s->arg);
+		free(s);
+		return;
+	}
+	s->outstanding = 1; /* ours, dropped at the end */
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row)
+	{
+		json_t *req = s->build(json_object_get(row, "item"));
+		if (req == NULL)
+			continue;
+		s->outstanding++;
+		/* Standalone: the condition on the status makes an object that
+		 * changed meanwhile a no-op (cancelled). */
+		it_call_tx(s->items, NULL, IT_INTERNAL, json_string_value(json_object_get(row, "tenant")), "TransactWriteItems", req,
+			   sweep_one_done, s);
+		json_decref(req);
+	}
+	it_reply none = {.err_type = "none"};
+	sweep_one_done(&none, s);
+}
+
+void lg_sweep_due(it_store *items, const char *open_pk, int limit, json_t *(*build)(const json_t *item),
+		  void (*cb)(long n, void *arg), void *arg)
+{
+	sweep *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		cb(-1, arg);
+		return;
+	}
+	s->items = items;
+	s->build = build;
+	s->cb = cb;
+	s->arg = arg;
+	char below[24];
+	snprintf(below, sizeof(below), "%016lld", (long long)util_now_us() + 1);
+	it_system_due(items, "open_by_expiry", open_pk, below, limit, sweep_due, s);
+}

@@ -60,11 +60,6 @@ static void hcall_end(hcall *k, lg_status st, json_t *obj)
 	free(k);
 }
 
-static bool is_failed(const json_t *reason)
-{
-	return strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") == 0;
-}
-
 /* ---- create ------------------------------------------------------------- */
 
 typedef struct hnew {
@@ -92,36 +87,16 @@ static void placed(it_reply *r, void *arg)
 	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
 		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
 		json_t *first = json_array_get(reasons, 0);
-		if (is_failed(first)) {
-			const json_t *old = json_object_get(first, "Item");
-			const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
-			if (p != NULL && doc != NULL && strcmp(p, k->params) == 0) {
-				json_t *existing = json_loads(doc, 0, NULL);
-				hnew_end(k, existing ? LG_DUPLICATE : LG_FAILED, existing);
-				return;
-			}
-			hnew_end(k, LG_EXISTS, json_pack("{s:s}", "hold", lg_s(old, "id") ?: ""));
+		json_t *obj;
+		if (lg_reason_failed(first)) {
+			lg_status st = lg_reused_id(first, k->params, "hold", &obj);
+			hnew_end(k, st, obj);
 			return;
 		}
-		lg_status best = LG_UNAVAILABLE;
-		json_t *best_extra = NULL;
-		int best_rank = 100;
-		const lg_leg *legs[2] = {&k->from, k->to_check ? &k->to : NULL};
-		for (int l = 0; l < 2; l++) {
-			json_t *reason = json_array_get(reasons, (size_t)l + 1);
-			if (legs[l] == NULL || !is_failed(reason))
-				continue;
-			int rank;
-			json_t *extra;
-			lg_status st = lg_leg_failure(legs[l], json_object_get(reason, "Item"), &rank, &extra);
-			if (rank < best_rank) {
-				json_decref(best_extra);
-				best = st, best_extra = extra, best_rank = rank;
-			} else {
-				json_decref(extra);
-			}
-		}
-		hnew_end(k, best, best_extra);
+		const lg_leg legs[2] = {k->from, k->to};
+		const bool present[2] = {true, k->to_check};
+		lg_status st = lg_legs_failure(legs, present, 2, reasons, 1, &obj);
+		hnew_end(k, st, obj);
 		return;
 	}
 	if (r->err_type != NULL) {
@@ -389,7 +364,7 @@ static void run_action(hcall *k)
 static bool lost_race(hcall *k, it_reply *r)
 {
 	json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
-	if (!is_failed(json_array_get(reasons, 0)))
+	if (!lg_reason_failed(json_array_get(reasons, 0)))
 		return false;
 	if (++k->rounds > 3) {
 		hcall_end(k, LG_UNAVAILABLE, NULL);
@@ -425,7 +400,7 @@ static void capture_done(it_reply *r, void *arg)
 		json_t *reason = json_array_get(json_object_get(r->err_extra, "CancellationReasons"), 3);
 		int rank;
 		json_t *extra = NULL;
-		lg_status st = k->to_leg && is_failed(reason) ? lg_leg_failure(&k->legs[1], json_object_get(reason, "Item"), &rank, &extra)
+		lg_status st = k->to_leg && lg_reason_failed(reason) ? lg_leg_failure(&k->legs[1], json_object_get(reason, "Item"), &rank, &extra)
 							      : LG_UNAVAILABLE;
 		hcall_end(k, st, extra);
 		return;
@@ -511,67 +486,15 @@ void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 
 /* ---- the sweeper ----------------------------------------------------------- */
 
-typedef struct sweep {
-	it_store *items;
-	int outstanding;
-	long expired;
-	void (*cb)(long n, void *arg);
-	void *arg;
-	char tenant[64];
-} sweep;
-
-static void sweep_one_done(it_reply *r, void *arg)
+static json_t *expire_built(const json_t *hold)
 {
-	sweep *s = arg;
-	if (r->err_type == NULL)
-		s->expired++;
-	if (--s->outstanding == 0) {
-		s->cb(s->expired, s->arg);
-		free(s);
-	}
-}
-
-static void due(json_t *rows, void *arg)
-{
-	sweep *s = arg;
-	if (rows == NULL) {
-		s->cb(-1, s->arg);
-		free(s);
-		return;
-	}
-	s->outstanding = 1; /* ours, dropped below */
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row)
-	{
-		json_t *doc = NULL;
-		json_t *req = expire_actions(json_object_get(row, "item"), &doc);
-		json_decref(doc);
-		if (req == NULL)
-			continue;
-		s->outstanding++;
-		/* Standalone: the condition status = pending makes a hold
-		 * captured or voided meanwhile a no-op (cancelled). */
-		it_call_tx(s->items, NULL, IT_INTERNAL, json_string_value(json_object_get(row, "tenant")), "TransactWriteItems", req,
-			   sweep_one_done, s);
-		json_decref(req);
-	}
-	it_reply none = {0};
-	none.err_type = "none";
-	sweep_one_done(&none, s);
+	json_t *doc = NULL;
+	json_t *req = expire_actions(hold, &doc);
+	json_decref(doc);
+	return req;
 }
 
 void lg_holds_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg)
 {
-	sweep *s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		cb(-1, arg);
-		return;
-	}
-	s->items = items;
-	s->cb = cb;
-	s->arg = arg;
-	char below[24];
-	snprintf(below, sizeof(below), "%016lld", (long long)util_now_us() + 1);
-	it_system_due(items, "open_by_expiry", OPEN_HOLD, below, limit, due, s);
+	lg_sweep_due(items, OPEN_HOLD, limit, expire_built, cb, arg);
 }

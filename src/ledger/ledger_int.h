@@ -54,6 +54,22 @@ json_t *lg_leg_action(const lg_leg *l);
  * gets the problem's members. */
 lg_status lg_leg_failure(const lg_leg *l, const json_t *old, int *rank, json_t **extra);
 
+/* A cancellation reason that is a failed condition. */
+bool lg_reason_failed(const json_t *reason);
+/* The Put of a new object failed on its id (reason: its cancellation
+ * reason, with ALL_OLD): the same object again (LG_DUPLICATE, *obj its
+ * document) or another one (LG_EXISTS, *obj {kind: id}). */
+lg_status lg_reused_id(const json_t *reason, const char *params, const char *kind, json_t **obj);
+/* The problem of a cancelled transaction from its legs (present[l] false:
+ * leg l has no action; present NULL: all do), whose reasons start at
+ * index at: the failure ranked first (lg_leg_failure). */
+lg_status lg_legs_failure(const lg_leg *legs, const bool *present, int n, const json_t *reasons, int at, json_t **extra);
+/* Expiry of holds and orders: the items of open_by_expiry with partition
+ * open_pk that are past now, each expired by build(item) (a standalone
+ * TransactWriteItems request; NULL skips it). cb gets how many succeeded. */
+void lg_sweep_due(it_store *items, const char *open_pk, int limit, json_t *(*build)(const json_t *item),
+		  void (*cb)(long n, void *arg), void *arg);
+
 /* ---- transfer items (transfers.c) ---- */
 
 /* The Put of a new transfer item (fails when the id exists; ALL_OLD). */

@@ -44,39 +44,9 @@ static void ocall_end(ocall *k, lg_status st, json_t *obj)
 	free(k);
 }
 
-static bool is_failed(const json_t *reason)
-{
-	return strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") == 0;
-}
-
 static json_t *not_payable(const char *status)
 {
 	return json_pack("{s:s, s:s}", "status", status, "order_status", status);
-}
-
-/* The first failing leg of a cancelled transaction (reasons from index at). */
-static lg_status legs_failure(const lg_leg *legs, int n, json_t *reasons, int at, json_t **extra)
-{
-	lg_status best = LG_UNAVAILABLE;
-	int best_rank = 100;
-	*extra = NULL;
-	for (int l = 0; l < n; l++) {
-		json_t *reason = json_array_get(reasons, (size_t)(at + l));
-		if (!is_failed(reason))
-			continue;
-		int rank;
-		json_t *x;
-		lg_status st = lg_leg_failure(&legs[l], json_object_get(reason, "Item"), &rank, &x);
-		if (rank < best_rank) {
-			json_decref(*extra);
-			*extra = x;
-			best = st;
-			best_rank = rank;
-		} else {
-			json_decref(x);
-		}
-	}
-	return best;
 }
 
 static void slot_sk(char *out, size_t len, int64_t us, const char *id)
@@ -148,19 +118,14 @@ static void created(it_reply *r, void *arg)
 	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
 		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
 		json_t *first = json_array_get(reasons, 0);
-		if (is_failed(first)) {
-			const json_t *old = json_object_get(first, "Item");
-			const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
-			if (p != NULL && doc != NULL && strcmp(p, k->params) == 0) {
-				json_t *existing = json_loads(doc, 0, NULL);
-				onew_end(k, existing ? LG_DUPLICATE : LG_FAILED, existing);
-				return;
-			}
-			onew_end(k, LG_EXISTS, json_pack("{s:s}", "order", lg_s(old, "id") ?: ""));
+		if (lg_reason_failed(first)) {
+			json_t *obj;
+			lg_status st = lg_reused_id(first, k->params, "order", &obj);
+			onew_end(k, st, obj);
 			return;
 		}
 		json_t *extra;
-		lg_status st = legs_failure(k->checks, 2, reasons, 1, &extra);
+		lg_status st = lg_legs_failure(k->checks, NULL, 2, reasons, 1, &extra);
 		onew_end(k, st, extra);
 		return;
 	}
@@ -312,12 +277,12 @@ static void moved(it_reply *r, void *arg)
 	ocall *k = arg;
 	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
 		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
-		if (is_failed(json_array_get(reasons, 0))) {
+		if (lg_reason_failed(json_array_get(reasons, 0))) {
 			lost_race(k);
 			return;
 		}
 		json_t *extra;
-		lg_status st = legs_failure(k->legs, 2, reasons, 2, &extra);
+		lg_status st = lg_legs_failure(k->legs, NULL, 2, reasons, 2, &extra);
 		ocall_end(k, st, extra);
 		return;
 	}
@@ -616,65 +581,17 @@ void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, i
 	json_decref(req);
 }
 
-/* ---- the sweeper --------------------------------------------------------------- */
+/* ---- the sweeper ---------------------------------------------------------------- */
 
-typedef struct sweep {
-	it_store *items;
-	int outstanding;
-	long expired;
-	void (*cb)(long n, void *arg);
-	void *arg;
-} sweep;
-
-static void sweep_one_done(it_reply *r, void *arg)
+static json_t *expire_built(const json_t *order)
 {
-	sweep *s = arg;
-	if (r->err_type == NULL)
-		s->expired++;
-	if (--s->outstanding == 0) {
-		s->cb(s->expired, s->arg);
-		free(s);
-	}
-}
-
-static void due(json_t *rows, void *arg)
-{
-	sweep *s = arg;
-	if (rows == NULL) {
-		s->cb(-1, s->arg);
-		free(s);
-		return;
-	}
-	s->outstanding = 1;
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row)
-	{
-		json_t *doc = NULL;
-		json_t *req = expire_request(json_object_get(row, "item"), &doc);
-		json_decref(doc);
-		if (req == NULL)
-			continue;
-		s->outstanding++;
-		it_call_tx(s->items, NULL, IT_INTERNAL, json_string_value(json_object_get(row, "tenant")), "TransactWriteItems", req,
-			   sweep_one_done, s);
-		json_decref(req);
-	}
-	it_reply none = {.err_type = "none"};
-	sweep_one_done(&none, s);
+	json_t *doc = NULL;
+	json_t *req = expire_request(order, &doc);
+	json_decref(doc);
+	return req;
 }
 
 void lg_orders_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg)
 {
-	sweep *s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		cb(-1, arg);
-		return;
-	}
-	s->items = items;
-	s->cb = cb;
-	s->arg = arg;
-	char below[24];
-	snprintf(below, sizeof(below), "%016lld", (long long)util_now_us() + 1);
-	it_system_due(items, "open_by_expiry", OPEN_ORDER, below, limit, due, s);
+	lg_sweep_due(items, OPEN_ORDER, limit, expire_built, cb, arg);
 }

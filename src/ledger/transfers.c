@@ -129,7 +129,7 @@ static void posted(it_reply *r, void *arg)
 	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
 		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
 		json_t *first = json_array_get(reasons, 0);
-		if (strcmp(json_string_value(json_object_get(first, "Code")) ?: "", "ConditionalCheckFailed") == 0) {
+		if (lg_reason_failed(first)) {
 			/* The id exists: the same transfer again, or another one. */
 			const json_t *old = json_object_get(first, "Item");
 			const char *p = lg_s(old, "params"), *doc = lg_s(old, "doc");
@@ -154,27 +154,8 @@ static void posted(it_reply *r, void *arg)
 			return;
 		}
 		/* The first failing leg in the documented order. */
-		lg_status best = LG_UNAVAILABLE;
-		json_t *best_extra = NULL;
-		int best_rank = 100, at = 1;
-		for (int l = 0; l < 2; l++) {
-			if (!k->is_leg[l])
-				continue;
-			json_t *reason = json_array_get(reasons, (size_t)at++);
-			if (strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") != 0)
-				continue;
-			int rank;
-			json_t *extra;
-			lg_status st = lg_leg_failure(&k->legs[l], json_object_get(reason, "Item"), &rank, &extra);
-			if (rank < best_rank) {
-				json_decref(best_extra);
-				best = st;
-				best_extra = extra;
-				best_rank = rank;
-			} else {
-				json_decref(extra);
-			}
-		}
+		json_t *best_extra;
+		lg_status best = lg_legs_failure(k->legs, k->is_leg, 2, reasons, 1, &best_extra);
 		failed(k, best, best_extra);
 		return;
 	}
