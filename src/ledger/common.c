@@ -101,6 +101,15 @@ void lg_new_id(const char *prefix, char *out, size_t len)
 	snprintf(out, len, "%s%012llx%s", prefix, (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL, rnd);
 }
 
+json_t *lg_doc_with(const json_t *item, const char *status)
+{
+	const char *text = lg_s(item, "doc");
+	json_t *d = text ? json_loads(text, 0, NULL) : NULL;
+	if (d != NULL)
+		json_object_set_new(d, "status", json_string(status));
+	return d;
+}
+
 bool lg_reason_failed(const json_t *reason)
 {
 	return strcmp(json_string_value(json_object_get(reason, "Code")) ?: "", "ConditionalCheckFailed") == 0;

@@ -174,11 +174,7 @@ void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 		/* The payee must exist in the currency now, not only at capture. */
 		k->to_check = true;
 		k->to = (lg_leg){.account = h->to, .currency = h->currency};
-		json_array_append_new(items, json_pack("{s:{s:s, s:o, s:s, s:{s:s}, s:{s:o}, s:s}}", "ConditionCheck", "TableName",
-						       IT_SYSTEM_TABLE, "Key", lg_key("ACCOUNT#", h->to, "METADATA"),
-						       "ConditionExpression", "attribute_exists(PK) AND #cur = :cur",
-						       "ExpressionAttributeNames", "#cur", "currency", "ExpressionAttributeValues",
-						       ":cur", lg_av_s(h->currency), "ReturnValuesOnConditionCheckFailure", "ALL_OLD"));
+		json_array_append_new(items, lg_check_action(h->to, h->currency));
 	}
 	json_t *req = json_pack("{s:o}", "TransactItems", items);
 	lg_call(c, 0, "TransactWriteItems", req, placed, k);
@@ -192,16 +188,6 @@ static void run_action(hcall *k);
 static bool past_expiry(const json_t *hold)
 {
 	return lg_n(hold, "exp") <= util_now_us();
-}
-
-/* The document with status (and maybe more) changed. */
-static json_t *doc_with(const json_t *hold, const char *status)
-{
-	const char *text = lg_s(hold, "doc");
-	json_t *d = text ? json_loads(text, 0, NULL) : NULL;
-	if (d != NULL)
-		json_object_set_new(d, "status", json_string(status));
-	return d;
 }
 
 static void expired_done(it_reply *r, void *arg)
@@ -237,7 +223,7 @@ static void expired_done(it_reply *r, void *arg)
 /* The expiry of a pending hold past its time: released, status expired. */
 static json_t *expire_actions(const json_t *hold, json_t **doc_out)
 {
-	json_t *doc = doc_with(hold, "expired");
+	json_t *doc = lg_doc_with(hold, "expired");
 	if (doc == NULL)
 		return NULL;
 	lg_leg from = {.account = lg_s(hold, "from"), .dpending = -lg_n(hold, "amount")};
@@ -273,7 +259,7 @@ static void send_capture(hcall *k)
 	k->amount = c;
 	lg_new_id("tr_", k->tid, sizeof(k->tid));
 	util_format_time(k->created_at, sizeof(k->created_at), util_now_us());
-	k->doc = doc_with(h, "captured");
+	k->doc = lg_doc_with(h, "captured");
 	if (k->doc == NULL) {
 		hcall_end(k, LG_FAILED, NULL);
 		return;
@@ -301,7 +287,7 @@ static void send_capture(hcall *k)
 static void send_void(hcall *k)
 {
 	const json_t *h = k->hold;
-	k->doc = doc_with(h, "voided");
+	k->doc = lg_doc_with(h, "voided");
 	if (k->doc == NULL) {
 		hcall_end(k, LG_FAILED, NULL);
 		return;
@@ -411,33 +397,27 @@ static void capture_done(it_reply *r, void *arg)
 	}
 	const json_t *h = k->hold;
 	json_t *items = json_object_get(r->body, "Items");
-	const char *cur = lg_s(h, "currency");
+	const char *hold_text = lg_s(h, "doc");
+	json_t *hd = hold_text ? json_loads(hold_text, 0, NULL) : NULL;
 	k->journal = lg_journal_new();
-	json_t *entries = json_array();
-	json_t *e0 = k->journal ? lg_journal_post(k->journal, k->tid, k->legs[0].account, cur, -k->amount, json_array_get(items, 2))
-				: NULL;
-	json_t *e1 = e0 ? lg_journal_post(k->journal, k->tid, k->to_leg ? k->legs[1].account : NULL, cur, k->amount,
-					  k->to_leg ? json_array_get(items, 3) : NULL)
-			: NULL;
-	if (e0 == NULL || e1 == NULL) {
-		json_decref(e0);
-		json_decref(entries);
-		hcall_end(k, LG_FAILED, NULL);
-		return;
-	}
-	json_array_append_new(entries, e0);
-	json_array_append_new(entries, e1);
-	const char *meta_text = lg_s(h, "doc");
-	json_t *hd = meta_text ? json_loads(meta_text, 0, NULL) : NULL;
-	json_t *tdoc = lg_transfer_doc(k->tid, k->legs[0].account, k->to_leg ? k->legs[1].account : NULL, k->amount, cur, NULL,
-				       json_object_get(hd, "metadata"), lg_s(h, "id"), NULL, k->created_at, entries);
+	json_t *tdoc = k->journal == NULL ? NULL
+					  : lg_journal_transfer(k->journal,
+								&(lg_posting){.id = k->tid,
+									      .from = k->legs[0].account,
+									      .to = k->to_leg ? k->legs[1].account : NULL,
+									      .amount = k->amount,
+									      .currency = lg_s(h, "currency"),
+									      .metadata = json_object_get(hd, "metadata"),
+									      .hold_id = lg_s(h, "id"),
+									      .created_at = k->created_at,
+									      .after_from = json_array_get(items, 2),
+									      .after_to = k->to_leg ? json_array_get(items, 3) : NULL});
 	json_decref(hd);
-	json_t *act = tdoc ? lg_transfer_doc_action(k->tid, tdoc) : NULL;
-	json_decref(tdoc);
-	if (act == NULL || !lg_journal_add_action(k->journal, act)) {
+	if (tdoc == NULL) {
 		hcall_end(k, LG_FAILED, NULL);
 		return;
 	}
+	json_decref(tdoc);
 	lg_journal_flush(&k->ctx, k->journal, doc_flushed, k);
 }
 

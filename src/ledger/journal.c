@@ -159,6 +159,24 @@ bool lg_journal_add_action(lg_journal *j, json_t *action)
 	return json_array_append_new(j->actions, action) == 0;
 }
 
+json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p)
+{
+	json_t *e0 = lg_journal_post(j, p->id, p->from, p->currency, -p->amount, p->after_from);
+	json_t *e1 = e0 ? lg_journal_post(j, p->id, p->to, p->currency, p->amount, p->after_to) : NULL;
+	if (e1 == NULL) {
+		json_decref(e0);
+		return NULL;
+	}
+	json_t *doc = lg_transfer_doc(p->id, p->from, p->to, p->amount, p->currency, p->description, p->metadata, p->hold_id,
+				      p->order_id, p->created_at, json_pack("[o, o]", e0, e1));
+	json_t *act = doc != NULL ? lg_transfer_doc_action(p->id, doc) : NULL;
+	if (act == NULL || !lg_journal_add_action(j, act)) {
+		json_decref(doc);
+		return NULL;
+	}
+	return doc;
+}
+
 typedef struct flush {
 	void (*cb)(lg_status st, void *arg);
 	void *arg;

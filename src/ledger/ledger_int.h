@@ -49,11 +49,16 @@ typedef struct lg_leg {
 } lg_leg;
 
 json_t *lg_leg_action(const lg_leg *l);
+/* A ConditionCheck that the account exists in the currency (ALL_OLD on
+ * failure; judged like a leg with only .currency set). */
+json_t *lg_check_action(const char *account, const char *currency);
 /* The failure of a leg whose condition failed: old is the account or NULL
  * when missing. *rank orders failures (lower is reported first); *extra
  * gets the problem's members. */
 lg_status lg_leg_failure(const lg_leg *l, const json_t *old, int *rank, json_t **extra);
 
+/* The API document of an item (its "doc") with another status. */
+json_t *lg_doc_with(const json_t *item, const char *status);
 /* A cancellation reason that is a failed condition. */
 bool lg_reason_failed(const json_t *reason);
 /* The Put of a new object failed on its id (reason: its cancellation
@@ -100,6 +105,21 @@ void lg_journal_free(lg_journal *j);
  * or NULL on no memory. */
 json_t *lg_journal_post(lg_journal *j, const char *transfer_id, const char *account, const char *currency, int64_t amount,
 			const json_t *after);
+/* A whole transfer posted through the journal. */
+typedef struct lg_posting {
+	const char *id;
+	const char *from, *to;   /* account ids; NULL: @world */
+	int64_t amount;
+	const char *currency;
+	const char *description; /* NULL: none */
+	const json_t *metadata;  /* NULL: {} */
+	const char *hold_id, *order_id, *created_at;
+	const json_t *after_from, *after_to; /* the accounts as their updates left them */
+} lg_posting;
+/* Posts both legs of a transfer (from −amount, to +amount) and queues its
+ * document on the transfer item; returns the document (a new reference) or
+ * NULL on failure. */
+json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p);
 /* Adds one more deferred action (a TransactItems element, taken). */
 bool lg_journal_add_action(lg_journal *j, json_t *action);
 /* Queues everything (deferred: sent with the transaction's next batch).

@@ -92,3 +92,11 @@ lg_status lg_leg_failure(const lg_leg *l, const json_t *old, int *rank, json_t *
 	*rank = 9; /* the condition failed for no reason we can see: retry */
 	return LG_UNAVAILABLE;
 }
+
+json_t *lg_check_action(const char *account, const char *currency)
+{
+	return json_pack("{s:{s:s, s:o, s:s, s:{s:s}, s:{s:o}, s:s}}", "ConditionCheck", "TableName", IT_SYSTEM_TABLE, "Key",
+			 lg_key("ACCOUNT#", account, "METADATA"), "ConditionExpression", "attribute_exists(PK) AND #cur = :cur",
+			 "ExpressionAttributeNames", "#cur", "currency", "ExpressionAttributeValues", ":cur", lg_av_s(currency),
+			 "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+}

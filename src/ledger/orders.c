@@ -77,15 +77,6 @@ static json_t *order_update(const json_t *order, const char *status, const json_
 			 "ALL_OLD");
 }
 
-static json_t *doc_with(const json_t *order, const char *status)
-{
-	const char *text = lg_s(order, "doc");
-	json_t *d = text ? json_loads(text, 0, NULL) : NULL;
-	if (d != NULL)
-		json_object_set_new(d, "status", json_string(status));
-	return d;
-}
-
 static json_t *now_vals(void)
 {
 	char now[24];
@@ -138,13 +129,6 @@ static void created(it_reply *r, void *arg)
 	onew_end(k, LG_OK, doc);
 }
 
-static json_t *check_action(const char *account, const char *currency)
-{
-	return json_pack("{s:{s:s, s:o, s:s, s:{s:s}, s:{s:o}, s:s}}", "ConditionCheck", "TableName", IT_SYSTEM_TABLE, "Key",
-			 lg_key("ACCOUNT#", account, "METADATA"), "ConditionExpression", "attribute_exists(PK) AND #cur = :cur",
-			 "ExpressionAttributeNames", "#cur", "currency", "ExpressionAttributeValues", ":cur", lg_av_s(currency),
-			 "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
-}
 
 void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg)
 {
@@ -195,7 +179,7 @@ void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg
 	k->checks[1] = (lg_leg){.account = o->merchant, .currency = o->currency};
 	json_t *items = json_pack("[{s:{s:s, s:o, s:s, s:s}}, o, o]", "Put", "TableName", IT_SYSTEM_TABLE, "Item", item,
 				  "ConditionExpression", "attribute_not_exists(PK)", "ReturnValuesOnConditionCheckFailure", "ALL_OLD",
-				  check_action(o->customer, o->currency), check_action(o->merchant, o->currency));
+				  lg_check_action(o->customer, o->currency), lg_check_action(o->merchant, o->currency));
 	json_t *req = json_pack("{s:o}", "TransactItems", items);
 	lg_call(c, 0, "TransactWriteItems", req, created, k);
 	json_decref(req);
@@ -240,7 +224,7 @@ static void expired_done(it_reply *r, void *arg)
 /* created → expired (a created order past its time): the update alone. */
 static json_t *expire_request(const json_t *order, json_t **doc_out)
 {
-	json_t *doc = doc_with(order, "expired");
+	json_t *doc = lg_doc_with(order, "expired");
 	if (doc == NULL)
 		return NULL;
 	json_t *u = order_update(order, "expired", doc, "#st = :created", NULL, json_pack("{s:{s:s}}", ":created", "S", "created"));
@@ -291,25 +275,22 @@ static void moved(it_reply *r, void *arg)
 		return;
 	}
 	json_t *items = json_object_get(r->body, "Items");
-	const char *cur = lg_s(k->order, "currency");
-	int64_t amount = -k->legs[0].dposted;
 	k->journal = lg_journal_new();
-	json_t *e0 = k->journal ? lg_journal_post(k->journal, k->tid, k->legs[0].account, cur, -amount, json_array_get(items, 2))
-				: NULL;
-	json_t *e1 = e0 ? lg_journal_post(k->journal, k->tid, k->legs[1].account, cur, amount, json_array_get(items, 3)) : NULL;
-	if (e1 == NULL) {
-		json_decref(e0);
+	json_t *tdoc = k->journal == NULL ? NULL
+					  : lg_journal_transfer(k->journal, &(lg_posting){.id = k->tid,
+											  .from = k->legs[0].account,
+											  .to = k->legs[1].account,
+											  .amount = -k->legs[0].dposted,
+											  .currency = lg_s(k->order, "currency"),
+											  .order_id = lg_s(k->order, "id"),
+											  .created_at = k->now_at,
+											  .after_from = json_array_get(items, 2),
+											  .after_to = json_array_get(items, 3)});
+	if (tdoc == NULL) {
 		ocall_end(k, LG_FAILED, NULL);
 		return;
 	}
-	json_t *tdoc = lg_transfer_doc(k->tid, k->legs[0].account, k->legs[1].account, amount, cur, NULL, NULL, NULL,
-				       lg_s(k->order, "id"), k->now_at, json_pack("[o, o]", e0, e1));
-	json_t *act = tdoc ? lg_transfer_doc_action(k->tid, tdoc) : NULL;
 	json_decref(tdoc);
-	if (act == NULL || !lg_journal_add_action(k->journal, act)) {
-		ocall_end(k, LG_FAILED, NULL);
-		return;
-	}
 	lg_journal_flush(&k->ctx, k->journal, flushed, k);
 }
 
@@ -330,7 +311,7 @@ static void settle(ocall *k)
 	const char *cur = lg_s(o, "currency");
 	lg_new_id("tr_", k->tid, sizeof(k->tid));
 	util_format_time(k->now_at, sizeof(k->now_at), util_now_us());
-	k->doc = doc_with(o, "paid");
+	k->doc = lg_doc_with(o, "paid");
 	if (k->doc == NULL) {
 		ocall_end(k, LG_FAILED, NULL);
 		return;
@@ -361,7 +342,7 @@ static void refund(ocall *k)
 	const char *to = a == rest ? "refunded" : "partially_refunded";
 	lg_new_id("tr_", k->tid, sizeof(k->tid));
 	util_format_time(k->now_at, sizeof(k->now_at), util_now_us());
-	k->doc = doc_with(o, to);
+	k->doc = lg_doc_with(o, to);
 	if (k->doc == NULL) {
 		ocall_end(k, LG_FAILED, NULL);
 		return;
@@ -388,7 +369,7 @@ static void cancelled(it_reply *r, void *arg)
 
 static void cancel(ocall *k)
 {
-	k->doc = doc_with(k->order, "cancelled");
+	k->doc = lg_doc_with(k->order, "cancelled");
 	if (k->doc == NULL) {
 		ocall_end(k, LG_FAILED, NULL);
 		return;

@@ -173,27 +173,18 @@ static void posted(it_reply *r, void *arg)
 	const char *currency = t->currency;
 	if (currency == NULL)
 		currency = lg_s(after[0] ? after[0] : after[1], "currency");
-	json_t *entries = json_array();
-	for (int l = 0; l < 2 && currency != NULL; l++) {
-		json_t *e = lg_journal_post(k->journal, k->id, k->is_leg[l] ? k->legs[l].account : NULL, currency,
-					    l == 0 ? -t->amount : t->amount, after[l]);
-		if (e == NULL) {
-			json_decref(entries);
-			failed(k, LG_FAILED, NULL);
-			return;
-		}
-		json_array_append_new(entries, e);
-	}
-	if (currency == NULL) {
-		json_decref(entries);
-		failed(k, LG_FAILED, NULL);
-		return;
-	}
-	json_t *doc = lg_transfer_doc(k->id, t->from, t->to, t->amount, currency, t->description, t->metadata, NULL, NULL,
-				      k->created_at, entries);
-	json_t *act = doc != NULL ? lg_transfer_doc_action(k->id, doc) : NULL;
-	if (act == NULL || !lg_journal_add_action(k->journal, act)) {
-		json_decref(doc);
+	json_t *doc = currency == NULL ? NULL
+					: lg_journal_transfer(k->journal, &(lg_posting){.id = k->id,
+											.from = t->from,
+											.to = t->to,
+											.amount = t->amount,
+											.currency = currency,
+											.description = t->description,
+											.metadata = t->metadata,
+											.created_at = k->created_at,
+											.after_from = after[0],
+											.after_to = after[1]});
+	if (doc == NULL) {
 		failed(k, LG_FAILED, NULL);
 		return;
 	}
