@@ -16,6 +16,15 @@ typedef struct ol_config {
 	char *master_key_file;
 	char *database_url;
 	char *redis_url;
+	char *events_stream_prefix;
+	char *events_key_file;
+	long long events_stream_maxlen;
+	long long relay_enabled;
+	long long relay_batch;
+	long long relay_poll_ms;
+	long long relay_redis_timeout_ms;
+	long long relay_takeover_ms;
+	long long outbox_retention_s;
 	long long threads;
 	long long db_pool_size;
 	long long db_connect_timeout_ms;

@@ -15,6 +15,8 @@
 #include "config.h"
 #include "http/http.h"
 #include "log.h"
+#include "events/keys.h"
+#include "events/relay.h"
 #include "redis_probe.h"
 
 typedef struct daemon_state {
@@ -60,6 +62,8 @@ static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
 	daemon_state *d = arg;
 	/* Down only after two failed probes in a row: one slow PING on a busy
 	 * machine is not an outage. */
+	/* A rotated key file is picked up here (docs/events.md "Keys"). */
+	ev_keys_refresh(d->ap->keys);
 	bool up = redis_probe_once(d->ap->cfg->redis_url, 500);
 	d->redis_failures = up ? 0 : d->redis_failures + 1;
 	int st = up ? REDIS_UP : d->redis_failures >= 2 ? REDIS_DOWN : __atomic_load_n(&d->ap->redis_state, __ATOMIC_RELAXED);
@@ -113,6 +117,12 @@ int main(int argc, char **argv)
 		}
 		ap.mk = &mk;
 	}
+	ap.keys = ev_keys_open(cfg.events_key_file, true, &err);
+	if (ap.keys == NULL) {
+		log_error("startup_failed", "{s:s, s:s}", "error", err ? err : "cannot load the events key file", "file", cfg.events_key_file);
+		free(err);
+		return 1;
+	}
 	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
 		.max_body_bytes = (size_t)cfg.max_body_bytes,
@@ -148,11 +158,33 @@ int main(int argc, char **argv)
 		free(err);
 		return 1;
 	}
+	if (cfg.relay_enabled) {
+		ev_relay_config rc = {
+			.conninfo = cfg.database_url,
+			.redis_url = cfg.redis_url,
+			.prefix = cfg.events_stream_prefix,
+			.maxlen = cfg.events_stream_maxlen,
+			.batch = (int)cfg.relay_batch,
+			.poll_ms = (int)cfg.relay_poll_ms,
+			.redis_timeout_ms = (int)cfg.relay_redis_timeout_ms,
+			.takeover_ms = (int)cfg.relay_takeover_ms,
+			.retention_s = cfg.outbox_retention_s,
+			.connect_timeout_ms = (int)cfg.db_connect_timeout_ms,
+			.keys = ap.keys,
+		};
+		ap.relay = ev_relay_start(&rc, &err);
+		if (ap.relay == NULL) {
+			log_error("startup_failed", "{s:s}", "error", err ? err : "cannot start the relay");
+			free(err);
+			return 1;
+		}
+	}
 	log_info("listening", "{s:s, s:i, s:i, s:s, s:s, s:i}", "listen", cfg.listen, "port", http_server_port(srv), "threads",
 		 nthreads, "metrics_listen", cfg.metrics_listen, "dynamodb_listen", cfg.dynamodb_listen, "dynamodb_port",
 		 http_server_dynamodb_port(srv));
 	event_base_dispatch(d.base);
 	http_server_join(srv);
+	ev_relay_stop(ap.relay);
 	log_info("stopped", "{}");
 
 	event_free(sigterm);
@@ -167,6 +199,7 @@ int main(int argc, char **argv)
 	}
 	http_server_free(srv);
 	free(ap.workers);
+	ev_keys_free(ap.keys);
 	cfg_free(&cfg);
 	sodium_memzero(&mk, sizeof(mk));
 	return 0;

@@ -49,6 +49,8 @@ struct app {
 	int nworkers;
 	int redis_state; /* REDIS_*, written by the main thread, read atomically */
 	const master_key *mk; /* NULL without a master key file */
+	struct ev_keys *keys;     /* event signing keys (docs/events.md) */
+	struct ev_relay *relay;   /* NULL when relay_enabled is 0 */
 };
 
 typedef struct api_req {
@@ -123,6 +125,9 @@ void api_balance_at(http_req *r);
 void api_statement(http_req *r);
 void api_verify(http_req *r);
 void api_audit_verify(http_req *r);
+/* §8 events (events.c). */
+void api_events(http_req *r);
+void api_events_signing_key(http_req *r);
 
 void api_idem_claim(http_req *r);
 void api_idem_get(http_req *r);

@@ -2,6 +2,7 @@
  * to PostgreSQL; Redis is reported but never makes the service unready),
  * Prometheus metrics, and /v1/whoami (authenticated, no database). */
 #include "api/app.h"
+#include "events/relay.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,7 @@ void ops_metrics(http_req *r)
 	for (int i = 0; i < 5; i++)
 		evbuffer_add_printf(out, "# TYPE onceledger_idempotency_%s_total counter\nonceledger_idempotency_%s_total %ld\n",
 				    idem_names[i], idem_names[i], idem[i]);
+	ev_relay_metrics(ap->relay, out);
 	size_t len = evbuffer_get_length(out);
 	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
 	evbuffer_free(out);

@@ -49,8 +49,8 @@ static const route table[] = {
 	{HTTP_M_POST, "/v1/orders/{id}/cancel", SCOPE_WRITE, 0, api_order_cancel},
 	{HTTP_M_POST, "/v1/orders/{id}/refund", SCOPE_WRITE, 0, api_order_refund},
 	/* §8 events (issue #8) */
-	{HTTP_M_GET, "/v1/events", SCOPE_AUDIT, 0, NI},
-	{HTTP_M_GET, "/v1/events/signing-key", SCOPE_AUDIT, 0, NI},
+	{HTTP_M_GET, "/v1/events", SCOPE_AUDIT, 0, api_events},
+	{HTTP_M_GET, "/v1/events/signing-key", SCOPE_AUDIT, 0, api_events_signing_key},
 	/* §9 idempotency as a service (issue #5) */
 	{HTTP_M_POST, "/v1/idempotency-keys", SCOPE_WRITE, ROUTE_NO_IDEM, api_idem_claim},
 	{HTTP_M_GET, "/v1/idempotency-keys/{key}", SCOPE_READ, 0, api_idem_get},

@@ -10,6 +10,7 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->database_url = getenv("ONCELEDGER_DATABASE_URL");
 	o->master_key_file = getenv("ONCELEDGER_MASTER_KEY_FILE");
+	o->key_file = getenv("ONCELEDGER_EVENTS_KEY_FILE");
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char **slot = NULL;
@@ -21,6 +22,8 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 			slot = &o->scopes;
 		else if (strcmp(a, "--master-key-file") == 0)
 			slot = &o->master_key_file;
+		else if (strcmp(a, "--key-file") == 0)
+			slot = &o->key_file;
 		else if (strcmp(a, "--idempotency-ttl-s") == 0)
 			slot = &o->idempotency_ttl_s;
 		else if (strcmp(a, "--sigv4") == 0) {

@@ -15,6 +15,7 @@ typedef struct cli_opts {
 	const char *scopes;
 	bool sigv4;
 	const char *master_key_file;
+	const char *key_file; /* signing-key: the events key file */
 	const char *idempotency_ttl_s; /* tenant create/update; "default" clears it */
 	const char *positional[4];
 	int npositional;
@@ -30,5 +31,6 @@ PGresult *cli_exec(PGconn *pg, const char *sql, int n, const char *const *params
 
 int cli_tenant(int argc, char **argv);
 int cli_key(int argc, char **argv);
+int cli_signing_key(int argc, char **argv);
 
 #endif

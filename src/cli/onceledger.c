@@ -17,6 +17,7 @@ static void usage(void)
 			"  onceledger key create --tenant NAME --scopes read,write,audit --database-url URL\n"
 			"  onceledger key revoke KEY-ID --database-url URL\n"
 			"  onceledger key list --tenant NAME --database-url URL\n"
+			"  onceledger signing-key rotate|list --key-file FILE\n"
 			"--database-url may also come from ONCELEDGER_DATABASE_URL.\n");
 }
 
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
 		return cli_tenant(argc - 2, argv + 2);
 	if (strcmp(argv[1], "key") == 0)
 		return cli_key(argc - 2, argv + 2);
+	if (strcmp(argv[1], "signing-key") == 0)
+		return cli_signing_key(argc - 2, argv + 2);
 	usage();
 	return CLI_USAGE;
 }

@@ -37,6 +37,7 @@ typedef struct txn_state {
 	bool want_new; /* internal: "ReturnValues": "ALL_NEW" */
 	char fp[65];
 	int stmt_token, stmt_finish;
+	const json_t *outbox; /* internal: events written with the actions (docs/events.md) */
 } txn_state;
 
 static void txn_free(void *p)
@@ -370,7 +371,7 @@ static void run_txn(it_op *op)
 	}
 	/* Rows are locked in one global order (table, pk, sk) so that two
 	 * transactions over the same items cannot deadlock. */
-	txn_action **order = calloc((size_t)st->n, sizeof(*order));
+	txn_action **order = calloc((size_t)st->n + 1, sizeof(*order));
 	ok = ok && order != NULL;
 	for (int i = 0; ok && i < st->n; i++)
 		order[i] = &st->a[i];
@@ -394,6 +395,20 @@ static void run_txn(it_op *op)
 		}
 	}
 	free(order);
+	/* The events of the change, in the same transaction: rolled back with
+	 * it when an action fails (ol_txn_finish raises after them). */
+	size_t ei;
+	const json_t *ev;
+	json_array_foreach(st->outbox, ei, ev)
+	{
+		static const db_stmt outbox_add = {
+			"it_outbox_add",
+			"INSERT INTO outbox (n, tenant, id, type, subject, time, data) VALUES (ol_outbox_next_n(), $1, $2, $3, $4, $5, $6)", 6};
+		const char *p[6] = {op->tenant, it_req_str(ev, "id"), it_req_str(ev, "type"), it_req_str(ev, "subject"),
+				    it_req_str(ev, "time"), it_req_str(ev, "data")};
+		ok = ok && db_batch_add(b, &outbox_add, p);
+		idx++;
+	}
 	static const db_stmt finish = {"it_txn_finish", "SELECT ol_txn_finish()", 0};
 	ok = ok && db_batch_add(b, &finish, NULL);
 	st->stmt_finish = idx++;
@@ -491,13 +506,48 @@ static txn_state *txn_start(it_op *op, const char *wrapper, const char ***names,
 	return st;
 }
 
+/* Internal "Outbox": [{"id","type","subject","time","data"}, ...], all
+ * strings (data: the object's JSON text). */
+static bool outbox_valid(const json_t *outbox)
+{
+	static const char *const fields[] = {"id", "type", "subject", "time", "data"};
+	if (!json_is_array(outbox) || json_array_size(outbox) > IT_TXN_MAX_INTERNAL)
+		return false;
+	size_t i;
+	const json_t *ev;
+	json_array_foreach(outbox, i, ev)
+		for (size_t f = 0; f < OL_ARRAY_LEN(fields); f++)
+			if (it_req_str(ev, fields[f]) == NULL)
+				return false;
+	return true;
+}
+
 void it_op_transact_write(it_op *op)
 {
+	const json_t *outbox = op->internal ? json_object_get(op->req, "Outbox") : NULL;
+	if (outbox != NULL && !outbox_valid(outbox)) {
+		it_finish_err(op, "ValidationException", NULL, "Outbox: an array of events with string id, type, subject, time, data");
+		return;
+	}
+	if (outbox != NULL && json_array_size(json_object_get(op->req, "TransactItems")) == 0) {
+		/* Events alone: of a change an earlier call of the transaction made. */
+		txn_state *st = calloc(1, sizeof(*st));
+		if (st == NULL) {
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+			return;
+		}
+		st->outbox = outbox;
+		op->state = st;
+		op->state_free = txn_free;
+		run_txn(op);
+		return;
+	}
 	const char **names;
 	int n;
 	txn_state *st = txn_start(op, NULL, &names, &n);
 	if (st == NULL)
 		return;
+	st->outbox = outbox;
 	st->token = it_req_str(op->req, "ClientRequestToken");
 	const char *rv = it_req_str(op->req, "ReturnValues");
 	st->want_new = op->internal && rv != NULL && strcmp(rv, "ALL_NEW") == 0;

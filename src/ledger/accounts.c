@@ -16,6 +16,7 @@ typedef struct call {
 	void *arg;
 	json_t *obj; /* the answer prepared before the call, if any */
 	bool frozen;
+	lg_ctx ctx;
 } call;
 
 static call *call_new(lg_cb cb, void *arg)
@@ -43,7 +44,7 @@ static void created(it_reply *r, void *arg)
 {
 	call *k = arg;
 	if (r->err_type != NULL) {
-		call_end(k, strcmp(r->err_type, "ConditionalCheckFailedException") == 0 ? LG_EXISTS : lg_err_status(r), NULL);
+		call_end(k, strcmp(r->err_type, "TransactionCanceledException") == 0 ? LG_EXISTS : lg_err_status(r), NULL);
 		return;
 	}
 	/* The answer is the item as written: nothing else can change it
@@ -90,9 +91,15 @@ void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void 
 						       "GSI1SK", "S", gsk));
 	}
 	k->obj = lg_account_json(item);
-	json_t *req = json_pack("{s:s, s:o, s:s}", "TableName", IT_SYSTEM_TABLE, "Item", item, "ConditionExpression",
-				"attribute_not_exists(PK)");
-	it_call_tx(c->items, c->tx, IT_INTERNAL, c->tenant, "PutItem", req, created, k);
+	/* A transaction of one Put: the only write call that carries events. */
+	json_t *req = json_pack("{s:[{s:{s:s, s:o, s:s}}]}", "TransactItems", "Put", "TableName", IT_SYSTEM_TABLE, "Item", item,
+				"ConditionExpression", "attribute_not_exists(PK)");
+	if (req == NULL || k->obj == NULL || !lg_emit(req, "account.created", k->obj)) {
+		json_decref(req);
+		call_end(k, LG_FAILED, NULL);
+		return;
+	}
+	it_call_tx(c->items, c->tx, IT_INTERNAL, c->tenant, "TransactWriteItems", req, created, k);
 	json_decref(req);
 }
 
@@ -121,6 +128,16 @@ void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 	json_decref(req);
 }
 
+static void status_emitted(lg_status st, void *arg)
+{
+	call *k = arg;
+	json_t *obj = k->obj;
+	k->obj = NULL;
+	call_end(k, st, st == LG_OK ? obj : NULL);
+	if (st != LG_OK)
+		json_decref(obj);
+}
+
 static void status_set(it_reply *r, void *arg)
 {
 	call *k = arg;
@@ -134,7 +151,13 @@ static void status_set(it_reply *r, void *arg)
 		call_end(k, lg_err_status(r), NULL);
 		return;
 	}
-	call_end(k, LG_OK, lg_account_json(json_object_get(r->body, "Attributes")));
+	/* Changed: the event carries the account as this update left it. */
+	k->obj = lg_account_json(json_object_get(r->body, "Attributes"));
+	if (k->obj == NULL) {
+		call_end(k, LG_FAILED, NULL);
+		return;
+	}
+	lg_emit_deferred(&k->ctx, k->frozen ? "account.frozen" : "account.unfrozen", k->obj, status_emitted, k);
 }
 
 void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb cb, void *arg)
@@ -142,6 +165,8 @@ void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb c
 	call *k = call_new(cb, arg);
 	if (k == NULL)
 		return;
+	k->ctx = *c;
+	k->frozen = frozen;
 	const char *to = frozen ? "frozen" : "active";
 	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s}, s:{s:{s:s}, s:{s:s}}, s:s, s:s}", "TableName", IT_SYSTEM_TABLE,
 				"Key", lg_key("ACCOUNT#", id, "METADATA"), "UpdateExpression", "SET #st = :to, version = version + :one",

@@ -177,6 +177,11 @@ void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 		json_array_append_new(items, lg_check_action(h->to, h->currency));
 	}
 	json_t *req = json_pack("{s:o}", "TransactItems", items);
+	if (!lg_emit(req, "hold.created", k->doc)) {
+		json_decref(req);
+		hnew_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_call(c, 0, "TransactWriteItems", req, placed, k);
 	json_decref(req);
 }
@@ -229,6 +234,11 @@ static json_t *expire_actions(const json_t *hold, json_t **doc_out)
 	lg_leg from = {.account = lg_s(hold, "from"), .dpending = -lg_n(hold, "amount")};
 	json_t *items = json_pack("{s:[o, o]}", "TransactItems",
 				  hold_update(lg_s(hold, "id"), "expired", doc, NULL, json_object()), lg_leg_action(&from));
+	if (items == NULL || !lg_emit(items, "hold.expired", doc)) {
+		json_decref(items);
+		json_decref(doc);
+		return NULL;
+	}
 	*doc_out = doc;
 	return items;
 }
@@ -298,6 +308,11 @@ static void send_void(hcall *k)
 	json_object_set_new(json_object_get(json_object_get(hu, "Update"), "ExpressionAttributeNames"), "#exp", json_string("exp"));
 	k->legs[0] = (lg_leg){.account = lg_s(h, "from"), .dpending = -lg_n(h, "amount")};
 	json_t *req = json_pack("{s:[o, o]}", "TransactItems", hu, lg_leg_action(&k->legs[0]));
+	if (req == NULL || !lg_emit(req, "hold.voided", k->doc)) {
+		json_decref(req);
+		hcall_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_call(&k->ctx, 0, "TransactWriteItems", req, voided, k);
 	json_decref(req);
 }
@@ -418,6 +433,10 @@ static void capture_done(it_reply *r, void *arg)
 		return;
 	}
 	json_decref(tdoc);
+	if (!lg_journal_event(k->journal, "hold.captured", k->doc)) {
+		hcall_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_journal_flush(&k->ctx, k->journal, doc_flushed, k);
 }
 

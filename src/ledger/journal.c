@@ -23,12 +23,14 @@ struct lg_journal {
 	head *heads;
 	int nheads, cap;
 	json_t *actions; /* TransactItems: entries, @world legs, extras */
+	json_t *events;  /* Outbox: the request's events, in order */
 };
 
 lg_journal *lg_journal_new(void)
 {
 	lg_journal *j = calloc(1, sizeof(*j));
-	if (j != NULL && (j->actions = json_array()) == NULL) {
+	if (j != NULL && ((j->actions = json_array()) == NULL || (j->events = json_array()) == NULL)) {
+		json_decref(j->actions);
 		free(j);
 		return NULL;
 	}
@@ -41,6 +43,7 @@ void lg_journal_free(lg_journal *j)
 		return;
 	free(j->heads);
 	json_decref(j->actions);
+	json_decref(j->events);
 	free(j);
 }
 
@@ -170,11 +173,17 @@ json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p)
 	json_t *doc = lg_transfer_doc(p->id, p->from, p->to, p->amount, p->currency, p->description, p->metadata, p->hold_id,
 				      p->order_id, p->created_at, json_pack("[o, o]", e0, e1));
 	json_t *act = doc != NULL ? lg_transfer_doc_action(p->id, doc) : NULL;
-	if (act == NULL || !lg_journal_add_action(j, act)) {
+	if (act == NULL || !lg_journal_add_action(j, act) || !lg_journal_event(j, "transfer.posted", doc)) {
 		json_decref(doc);
 		return NULL;
 	}
 	return doc;
+}
+
+bool lg_journal_event(lg_journal *j, const char *type, const json_t *data)
+{
+	json_t *ev = lg_event(type, data);
+	return ev != NULL && json_array_append_new(j->events, ev) == 0;
 }
 
 typedef struct flush {
@@ -205,7 +214,7 @@ void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, v
 		}
 	}
 	j->nheads = 0;
-	if (json_array_size(j->actions) == 0) {
+	if (json_array_size(j->actions) == 0 && json_array_size(j->events) == 0) {
 		cb(LG_OK, arg);
 		return;
 	}
@@ -216,8 +225,9 @@ void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, v
 	}
 	f->cb = cb;
 	f->arg = arg;
-	json_t *req = json_pack("{s:o}", "TransactItems", j->actions);
+	json_t *req = json_pack("{s:o, s:o}", "TransactItems", j->actions, "Outbox", j->events);
 	j->actions = json_array();
+	j->events = json_array();
 	lg_call(c, IT_DEFER, "TransactWriteItems", req, flushed, f);
 	json_decref(req);
 }

@@ -126,6 +126,22 @@ bool lg_journal_add_action(lg_journal *j, json_t *action);
  * cb(LG_OK) once queued; the journal is emptied. */
 void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, void *arg), void *arg);
 
+/* Queues an event of the request (after the transfers' own
+ * transfer.posted): written with the flush. */
+bool lg_journal_event(lg_journal *j, const char *type, const json_t *data);
+
+/* ---- events (events.c, docs/events.md) ---------------------------------
+ *
+ * An event is {"id","type","subject","time","data"} in the "Outbox" of an
+ * internal TransactWriteItems: written in the transaction of the change.
+ * subject is data's "id". */
+json_t *lg_event(const char *type, const json_t *data);
+/* Adds the event to req's Outbox. */
+bool lg_emit(json_t *req, const char *type, const json_t *data) OL_WARN_UNUSED;
+/* The event of a change an earlier call of c's transaction made, sent with
+ * the transaction's next batch (c->tx must not be NULL). */
+void lg_emit_deferred(const lg_ctx *c, const char *type, const json_t *data, void (*cb)(lg_status st, void *arg), void *arg);
+
 /* Canonical bytes and hash of an entry (docs/ledger.md "The hash chain"):
  * out is 65 bytes of lowercase hex. */
 void lg_entry_hash(const char *prev_hex, const char *account, int64_t amount, int64_t balance_after, const char *posted_at,

@@ -181,6 +181,11 @@ void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg
 				  "ConditionExpression", "attribute_not_exists(PK)", "ReturnValuesOnConditionCheckFailure", "ALL_OLD",
 				  lg_check_action(o->customer, o->currency), lg_check_action(o->merchant, o->currency));
 	json_t *req = json_pack("{s:o}", "TransactItems", items);
+	if (req == NULL || !lg_emit(req, "order.created", k->doc)) {
+		json_decref(req);
+		onew_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_call(c, 0, "TransactWriteItems", req, created, k);
 	json_decref(req);
 }
@@ -228,8 +233,14 @@ static json_t *expire_request(const json_t *order, json_t **doc_out)
 	if (doc == NULL)
 		return NULL;
 	json_t *u = order_update(order, "expired", doc, "#st = :created", NULL, json_pack("{s:{s:s}}", ":created", "S", "created"));
+	json_t *req = json_pack("{s:[o]}", "TransactItems", u);
+	if (req == NULL || !lg_emit(req, "order.expired", doc)) {
+		json_decref(req);
+		json_decref(doc);
+		return NULL;
+	}
 	*doc_out = doc;
-	return json_pack("{s:[o]}", "TransactItems", u);
+	return req;
 }
 
 static void expire_lazily(ocall *k)
@@ -291,6 +302,10 @@ static void moved(it_reply *r, void *arg)
 		return;
 	}
 	json_decref(tdoc);
+	if (!lg_journal_event(k->journal, k->action == O_SETTLE ? "order.paid" : "order.refunded", k->doc)) {
+		ocall_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_journal_flush(&k->ctx, k->journal, flushed, k);
 }
 
@@ -376,6 +391,11 @@ static void cancel(ocall *k)
 	}
 	json_t *u = order_update(k->order, "cancelled", k->doc, "#st = :created AND #exp > :now", NULL, now_vals());
 	json_t *req = json_pack("{s:[o]}", "TransactItems", u);
+	if (req == NULL || !lg_emit(req, "order.cancelled", k->doc)) {
+		json_decref(req);
+		ocall_end(k, LG_FAILED, NULL);
+		return;
+	}
 	lg_call(&k->ctx, 0, "TransactWriteItems", req, cancelled, k);
 	json_decref(req);
 }

@@ -192,8 +192,8 @@ def daemon_factory(request, stack, log_root):
     log_dir = log_root / request.node.name.replace("/", "_")[:100]
     log_dir.mkdir(exist_ok=True)
 
-    def factory(*extra_args, threads=2):
-        d = start_daemon(stack, log_dir, extra_args, threads=threads)
+    def factory(*extra_args, threads=2, env_extra=None):
+        d = start_daemon(stack, log_dir, extra_args, threads=threads, env_extra=env_extra)
         started.append(d)
         return d
 

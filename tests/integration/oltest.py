@@ -223,15 +223,25 @@ class Daemon:
             self.proc.wait()
 
 
-def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd"):
+def events_key_file(stack):
+    """The Ed25519 key file every daemon of the stack signs events with (they
+    must share one: any of them may be the relay, docs/events.md)."""
+    return str(Path(stack.dir) / "events.key") if stack.dir is not None else None
+
+
+def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd", env_extra=None):
+    """env_extra: variables added to the daemon's environment (e.g.
+    {"ONCELEDGER_FAILPOINT": "relay_after_xadd"})."""
     if not DAEMON.exists():
         pytest.fail(f"{DAEMON} does not exist: build first (make -j2)")
     port = free_port()
     log_path = Path(log_dir) / f"{name}-{port}.log"
     argv = [str(DAEMON), "--listen", f"127.0.0.1:{port}", "--database-url", stack.database_url,
             "--redis-url", stack.redis_url, "--threads", str(threads),
+            *(["--events-key-file", events_key_file(stack)] if stack.dir is not None else []),
             *shlex.split(os.environ.get("ONCELEDGER_TEST_DAEMON_ARGS", "")), *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env.update(env_extra or {})
     logf = open(log_path, "wb")
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,

@@ -1,0 +1,29 @@
+/* envelope.h — an outbox row as the CloudEvent text of API.md §8 (the
+ * exact bytes that are signed), and the position ↔ sequence mapping:
+ * sequence = txid × 1000000 + n, stream id "<txid>-<n>" (docs/events.md). */
+#ifndef OL_EVENTS_ENVELOPE_H
+#define OL_EVENTS_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#define EV_SEQ_PER_TXID 1000000
+#define EV_SEQ_LEN 32
+
+typedef struct ev_row {
+	uint64_t txid;
+	int n;
+	const char *tenant, *id, *type, *subject, *time;
+	const char *data; /* JSON text, inserted as is */
+} ev_row;
+
+/* Appends the CloudEvent text of row to out; false on no memory. */
+bool ev_envelope(struct evbuffer *out, const ev_row *row);
+/* The decimal sequence of a position. */
+void ev_sequence(char out[EV_SEQ_LEN], uint64_t txid, int n);
+/* Parses a sequence (decimal digits, no sign, at most 26 digits). */
+bool ev_sequence_parse(const char *s, uint64_t *txid, int *n);
+
+#endif

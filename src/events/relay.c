@@ -1,0 +1,806 @@
+/* relay.c — the outbox relay (relay.h, docs/events.md).
+ *
+ * One thread, one event loop. PostgreSQL is used with blocking libpq calls
+ * on the relay's own connection (this loop serves nothing else, and the
+ * session must be its own: it holds the advisory lock). Redis is a hiredis
+ * asynchronous connection on the loop, so a round's XADDs are pipelined;
+ * hiredis 0.14 has no timeouts, hence the deadline timer armed while
+ * commands are in flight.
+ *
+ * A round: read rows above the cursor and below the watermark, XADD each
+ * with its explicit id, and when Redis confirmed all of them (or refused
+ * them as already present), store the cursor. Any failure abandons the
+ * round; the next one starts again from the stored cursor. */
+#include "events/relay.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include "events/envelope.h"
+#include "log.h"
+#include "redis_probe.h"
+#include "util/util.h"
+
+/* pg_try_advisory_lock key of the relay: "onceldgr" in ASCII. */
+#define RELAY_LOCK_KEY "7308604897068177266"
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define LAG_NBUCKETS 13
+
+static const double lag_bounds[LAG_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+typedef enum { R_NONE, R_CONNECTING, R_UP } redis_state;
+
+typedef struct tenant_top {
+	char *tenant;
+	uint64_t txid; /* its last event at or below the cursor */
+	int n;
+} tenant_top;
+
+struct ev_relay {
+	ev_relay_config cfg;
+	char *conninfo, *redis_url, *prefix;
+	char maxlen[24];
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct event *tick_ev, *deadline_ev, *stop_ev;
+	bool stopping;
+	const char *failpoint;
+
+	PGconn *pg;
+	bool leader;
+	uint64_t cur_txid; /* the cursor: published up to here */
+	int cur_n;
+
+	redisAsyncContext *rc;
+	redis_state rstate;
+	bool need_reconcile;
+
+	/* the commands in flight (a round or a reconciliation) */
+	int inflight;
+	bool failed;
+	bool reconciling;
+	int round_rows;
+	uint64_t round_txid; /* the round's last position */
+	int round_n;
+	double *created; /* each row's insert time (epoch s), for the lag */
+	int ncreated;
+	tenant_top *tops;
+	int ntops;
+	uint64_t rewind_txid;
+	int rewind_n;
+	bool rewind;
+
+	int backoff_ms;
+	int64_t next_backlog_ms, next_retention_ms;
+
+	/* metrics: written by the relay's thread, read with relaxed loads */
+	long m_leader, m_backlog, m_published, m_duplicates, m_err_redis, m_err_pg;
+	long m_lag_counts[LAG_NBUCKETS + 1];
+	long m_lag_sum_us;
+};
+
+static void schedule(ev_relay *r, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_add(r->tick_ev, &tv);
+}
+
+static void arm_deadline(ev_relay *r)
+{
+	int ms = r->cfg.redis_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_add(r->deadline_ev, &tv);
+}
+
+static void failpoint(ev_relay *r, const char *name)
+{
+	if (r->failpoint != NULL && strcmp(r->failpoint, name) == 0) {
+		log_warn("failpoint", "{s:s}", "name", name);
+		kill(getpid(), SIGKILL);
+	}
+}
+
+static void stat_add(long *v, long d)
+{
+	__atomic_add_fetch(v, d, __ATOMIC_RELAXED);
+}
+
+static void stat_set(long *v, long x)
+{
+	__atomic_store_n(v, x, __ATOMIC_RELAXED);
+}
+
+/* An error: wait longer each time, up to BACKOFF_MAX_MS. */
+static void backoff(ev_relay *r)
+{
+	r->backoff_ms = r->backoff_ms < BACKOFF_MIN_MS ? BACKOFF_MIN_MS : r->backoff_ms * 2;
+	if (r->backoff_ms > BACKOFF_MAX_MS)
+		r->backoff_ms = BACKOFF_MAX_MS;
+	schedule(r, r->backoff_ms);
+}
+
+/* ---- PostgreSQL ------------------------------------------------------------ */
+
+static void pg_drop(ev_relay *r, const char *why)
+{
+	if (r->pg != NULL) {
+		log_warn("relay_postgres_error", "{s:s, s:s}", "during", why, "error", PQerrorMessage(r->pg));
+		PQfinish(r->pg);
+		r->pg = NULL;
+	}
+	if (r->leader)
+		log_info("relay_standby", "{s:s}", "reason", "postgres connection lost");
+	r->leader = false;
+	stat_set(&r->m_leader, 0);
+	stat_add(&r->m_err_pg, 1);
+}
+
+static bool pg_ensure(ev_relay *r)
+{
+	if (r->pg != NULL && PQstatus(r->pg) == CONNECTION_OK)
+		return true;
+	if (r->pg != NULL)
+		pg_drop(r, "connection");
+	char timeout[16];
+	snprintf(timeout, sizeof(timeout), "%d", (r->cfg.connect_timeout_ms + 999) / 1000);
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	const char *vals[] = {r->conninfo, timeout, "onceledger-relay", NULL};
+	r->pg = PQconnectdbParams(keys, vals, 1);
+	if (r->pg == NULL || PQstatus(r->pg) != CONNECTION_OK) {
+		pg_drop(r, "connect");
+		return false;
+	}
+	PGresult *res = PQexec(r->pg, "SET statement_timeout = '30s'");
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok)
+		pg_drop(r, "set statement_timeout");
+	return ok;
+}
+
+/* Runs a statement with text parameters; NULL (connection dropped) on error. */
+static PGresult *pg_run(ev_relay *r, const char *what, const char *sql, int n, const char *const *params)
+{
+	PGresult *res = PQexecParams(r->pg, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	PQclear(res);
+	pg_drop(r, what);
+	return NULL;
+}
+
+static bool load_cursor(ev_relay *r)
+{
+	PGresult *res = pg_run(r, "read cursor", "SELECT txid::text, n FROM relay_cursor", 0, NULL);
+	if (res == NULL)
+		return false;
+	bool ok = PQntuples(res) == 1;
+	if (ok) {
+		r->cur_txid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		r->cur_n = atoi(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return ok;
+}
+
+static bool store_cursor(ev_relay *r, uint64_t txid, int n)
+{
+	char t[24], nn[16];
+	snprintf(t, sizeof(t), "%llu", (unsigned long long)txid);
+	snprintf(nn, sizeof(nn), "%d", n);
+	const char *p[2] = {t, nn};
+	PGresult *res = pg_run(r, "store cursor", "UPDATE relay_cursor SET txid = $1::xid8, n = $2, updated_at = now()", 2, p);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	r->cur_txid = txid;
+	r->cur_n = n;
+	return true;
+}
+
+/* Becomes the relay when the lock is free. */
+static bool try_lead(ev_relay *r)
+{
+	PGresult *res = pg_run(r, "lock", "SELECT pg_try_advisory_lock(" RELAY_LOCK_KEY ")", 0, NULL);
+	if (res == NULL)
+		return false;
+	bool got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!got || !load_cursor(r))
+		return false;
+	r->leader = true;
+	r->need_reconcile = true;
+	stat_set(&r->m_leader, 1);
+	log_info("relay_leader", "{s:I, s:i}", "cursor_txid", (json_int_t)r->cur_txid, "cursor_n", r->cur_n);
+	return true;
+}
+
+/* Every second or so while leading: the backlog gauge; every minute the
+ * outbox's published rows past retention, a chunk at a time. */
+static void housekeeping(ev_relay *r)
+{
+	if (r->pg == NULL || !r->leader)
+		return;
+	int64_t now = util_mono_ms();
+	char t[24], nn[16], ret[24];
+	snprintf(t, sizeof(t), "%llu", (unsigned long long)r->cur_txid);
+	snprintf(nn, sizeof(nn), "%d", r->cur_n);
+	const char *p[3] = {t, nn, ret};
+	if (now >= r->next_backlog_ms) {
+		r->next_backlog_ms = now + 1000;
+		PGresult *res = pg_run(r, "backlog", "SELECT count(*) FROM outbox WHERE (txid, n) > ($1::xid8, $2::int)", 2, p);
+		if (res == NULL)
+			return;
+		stat_set(&r->m_backlog, atol(PQgetvalue(res, 0, 0)));
+		PQclear(res);
+	}
+	if (now >= r->next_retention_ms) {
+		r->next_retention_ms = now + 60000;
+		snprintf(ret, sizeof(ret), "%lld", r->cfg.retention_s);
+		PGresult *res = pg_run(r, "retention",
+				       "DELETE FROM outbox WHERE (txid, n) IN (SELECT txid, n FROM outbox WHERE (txid, n) <= ($1::xid8, $2::int)"
+				       " ORDER BY txid, n LIMIT 10000) AND created_at < now() - make_interval(secs => $3::bigint)",
+				       3, p);
+		if (res == NULL)
+			return;
+		long deleted = atol(PQcmdTuples(res));
+		PQclear(res);
+		if (deleted > 0) {
+			log_info("outbox_trimmed", "{s:I}", "deleted", (json_int_t)deleted);
+			r->next_retention_ms = now; /* more may be due */
+		}
+	}
+}
+
+/* ---- Redis ----------------------------------------------------------------- */
+
+static void tick(evutil_socket_t fd, short what, void *arg);
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	ev_relay *r = ac->data;
+	if (r == NULL || r->rc != ac)
+		return;
+	event_del(r->deadline_ev);
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback */
+		log_warn("relay_redis_error", "{s:s, s:s}", "during", "connect", "error", ac->errstr);
+		r->rc = NULL;
+		r->rstate = R_NONE;
+		stat_add(&r->m_err_redis, 1);
+		backoff(r);
+		return;
+	}
+	r->rstate = R_UP;
+	r->need_reconcile = true;
+	log_info("relay_redis_connected", "{}");
+	schedule(r, 0);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	ev_relay *r = ac->data;
+	(void)status;
+	if (r == NULL)
+		return;
+	if (r->rc == ac) {
+		r->rc = NULL;
+		r->rstate = R_NONE;
+		if (!r->stopping)
+			log_warn("relay_redis_error", "{s:s, s:s}", "during", "connection", "error", ac->errstr);
+	}
+	/* Whatever Redis lost while we were away is found on reconnection. */
+	r->need_reconcile = true;
+}
+
+static bool redis_connect(ev_relay *r)
+{
+	char host[256];
+	int port;
+	bool is_unix;
+	if (!redis_url_parse(r->redis_url, host, &port, &is_unix))
+		return false;
+	redisAsyncContext *ac = is_unix ? redisAsyncConnectUnix(host) : redisAsyncConnect(host, port);
+	if (ac == NULL || ac->err) {
+		log_warn("relay_redis_error", "{s:s, s:s}", "during", "connect", "error", ac ? ac->errstr : "out of memory");
+		if (ac != NULL)
+			redisAsyncFree(ac);
+		return false;
+	}
+	ac->data = r;
+	if (redisLibeventAttach(ac, r->base) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return false;
+	}
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->rc = ac;
+	r->rstate = R_CONNECTING;
+	arm_deadline(r);
+	return true;
+}
+
+/* Drops the connection (from the loop, never inside a hiredis callback):
+ * pending callbacks run with a NULL reply and fail their round. */
+static void redis_drop(ev_relay *r)
+{
+	redisAsyncContext *ac = r->rc;
+	r->rc = NULL;
+	r->rstate = R_NONE;
+	r->need_reconcile = true;
+	if (ac != NULL)
+		redisAsyncFree(ac);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ev_relay *r = arg;
+	log_warn("relay_redis_error", "{s:s, s:i}", "during", r->rstate == R_CONNECTING ? "connect" : "commands", "timeout_ms",
+		 r->cfg.redis_timeout_ms);
+	stat_add(&r->m_err_redis, 1);
+	bool connecting = r->rstate == R_CONNECTING;
+	r->failed = true;
+	redis_drop(r);
+	if (connecting)
+		backoff(r);
+}
+
+/* ---- a round ----------------------------------------------------------------- */
+
+static void lag_observe(ev_relay *r, double created)
+{
+	double lag = (double)util_now_us() / 1e6 - created;
+	if (lag < 0)
+		lag = 0;
+	int b = 0;
+	while (b < LAG_NBUCKETS && lag > lag_bounds[b])
+		b++;
+	stat_add(&r->m_lag_counts[b], 1);
+	stat_add(&r->m_lag_sum_us, (long)(lag * 1e6));
+}
+
+static void round_done(ev_relay *r)
+{
+	event_del(r->deadline_ev);
+	if (r->failed || r->stopping) {
+		if (!r->stopping)
+			backoff(r);
+		return;
+	}
+	failpoint(r, "relay_after_xadd");
+	if (!pg_ensure(r) || !r->leader || !store_cursor(r, r->round_txid, r->round_n)) {
+		backoff(r);
+		return;
+	}
+	failpoint(r, "relay_after_cursor");
+	r->backoff_ms = 0;
+	schedule(r, r->round_rows >= r->cfg.batch ? 0 : r->cfg.poll_ms);
+}
+
+static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	(void)ac;
+	ev_relay *r = ac->data;
+	long idx = (long)(intptr_t)privdata;
+	redisReply *rep = reply;
+	if (rep == NULL) {
+		r->failed = true;
+	} else if (rep->type == REDIS_REPLY_ERROR) {
+		/* An id at or below the stream's top: published before (a round
+		 * that did not store its cursor). Anything else is a failure. */
+		if (strstr(rep->str, "equal or smaller") != NULL) {
+			stat_add(&r->m_duplicates, 1);
+		} else {
+			if (!r->failed)
+				log_warn("relay_redis_error", "{s:s, s:s}", "during", "XADD", "error", rep->str);
+			r->failed = true;
+		}
+	} else {
+		stat_add(&r->m_published, 1);
+		if (idx >= 0 && idx < r->ncreated)
+			lag_observe(r, r->created[idx]);
+	}
+	if (--r->inflight == 0) {
+		if (r->failed && !r->stopping)
+			stat_add(&r->m_err_redis, 1);
+		round_done(r);
+	}
+}
+
+static bool send_row(ev_relay *r, PGresult *res, int i, struct evbuffer *buf)
+{
+	ev_row row = {.txid = strtoull(PQgetvalue(res, i, 0), NULL, 10),
+		      .n = atoi(PQgetvalue(res, i, 1)),
+		      .tenant = PQgetvalue(res, i, 2),
+		      .id = PQgetvalue(res, i, 3),
+		      .type = PQgetvalue(res, i, 4),
+		      .subject = PQgetvalue(res, i, 5),
+		      .time = PQgetvalue(res, i, 6),
+		      .data = PQgetvalue(res, i, 7)};
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	if (!ev_envelope(buf, &row))
+		return false;
+	size_t len = evbuffer_get_length(buf);
+	const char *text = (const char *)evbuffer_pullup(buf, -1);
+	char sig[EV_SIG_B64_LEN], kid[EV_KID_LEN], key[512], sid[48];
+	ev_keys_sign(r->cfg.keys, text, len, sig, kid);
+	snprintf(key, sizeof(key), "%s%s", r->prefix, row.tenant);
+	snprintf(sid, sizeof(sid), "%llu-%d", (unsigned long long)row.txid, row.n);
+	const char *argv[16];
+	size_t argl[16];
+	int c = 0;
+#define ARG(s, l) (argv[c] = (s), argl[c] = (l), c++)
+	ARG("XADD", 4);
+	ARG(key, strlen(key));
+	if (r->cfg.maxlen > 0) {
+		ARG("MAXLEN", 6);
+		ARG("~", 1);
+		ARG(r->maxlen, strlen(r->maxlen));
+	}
+	ARG(sid, strlen(sid));
+	ARG("id", 2);
+	ARG(row.id, strlen(row.id));
+	ARG("type", 4);
+	ARG(row.type, strlen(row.type));
+	ARG("event", 5);
+	ARG(text, len);
+	ARG("signature", 9);
+	ARG(sig, strlen(sig));
+	ARG("kid", 3);
+	ARG(kid, strlen(kid));
+#undef ARG
+	/* hiredis formats the command into its buffer at once: the strings
+	 * need not outlive this call. */
+	if (redisAsyncCommandArgv(r->rc, on_xadd, (void *)(intptr_t)i, c, argv, argl) != REDIS_OK)
+		return false;
+	r->inflight++;
+	return true;
+}
+
+static void publish_round(ev_relay *r)
+{
+	char t[24], nn[16], lim[16];
+	snprintf(t, sizeof(t), "%llu", (unsigned long long)r->cur_txid);
+	snprintf(nn, sizeof(nn), "%d", r->cur_n);
+	snprintf(lim, sizeof(lim), "%d", r->cfg.batch);
+	const char *p[3] = {t, nn, lim};
+	PGresult *res = pg_run(r, "read outbox",
+			       "SELECT txid::text, n, tenant, id, type, subject, time, data, extract(epoch FROM created_at)::float8"
+			       " FROM outbox WHERE (txid, n) > ($1::xid8, $2::int) AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+			       " ORDER BY txid, n LIMIT $3::int",
+			       3, p);
+	if (res == NULL) {
+		backoff(r);
+		return;
+	}
+	int rows = PQntuples(res);
+	if (rows == 0) {
+		PQclear(res);
+		housekeeping(r);
+		r->backoff_ms = 0;
+		schedule(r, r->cfg.poll_ms);
+		return;
+	}
+	failpoint(r, "relay_before_xadd");
+	if (rows > r->ncreated) {
+		double *c = realloc(r->created, (size_t)rows * sizeof(double));
+		if (c == NULL) {
+			PQclear(res);
+			backoff(r);
+			return;
+		}
+		r->created = c;
+		r->ncreated = rows;
+	}
+	struct evbuffer *buf = evbuffer_new();
+	r->failed = buf == NULL;
+	r->round_rows = rows;
+	r->round_txid = strtoull(PQgetvalue(res, rows - 1, 0), NULL, 10);
+	r->round_n = atoi(PQgetvalue(res, rows - 1, 1));
+	/* ours: the round cannot complete before every row was sent */
+	r->inflight = 1;
+	arm_deadline(r);
+	for (int i = 0; i < rows && !r->failed; i++) {
+		r->created[i] = strtod(PQgetvalue(res, i, 8), NULL);
+		if (!send_row(r, res, i, buf))
+			r->failed = true;
+	}
+	if (buf != NULL)
+		evbuffer_free(buf);
+	PQclear(res);
+	if (--r->inflight == 0)
+		round_done(r);
+	housekeeping(r);
+}
+
+/* ---- reconciliation after (re)connecting to Redis ------------------------- */
+
+static void tops_free(ev_relay *r)
+{
+	for (int i = 0; i < r->ntops; i++)
+		free(r->tops[i].tenant);
+	free(r->tops);
+	r->tops = NULL;
+	r->ntops = 0;
+}
+
+static void reconcile_done(ev_relay *r)
+{
+	event_del(r->deadline_ev);
+	r->reconciling = false;
+	tops_free(r);
+	if (r->failed || r->stopping) {
+		if (!r->stopping)
+			backoff(r);
+		return;
+	}
+	r->need_reconcile = false;
+	if (r->rewind) {
+		log_warn("relay_refill", "{s:I, s:i, s:I, s:i}", "from_txid", (json_int_t)r->rewind_txid, "from_n", r->rewind_n,
+			 "cursor_txid", (json_int_t)r->cur_txid, "cursor_n", r->cur_n);
+		/* In memory only: the stored cursor moves on as rounds confirm. */
+		r->cur_txid = r->rewind_txid;
+		r->cur_n = r->rewind_n;
+	}
+	schedule(r, 0);
+}
+
+/* XREVRANGE <stream> + - COUNT 1: the stream's last id ("0-0" when empty). */
+static void on_top(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	ev_relay *r = ac->data;
+	long idx = (long)(intptr_t)privdata;
+	redisReply *rep = reply;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		r->failed = true;
+	} else if (idx >= 0 && idx < r->ntops) {
+		unsigned long long a = 0, b = 0;
+		if (rep->elements > 0) {
+			redisReply *e = rep->element[0];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 || e->element[0]->type != REDIS_REPLY_STRING ||
+			    sscanf(e->element[0]->str, "%llu-%llu", &a, &b) != 2)
+				r->failed = true;
+		}
+		const tenant_top *t = &r->tops[idx];
+		bool behind = a < t->txid || (a == t->txid && b < (unsigned long long)t->n);
+		if (behind) {
+			log_warn("relay_stream_behind", "{s:s, s:I, s:I, s:I, s:i}", "tenant", t->tenant, "stream_txid", (json_int_t)a,
+				 "stream_n", (json_int_t)b, "expected_txid", (json_int_t)t->txid, "expected_n", t->n);
+			if (!r->rewind || a < r->rewind_txid || (a == r->rewind_txid && (int)b < r->rewind_n)) {
+				r->rewind = true;
+				r->rewind_txid = a;
+				r->rewind_n = (int)b;
+			}
+		}
+	}
+	if (--r->inflight == 0)
+		reconcile_done(r);
+}
+
+static void reconcile(ev_relay *r)
+{
+	char t[24], nn[16];
+	snprintf(t, sizeof(t), "%llu", (unsigned long long)r->cur_txid);
+	snprintf(nn, sizeof(nn), "%d", r->cur_n);
+	const char *p[2] = {t, nn};
+	/* Per tenant, its last event the cursor says is published. */
+	PGresult *res = pg_run(r, "reconcile",
+			       "SELECT t.name, o.txid::text, o.n FROM tenants t CROSS JOIN LATERAL ("
+			       " SELECT txid, n FROM outbox WHERE tenant = t.name AND (txid, n) <= ($1::xid8, $2::int)"
+			       " ORDER BY tenant DESC, txid DESC, n DESC LIMIT 1) o",
+			       2, p);
+	if (res == NULL) {
+		backoff(r);
+		return;
+	}
+	int rows = PQntuples(res);
+	r->tops = calloc((size_t)rows + 1, sizeof(*r->tops));
+	r->failed = r->tops == NULL;
+	r->rewind = false;
+	r->reconciling = true;
+	r->inflight = 1;
+	arm_deadline(r);
+	for (int i = 0; i < rows && !r->failed; i++) {
+		tenant_top *tt = &r->tops[r->ntops];
+		tt->tenant = strdup(PQgetvalue(res, i, 0));
+		tt->txid = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+		tt->n = atoi(PQgetvalue(res, i, 2));
+		if (tt->tenant == NULL) {
+			r->failed = true;
+			break;
+		}
+		r->ntops++;
+		char key[512];
+		snprintf(key, sizeof(key), "%s%s", r->prefix, tt->tenant);
+		const char *argv[6] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
+		if (redisAsyncCommandArgv(r->rc, on_top, (void *)(intptr_t)(r->ntops - 1), 6, argv, NULL) != REDIS_OK)
+			r->failed = true;
+		else
+			r->inflight++;
+	}
+	PQclear(res);
+	if (--r->inflight == 0)
+		reconcile_done(r);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ev_relay *r = arg;
+	if (r->stopping || r->inflight > 0)
+		return;
+	r->failed = false;
+	if (!pg_ensure(r)) {
+		backoff(r);
+		return;
+	}
+	if (!r->leader && !try_lead(r)) {
+		schedule(r, r->pg != NULL ? r->cfg.takeover_ms : BACKOFF_MAX_MS);
+		return;
+	}
+	if (r->rstate == R_CONNECTING)
+		return; /* on_connect or the deadline schedules us */
+	if (r->rstate == R_NONE) {
+		if (!redis_connect(r)) {
+			stat_add(&r->m_err_redis, 1);
+			backoff(r);
+		}
+		return;
+	}
+	if (r->need_reconcile) {
+		reconcile(r);
+		return;
+	}
+	publish_round(r);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ev_relay *r = arg;
+	r->stopping = true;
+	event_base_loopbreak(r->base);
+}
+
+static void *relay_main(void *arg)
+{
+	ev_relay *r = arg;
+	schedule(r, 0);
+	event_base_dispatch(r->base);
+	r->stopping = true;
+	redis_drop(r);
+	if (r->pg != NULL)
+		PQfinish(r->pg);
+	r->pg = NULL;
+	return NULL;
+}
+
+static void relay_free(ev_relay *r)
+{
+	if (r->tick_ev != NULL)
+		event_free(r->tick_ev);
+	if (r->deadline_ev != NULL)
+		event_free(r->deadline_ev);
+	if (r->stop_ev != NULL)
+		event_free(r->stop_ev);
+	if (r->base != NULL)
+		event_base_free(r->base);
+	tops_free(r);
+	free(r->created);
+	free(r->conninfo);
+	free(r->redis_url);
+	free(r->prefix);
+	free(r);
+}
+
+ev_relay *ev_relay_start(const ev_relay_config *cfg, char **err)
+{
+	*err = NULL;
+	ev_relay *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	r->cfg = *cfg;
+	r->conninfo = strdup(cfg->conninfo);
+	r->redis_url = strdup(cfg->redis_url);
+	r->prefix = strdup(cfg->prefix);
+	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", cfg->maxlen);
+	r->failpoint = getenv("ONCELEDGER_FAILPOINT");
+	r->base = event_base_new();
+	if (r->base != NULL) {
+		r->tick_ev = evtimer_new(r->base, tick, r);
+		r->deadline_ev = evtimer_new(r->base, on_deadline, r);
+		r->stop_ev = event_new(r->base, -1, 0, on_stop, r);
+	}
+	if (r->conninfo == NULL || r->redis_url == NULL || r->prefix == NULL || r->tick_ev == NULL || r->deadline_ev == NULL ||
+	    r->stop_ev == NULL) {
+		relay_free(r);
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	event_add(r->stop_ev, NULL);
+	if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+		relay_free(r);
+		*err = strdup("cannot start the relay thread");
+		return NULL;
+	}
+	r->started = true;
+	return r;
+}
+
+void ev_relay_stop(ev_relay *r)
+{
+	if (r == NULL)
+		return;
+	if (r->started) {
+		event_active(r->stop_ev, EV_TIMEOUT, 0);
+		pthread_join(r->thread, NULL);
+	}
+	relay_free(r);
+}
+
+static long load(const long *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+void ev_relay_metrics(ev_relay *r, struct evbuffer *out)
+{
+	long lag[LAG_NBUCKETS + 1] = {0};
+	long leader = 0, backlog = 0, published = 0, duplicates = 0, err_redis = 0, err_pg = 0, sum_us = 0;
+	if (r != NULL) {
+		leader = load(&r->m_leader);
+		backlog = load(&r->m_backlog);
+		published = load(&r->m_published);
+		duplicates = load(&r->m_duplicates);
+		err_redis = load(&r->m_err_redis);
+		err_pg = load(&r->m_err_pg);
+		sum_us = load(&r->m_lag_sum_us);
+		for (int b = 0; b <= LAG_NBUCKETS; b++)
+			lag[b] = load(&r->m_lag_counts[b]);
+	}
+	evbuffer_add_printf(out,
+			    "# HELP onceledger_relay_leader 1 when this daemon holds the relay lock.\n"
+			    "# TYPE onceledger_relay_leader gauge\nonceledger_relay_leader %ld\n"
+			    "# HELP onceledger_relay_backlog Committed events not yet published (as of the relay's last count).\n"
+			    "# TYPE onceledger_relay_backlog gauge\nonceledger_relay_backlog %ld\n"
+			    "# HELP onceledger_relay_published_total Stream entries Redis accepted.\n"
+			    "# TYPE onceledger_relay_published_total counter\nonceledger_relay_published_total %ld\n"
+			    "# HELP onceledger_relay_duplicates_total Entries Redis refused as already published.\n"
+			    "# TYPE onceledger_relay_duplicates_total counter\nonceledger_relay_duplicates_total %ld\n"
+			    "# HELP onceledger_relay_errors_total Failed relay rounds.\n"
+			    "# TYPE onceledger_relay_errors_total counter\n"
+			    "onceledger_relay_errors_total{kind=\"redis\"} %ld\nonceledger_relay_errors_total{kind=\"postgres\"} %ld\n"
+			    "# HELP onceledger_relay_lag_seconds From an event's insert into the outbox to Redis confirming it.\n"
+			    "# TYPE onceledger_relay_lag_seconds histogram\n",
+			    leader, backlog, published, duplicates, err_redis, err_pg);
+	long cum = 0;
+	for (int b = 0; b < LAG_NBUCKETS; b++) {
+		cum += lag[b];
+		evbuffer_add_printf(out, "onceledger_relay_lag_seconds_bucket{le=\"%g\"} %ld\n", lag_bounds[b], cum);
+	}
+	cum += lag[LAG_NBUCKETS];
+	evbuffer_add_printf(out, "onceledger_relay_lag_seconds_bucket{le=\"+Inf\"} %ld\nonceledger_relay_lag_seconds_sum %.6f\n"
+			    "onceledger_relay_lag_seconds_count %ld\n",
+			    cum, (double)sum_us / 1e6, cum);
+}
