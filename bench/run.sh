@@ -137,6 +137,17 @@ scenario flash_sale_spread daemon "the same 2,000 settlements spread over 100 me
     flash_sale 100
 ratio flash_sale_one flash_sale_spread 0.50
 
+# Issue #8: events. The relay's lag at the transfer load of #6, and how
+# fast it drains a backlog of 1,000,000 committed events, next to what
+# Redis alone takes (XADD of the same size, pipelined, one connection).
+scenario events_lag     daemon "ledger_transfer's load; the relay's commit-to-XADD lag from its histogram" \
+    events_lag
+scenario events_drain   daemon "1,000,000 events committed while the daemon is stopped, then published by the relay" \
+    events_drain
+scenario xadd_raw       stack  "reference: redis-benchmark XADD of a 900-byte entry, pipelined (-P 100), one connection" \
+    xadd_raw
+ratio events_drain xadd_raw -
+
 # Later issues add their lines here. A scenario that needs data first uses
 # its own function as COMMAND, which prepares (API calls, psql) and then
 # calls wrk_run.
@@ -320,7 +331,7 @@ ensure_daemon() {
     log "starting src/onceledgerd --listen 127.0.0.1:$port --threads $SERVER_THREADS ${BENCH_DAEMON_ARGS:-}"
     # shellcheck disable=SC2086
     src/onceledgerd --listen "127.0.0.1:$port" --threads "$SERVER_THREADS" \
-        --database-url "$db" --redis-url "$ONCELEDGER_REDIS_URL" ${BENCH_DAEMON_ARGS:-} \
+        --database-url "$db" --redis-url "$ONCELEDGER_REDIS_URL" --events-key-file "$(cd "$STACK_DIR" && pwd -P)/events.key" ${BENCH_DAEMON_ARGS:-} \
         >"$LOG_DIR/onceledgerd.out" 2>"$LOG_DIR/onceledgerd.log" &
     DAEMON_PID=$!
     local _ code=000
@@ -546,6 +557,8 @@ pgbench_plain_update() {
 
 # shellcheck source=bench/ledger.sh
 . bench/ledger.sh
+# shellcheck source=bench/events.sh
+. bench/events.sh
 
 # ---------------------------------------------------------------------------
 # Main

@@ -50,6 +50,11 @@ cat <<BANNER
        -H 'Content-Type: application/json' -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" -d '{"amount":1000}'
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/accounts/alice/entries
 
+  Events (docs/events.md): the stream, the replay, the key that signs them:
+  redis-cli -u $ONCELEDGER_REDIS_URL XRANGE onceledger:events:demo - +
+  curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/events
+  curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/events/signing-key
+
   DynamoDB-compatible endpoint: http://127.0.0.1:$DDB_PORT   (docs/dynamodb.md)
   access key: ${AWS_CREDS% *}
   secret key: ${AWS_CREDS#* }
@@ -62,4 +67,4 @@ cat <<BANNER
   Redis:      $ONCELEDGER_REDIS_URL
 
 BANNER
-src/onceledgerd --listen "127.0.0.1:$PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" || true
+src/onceledgerd --listen "127.0.0.1:$PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" --events-key-file "$PWD/$DIR/events.key" || true

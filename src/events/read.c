@@ -16,7 +16,7 @@ static const db_stmt stmt_read = {
 	"ev_read",
 	"SELECT txid::text, n, tenant, id, type, subject, time, data FROM outbox"
 	" WHERE tenant = $1 AND (txid, n) > ($2::xid8, $3::int) AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-	" ORDER BY tenant, txid, n LIMIT $4::int",
+	" ORDER BY outbox.tenant, outbox.txid, outbox.n LIMIT $4::int",
 	4};
 
 static void read_done(db_result *res, void *arg)

@@ -41,6 +41,13 @@ static const double lag_bounds[LAG_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02
 
 typedef enum { R_NONE, R_CONNECTING, R_UP } redis_state;
 
+/* A row of the round in flight: what its reply needs. */
+typedef struct round_row {
+	double created; /* insert time (epoch s), for the lag */
+	char key[256];  /* its stream */
+	char sid[48];   /* its entry id */
+} round_row;
+
 typedef struct tenant_top {
 	char *tenant;
 	uint64_t txid; /* its last event at or below the cursor */
@@ -74,8 +81,8 @@ struct ev_relay {
 	int round_rows;
 	uint64_t round_txid; /* the round's last position */
 	int round_n;
-	double *created; /* each row's insert time (epoch s), for the lag */
-	int ncreated;
+	round_row *rows;
+	int nrows;
 	tenant_top *tops;
 	int ntops;
 	uint64_t rewind_txid;
@@ -83,10 +90,10 @@ struct ev_relay {
 	bool rewind;
 
 	int backoff_ms;
-	int64_t next_backlog_ms, next_retention_ms;
+	int64_t next_backlog_ms, next_retention_ms, next_reconcile_ms;
 
 	/* metrics: written by the relay's thread, read with relaxed loads */
-	long m_leader, m_backlog, m_published, m_duplicates, m_err_redis, m_err_pg;
+	long m_leader, m_backlog, m_published, m_duplicates, m_conflicts, m_err_redis, m_err_pg;
 	long m_lag_counts[LAG_NBUCKETS + 1];
 	long m_lag_sum_us;
 };
@@ -239,6 +246,13 @@ static void housekeeping(ev_relay *r)
 	snprintf(t, sizeof(t), "%llu", (unsigned long long)r->cur_txid);
 	snprintf(nn, sizeof(nn), "%d", r->cur_n);
 	const char *p[3] = {t, nn, ret};
+	/* Streams can lose entries without the connection dropping (DEL,
+	 * eviction under maxmemory, FLUSHALL): compare them now and then. */
+	if (now >= r->next_reconcile_ms) {
+		if (r->next_reconcile_ms != 0)
+			r->need_reconcile = true;
+		r->next_reconcile_ms = now + 30000;
+	}
 	if (now >= r->next_backlog_ms) {
 		r->next_backlog_ms = now + 1000;
 		PGresult *res = pg_run(r, "backlog", "SELECT count(*) FROM outbox WHERE (txid, n) > ($1::xid8, $2::int)", 2, p);
@@ -392,6 +406,32 @@ static void round_done(ev_relay *r)
 	schedule(r, r->round_rows >= r->cfg.batch ? 0 : r->cfg.poll_ms);
 }
 
+/* The answer to XRANGE <stream> <id> <id> after a refusal: the entry must
+ * be there. When it is not, something else wrote a higher id into the
+ * stream (an XADD with "*"): our event can never get its id there. That is
+ * an error for an operator (logged, counted), not a publication. */
+static void on_check(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	ev_relay *r = ac->data;
+	redisReply *rep = reply;
+	long idx = (long)(intptr_t)privdata;
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		r->failed = true;
+	} else if (rep->elements == 0) {
+		stat_add(&r->m_conflicts, 1);
+		log_error("relay_stream_conflict", "{s:s, s:s, s:s}", "stream", idx < r->nrows ? r->rows[idx].key : "?", "id",
+			  idx < r->nrows ? r->rows[idx].sid : "?", "detail",
+			  "the id is below the stream's top but not in it: something other than the relay writes to this stream");
+	} else {
+		stat_add(&r->m_duplicates, 1);
+	}
+	if (--r->inflight == 0) {
+		if (r->failed && !r->stopping)
+			stat_add(&r->m_err_redis, 1);
+		round_done(r);
+	}
+}
+
 static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	(void)ac;
@@ -403,8 +443,14 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
 	} else if (rep->type == REDIS_REPLY_ERROR) {
 		/* An id at or below the stream's top: published before (a round
 		 * that did not store its cursor). Anything else is a failure. */
-		if (strstr(rep->str, "equal or smaller") != NULL) {
-			stat_add(&r->m_duplicates, 1);
+		if (strstr(rep->str, "equal or smaller") != NULL && idx >= 0 && idx < r->nrows && r->rc != NULL) {
+			/* Published before, or a conflict: on_check tells, one more
+			 * command in flight, sent before this one counts as done. */
+			const char *argv[4] = {"XRANGE", r->rows[idx].key, r->rows[idx].sid, r->rows[idx].sid};
+			if (redisAsyncCommandArgv(r->rc, on_check, privdata, 4, argv, NULL) == REDIS_OK)
+				r->inflight++;
+			else
+				r->failed = true;
 		} else {
 			if (!r->failed)
 				log_warn("relay_redis_error", "{s:s, s:s}", "during", "XADD", "error", rep->str);
@@ -412,8 +458,8 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
 		}
 	} else {
 		stat_add(&r->m_published, 1);
-		if (idx >= 0 && idx < r->ncreated)
-			lag_observe(r, r->created[idx]);
+		if (idx >= 0 && idx < r->nrows)
+			lag_observe(r, r->rows[idx].created);
 	}
 	if (--r->inflight == 0) {
 		if (r->failed && !r->stopping)
@@ -437,10 +483,11 @@ static bool send_row(ev_relay *r, PGresult *res, int i, struct evbuffer *buf)
 		return false;
 	size_t len = evbuffer_get_length(buf);
 	const char *text = (const char *)evbuffer_pullup(buf, -1);
-	char sig[EV_SIG_B64_LEN], kid[EV_KID_LEN], key[512], sid[48];
+	char sig[EV_SIG_B64_LEN], kid[EV_KID_LEN];
 	ev_keys_sign(r->cfg.keys, text, len, sig, kid);
-	snprintf(key, sizeof(key), "%s%s", r->prefix, row.tenant);
-	snprintf(sid, sizeof(sid), "%llu-%d", (unsigned long long)row.txid, row.n);
+	char *key = r->rows[i].key, *sid = r->rows[i].sid;
+	snprintf(key, sizeof(r->rows[i].key), "%s%s", r->prefix, row.tenant);
+	snprintf(sid, sizeof(r->rows[i].sid), "%llu-%d", (unsigned long long)row.txid, row.n);
 	const char *argv[16];
 	size_t argl[16];
 	int c = 0;
@@ -482,7 +529,7 @@ static void publish_round(ev_relay *r)
 	PGresult *res = pg_run(r, "read outbox",
 			       "SELECT txid::text, n, tenant, id, type, subject, time, data, extract(epoch FROM created_at)::float8"
 			       " FROM outbox WHERE (txid, n) > ($1::xid8, $2::int) AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-			       " ORDER BY txid, n LIMIT $3::int",
+			       " ORDER BY outbox.txid, outbox.n LIMIT $3::int",
 			       3, p);
 	if (res == NULL) {
 		backoff(r);
@@ -497,15 +544,15 @@ static void publish_round(ev_relay *r)
 		return;
 	}
 	failpoint(r, "relay_before_xadd");
-	if (rows > r->ncreated) {
-		double *c = realloc(r->created, (size_t)rows * sizeof(double));
+	if (rows > r->nrows) {
+		round_row *c = realloc(r->rows, (size_t)rows * sizeof(*c));
 		if (c == NULL) {
 			PQclear(res);
 			backoff(r);
 			return;
 		}
-		r->created = c;
-		r->ncreated = rows;
+		r->rows = c;
+		r->nrows = rows;
 	}
 	struct evbuffer *buf = evbuffer_new();
 	r->failed = buf == NULL;
@@ -516,7 +563,7 @@ static void publish_round(ev_relay *r)
 	r->inflight = 1;
 	arm_deadline(r);
 	for (int i = 0; i < rows && !r->failed; i++) {
-		r->created[i] = strtod(PQgetvalue(res, i, 8), NULL);
+		r->rows[i].created = strtod(PQgetvalue(res, i, 8), NULL);
 		if (!send_row(r, res, i, buf))
 			r->failed = true;
 	}
@@ -705,7 +752,7 @@ static void relay_free(ev_relay *r)
 	if (r->base != NULL)
 		event_base_free(r->base);
 	tops_free(r);
-	free(r->created);
+	free(r->rows);
 	free(r->conninfo);
 	free(r->redis_url);
 	free(r->prefix);
@@ -767,12 +814,13 @@ static long load(const long *v)
 void ev_relay_metrics(ev_relay *r, struct evbuffer *out)
 {
 	long lag[LAG_NBUCKETS + 1] = {0};
-	long leader = 0, backlog = 0, published = 0, duplicates = 0, err_redis = 0, err_pg = 0, sum_us = 0;
+	long leader = 0, backlog = 0, published = 0, duplicates = 0, conflicts = 0, err_redis = 0, err_pg = 0, sum_us = 0;
 	if (r != NULL) {
 		leader = load(&r->m_leader);
 		backlog = load(&r->m_backlog);
 		published = load(&r->m_published);
 		duplicates = load(&r->m_duplicates);
+		conflicts = load(&r->m_conflicts);
 		err_redis = load(&r->m_err_redis);
 		err_pg = load(&r->m_err_pg);
 		sum_us = load(&r->m_lag_sum_us);
@@ -788,12 +836,14 @@ void ev_relay_metrics(ev_relay *r, struct evbuffer *out)
 			    "# TYPE onceledger_relay_published_total counter\nonceledger_relay_published_total %ld\n"
 			    "# HELP onceledger_relay_duplicates_total Entries Redis refused as already published.\n"
 			    "# TYPE onceledger_relay_duplicates_total counter\nonceledger_relay_duplicates_total %ld\n"
+			    "# HELP onceledger_relay_conflicts_total Events whose id a stream refused without having it (something else writes there).\n"
+			    "# TYPE onceledger_relay_conflicts_total counter\nonceledger_relay_conflicts_total %ld\n"
 			    "# HELP onceledger_relay_errors_total Failed relay rounds.\n"
 			    "# TYPE onceledger_relay_errors_total counter\n"
 			    "onceledger_relay_errors_total{kind=\"redis\"} %ld\nonceledger_relay_errors_total{kind=\"postgres\"} %ld\n"
 			    "# HELP onceledger_relay_lag_seconds From an event's insert into the outbox to Redis confirming it.\n"
 			    "# TYPE onceledger_relay_lag_seconds histogram\n",
-			    leader, backlog, published, duplicates, err_redis, err_pg);
+			    leader, backlog, published, duplicates, conflicts, err_redis, err_pg);
 	long cum = 0;
 	for (int b = 0; b < LAG_NBUCKETS; b++) {
 		cum += lag[b];
