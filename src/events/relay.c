@@ -703,6 +703,12 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 		schedule(r, r->pg != NULL ? r->cfg.takeover_ms : BACKOFF_MAX_MS);
 		return;
 	}
+	/* The backlog gauge matters most while Redis is away. */
+	housekeeping(r);
+	if (!r->leader) {
+		backoff(r); /* housekeeping lost the connection, and the lock with it */
+		return;
+	}
 	if (r->rstate == R_CONNECTING)
 		return; /* on_connect or the deadline schedules us */
 	if (r->rstate == R_NONE) {
