@@ -215,16 +215,29 @@ static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
 
 static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg);
 
-static void orders_swept(long n, void *arg)
+static void inboxes_swept(long n, void *arg)
 {
 	app_worker *aw = arg;
 	aw->hold_sweeping = false;
-	if (n < 0) {
+	if (n < 0)
+		log_warn("inbox_sweep_failed", "{}");
+	else if (n > 0)
+		log_debug("inboxes_consolidated", "{s:I}", "credits", (json_int_t)n);
+}
+
+static void orders_swept(long n, void *arg)
+{
+	app_worker *aw = arg;
+	if (n < 0)
 		log_warn("order_sweep_failed", "{}");
-		return;
-	}
 	if (n > 0)
 		log_info("orders_expired", "{s:I}", "expired", (json_int_t)n);
+	/* Then the inboxes of hot accounts (docs/orders.md). */
+	if (http_worker_draining(aw->hw)) {
+		aw->hold_sweeping = false;
+		return;
+	}
+	lg_inbox_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, inboxes_swept, aw);
 }
 
 static void holds_swept(long n, void *arg)
@@ -245,7 +258,7 @@ static void holds_swept(long n, void *arg)
 }
 
 /* Expires pending holds past their time, releasing their amounts, then
- * created orders past theirs. */
+ * created orders past theirs, then posts the inboxes of hot accounts. */
 static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;

@@ -63,6 +63,18 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
  * to IT_TXN_MAX_INTERNAL actions. */
 #define IT_TXN_MAX_INTERNAL 1000
 
+/* Internal TransactWriteItems may also carry "NoWait": <index>: when that
+ * action (request order) would wait for a row another transaction holds,
+ * the call fails at once with TransactionConflictException (lock_timeout
+ * 1 ms on its statement), and
+ * "Outbox": [events] (docs/events.md): rows written with the actions. */
+
+/* A transaction on the store's pool for several calls that commit together
+ * (db_tx_new); the last call passes DB_TX_COMMIT; free with db_tx_free. */
+db_tx *it_tx_new(it_store *s);
+/* Commits tx with its deferred statements; cb(true) once committed. */
+void it_tx_commit(db_tx *tx, void (*cb)(bool ok, void *arg), void *arg);
+
 /* A read-only snapshot transaction on the store's pool (db_tx_new_snapshot)
  * for reads that must agree with each other; free with db_tx_free. */
 db_tx *it_snapshot_new(it_store *s);

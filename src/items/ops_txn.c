@@ -38,6 +38,7 @@ typedef struct txn_state {
 	char fp[65];
 	int stmt_token, stmt_finish;
 	const json_t *outbox; /* internal: events written with the actions (docs/events.md) */
+	int nowait;           /* internal: 1 + the action whose row lock must not be waited for */
 } txn_state;
 
 static void txn_free(void *p)
@@ -321,6 +322,9 @@ static void txn_done(db_result *res, void *arg)
 					? PQresultErrorField(res->results[res->failed_index], PG_DIAG_MESSAGE_PRIMARY)
 					: res->message;
 		reasons = reasons_json(st, res, at, m, &race);
+	} else if (st->nowait > 0 && strcmp(res->sqlstate, "55P03") == 0) {
+		it_finish_err(op, "TransactionConflictException", NULL, "Transaction is ongoing for the item (NoWait)");
+		return;
 	} else if (strcmp(res->sqlstate, "40P01") == 0 || strcmp(res->sqlstate, "40001") == 0) {
 		race = true; /* deadlock/serialization: safe to rerun, nothing committed */
 	} else {
@@ -382,6 +386,18 @@ static void run_txn(it_op *op)
 		a->w.txn = true;
 		a->stmt_insert = -1;
 		a->put_new = it_w_put_if_absent(&a->w);
+		/* NoWait: this action's lock wait ends after 1 ms with 55P03 (the
+		 * setting is transaction-local, undone with a failed savepoint). */
+		bool nowait = st->nowait > 0 && a == &st->a[st->nowait - 1];
+		if (ok && nowait) {
+			static const db_stmt nowait_on = {
+				"it_txn_nowait_on",
+				"SELECT set_config('ol.lock_timeout', current_setting('lock_timeout'), true),"
+				" set_config('lock_timeout', '1ms', true)",
+				0};
+			ok = db_batch_add(b, &nowait_on, NULL);
+			idx++;
+		}
 		if (a->put_new) {
 			ok = it_w_add_put_if_absent(b, &a->w, &e);
 			a->stmt_main = idx++;
@@ -392,6 +408,12 @@ static void run_txn(it_op *op)
 		if (ok && (a->w.kind == IT_W_PUT || a->w.kind == IT_W_UPDATE) && a->w.cond_null) {
 			ok = it_w_add_insert(b, &a->w, &e);
 			a->stmt_insert = idx++;
+		}
+		if (ok && nowait) {
+			static const db_stmt nowait_off = {
+				"it_txn_nowait_off", "SELECT set_config('lock_timeout', current_setting('ol.lock_timeout'), true)", 0};
+			ok = db_batch_add(b, &nowait_off, NULL);
+			idx++;
 		}
 	}
 	free(order);
@@ -548,6 +570,9 @@ void it_op_transact_write(it_op *op)
 	if (st == NULL)
 		return;
 	st->outbox = outbox;
+	const json_t *nwv = op->internal ? json_object_get(op->req, "NoWait") : NULL;
+	json_int_t nw = json_is_integer(nwv) ? json_integer_value(nwv) : -1;
+	st->nowait = nw >= 0 && nw < n ? (int)nw + 1 : 0;
 	st->token = it_req_str(op->req, "ClientRequestToken");
 	const char *rv = it_req_str(op->req, "ReturnValues");
 	st->want_new = op->internal && rv != NULL && strcmp(rv, "ALL_NEW") == 0;

@@ -112,6 +112,38 @@ void it_system_due(it_store *s, const char *index, const char *pk, const char *b
 	db_exec(s->db, b, due_done, d);
 }
 
+db_tx *it_tx_new(it_store *s)
+{
+	return db_tx_new(s->db);
+}
+
+typedef struct commit_call {
+	void (*cb)(bool ok, void *arg);
+	void *arg;
+} commit_call;
+
+static void commit_done(db_result *res, void *arg)
+{
+	commit_call *c = arg;
+	c->cb(res->status == DB_OK, c->arg);
+	free(c);
+}
+
+void it_tx_commit(db_tx *tx, void (*cb)(bool ok, void *arg), void *arg)
+{
+	commit_call *c = calloc(1, sizeof(*c));
+	db_batch *b = db_batch_new();
+	if (c == NULL || b == NULL) {
+		free(c);
+		db_batch_free(b);
+		cb(false, arg);
+		return;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	db_tx_exec(tx, b, DB_TX_COMMIT, commit_done, c);
+}
+
 db_tx *it_snapshot_new(it_store *s)
 {
 	return db_tx_new_snapshot(s->db);

@@ -17,6 +17,7 @@ typedef struct call {
 	json_t *obj; /* the answer prepared before the call, if any */
 	bool frozen;
 	lg_ctx ctx;
+	char id[80];
 } call;
 
 static call *call_new(lg_cb cb, void *arg)
@@ -118,14 +119,30 @@ static void got(it_reply *r, void *arg)
 	call_end(k, LG_OK, lg_account_json(item));
 }
 
+static void inbox_posted(lg_status st, long moved, void *arg)
+{
+	call *k = arg;
+	(void)moved;
+	if (st == LG_UNAVAILABLE || st == LG_FAILED) {
+		call_end(k, st, NULL);
+		return;
+	}
+	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", lg_key("ACCOUNT#", k->id, "METADATA"),
+				"ConsistentRead", 1);
+	it_call_tx(k->ctx.items, k->ctx.tx, IT_INTERNAL, k->ctx.tenant, "GetItem", req, got, k);
+	json_decref(req);
+}
+
 void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
 	call *k = call_new(cb, arg);
 	if (k == NULL)
 		return;
-	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", lg_key("ACCOUNT#", id, "METADATA"), "ConsistentRead", 1);
-	it_call_tx(c->items, c->tx, IT_INTERNAL, c->tenant, "GetItem", req, got, k);
-	json_decref(req);
+	k->ctx = *c;
+	util_strlcpy(k->id, id, sizeof(k->id));
+	/* A hot account's inbox (inbox.c) is posted first, so the balance
+	 * read includes every credit committed before this GET. */
+	lg_inbox_consolidate(c, id, inbox_posted, k);
 }
 
 static void status_emitted(lg_status st, void *arg)

@@ -590,8 +590,11 @@ static bool accounts_page(pager *p, const json_t *items)
 	json_t *it;
 	json_array_foreach(items, i, it)
 	{
-		a->accounts++;
 		a->sum += lg_n(it, "posted");
+		const char *type = lg_s(it, "type");
+		if (type != NULL && strcmp(type, "inbox") == 0)
+			continue; /* a hot account's credit not consolidated yet: money, not an account */
+		a->accounts++;
 		json_array_append_new(a->ids, json_string(lg_s(it, "id") ?: ""));
 	}
 	return true;

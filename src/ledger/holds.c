@@ -70,6 +70,9 @@ typedef struct hnew {
 	json_t *doc;
 	lg_leg from, to;
 	bool to_check;
+	json_t *req;        /* the TransactWriteItems, kept to send again */
+	bool consolidated;  /* the payer's inbox was consolidated after a 402 */
+	json_t *fail_extra; /* that 402's members */
 } hnew;
 
 static void hnew_end(hnew *k, lg_status st, json_t *obj)
@@ -77,8 +80,27 @@ static void hnew_end(hnew *k, lg_status st, json_t *obj)
 	k->cb(st, obj, k->arg);
 	json_decref(obj);
 	json_decref(k->doc);
+	json_decref(k->req);
+	json_decref(k->fail_extra);
 	free(k->params);
 	free(k);
+}
+
+static void placed(it_reply *r, void *arg);
+
+/* The payer's balance refused the hold: money in its inbox (inbox.c) may
+ * cover it. Consolidated once, then the same request again. */
+static void payer_consolidated(lg_status st, long moved, void *arg)
+{
+	hnew *k = arg;
+	json_t *extra = k->fail_extra;
+	k->fail_extra = NULL;
+	if (st == LG_OK && moved > 0) {
+		json_decref(extra);
+		lg_call(&k->ctx, 0, "TransactWriteItems", k->req, placed, k);
+		return;
+	}
+	hnew_end(k, LG_INSUFFICIENT, extra);
 }
 
 static void placed(it_reply *r, void *arg)
@@ -96,6 +118,12 @@ static void placed(it_reply *r, void *arg)
 		const lg_leg legs[2] = {k->from, k->to};
 		const bool present[2] = {true, k->to_check};
 		lg_status st = lg_legs_failure(legs, present, 2, reasons, 1, &obj);
+		if (st == LG_INSUFFICIENT && !k->consolidated) {
+			k->consolidated = true;
+			k->fail_extra = obj;
+			lg_inbox_consolidate(&k->ctx, k->from.account, payer_consolidated, k);
+			return;
+		}
 		hnew_end(k, st, obj);
 		return;
 	}
@@ -182,8 +210,8 @@ void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 		hnew_end(k, LG_FAILED, NULL);
 		return;
 	}
+	k->req = req;
 	lg_call(c, 0, "TransactWriteItems", req, placed, k);
-	json_decref(req);
 }
 
 /* ---- reading, expiring ---------------------------------------------------- */

@@ -157,6 +157,14 @@ json_t *lg_journal_post(lg_journal *j, const char *transfer_id, const char *acco
 			 "balance_after", (json_int_t)balance);
 }
 
+bool lg_journal_has(const lg_journal *j, const char *account)
+{
+	for (int i = 0; j != NULL && i < j->nheads; i++)
+		if (strcmp(j->heads[i].account, account) == 0)
+			return true;
+	return false;
+}
+
 bool lg_journal_add_action(lg_journal *j, json_t *action)
 {
 	return json_array_append_new(j->actions, action) == 0;
@@ -165,7 +173,15 @@ bool lg_journal_add_action(lg_journal *j, json_t *action)
 json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p)
 {
 	json_t *e0 = lg_journal_post(j, p->id, p->from, p->currency, -p->amount, p->after_from);
-	json_t *e1 = e0 ? lg_journal_post(j, p->id, p->to, p->currency, p->amount, p->after_to) : NULL;
+	json_t *e1 = NULL;
+	if (e0 != NULL && p->to_inbox) {
+		/* Its entry is written when the inbox is consolidated. */
+		json_t *put = lg_inbox_put_action(p->to, p->currency, p->id, p->amount);
+		if (put != NULL && lg_journal_add_action(j, put))
+			e1 = json_pack("{s:s, s:n, s:I, s:n}", "account", p->to, "seq", "amount", (json_int_t)p->amount, "balance_after");
+	} else if (e0 != NULL) {
+		e1 = lg_journal_post(j, p->id, p->to, p->currency, p->amount, p->after_to);
+	}
 	if (e1 == NULL) {
 		json_decref(e0);
 		return NULL;

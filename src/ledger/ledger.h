@@ -123,6 +123,12 @@ void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, i
 /* Expires created orders past their time, of any tenant. */
 void lg_orders_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
 
+/* ---- the inbox of hot accounts (inbox.c, docs/orders.md) ---- */
+
+/* Moves the inboxes of hot accounts (any tenant) into their accounts; cb
+ * gets how many credits (or -1 on error). */
+void lg_inbox_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+
 /* ---- history (history.c) ---- */
 
 typedef struct lg_range {

@@ -115,11 +115,15 @@ typedef struct lg_posting {
 	const json_t *metadata;  /* NULL: {} */
 	const char *hold_id, *order_id, *created_at;
 	const json_t *after_from, *after_to; /* the accounts as their updates left them */
+	bool to_inbox; /* the credit goes to the inbox of `to` (inbox.c): no seq yet */
 } lg_posting;
 /* Posts both legs of a transfer (from −amount, to +amount) and queues its
  * document on the transfer item; returns the document (a new reference) or
  * NULL on failure. */
 json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p);
+/* True when the journal already chained entries of the account (its head
+ * is held here until the flush). */
+bool lg_journal_has(const lg_journal *j, const char *account);
 /* Adds one more deferred action (a TransactItems element, taken). */
 bool lg_journal_add_action(lg_journal *j, json_t *action);
 /* Queues everything (deferred: sent with the transaction's next batch).
@@ -129,6 +133,20 @@ void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, v
 /* Queues an event of the request (after the transfers' own
  * transfer.posted): written with the flush. */
 bool lg_journal_event(lg_journal *j, const char *type, const json_t *data);
+
+/* ---- the inbox of hot accounts (inbox.c) --------------------------------
+ *
+ * A credit that finds its account's row locked by another transaction goes
+ * to the account's inbox (an item, no row lock); consolidation posts the
+ * inbox into the account as entries, in batches. */
+bool lg_hot(const char *tenant, const char *account);
+/* The account was found locked: credit its inbox for a while. */
+void lg_hot_mark(const char *tenant, const char *account);
+/* The Put of one inbox credit (a deferred journal action). */
+json_t *lg_inbox_put_action(const char *account, const char *currency, const char *transfer_id, int64_t amount);
+/* Posts the account's inbox (all of it, in rounds) in c's transaction, or
+ * in one of its own when c->tx is NULL; moved: how many credits. */
+void lg_inbox_consolidate(const lg_ctx *c, const char *account, void (*cb)(lg_status st, long moved, void *arg), void *arg);
 
 /* ---- events (events.c, docs/events.md) ---------------------------------
  *

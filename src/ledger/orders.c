@@ -30,6 +30,9 @@ typedef struct ocall {
 	char now_at[40];
 	lg_leg legs[2];
 	lg_journal *journal;
+	bool via_inbox;     /* settle: the merchant's credit goes to its inbox (inbox.c) */
+	bool consolidated;  /* the payer's inbox was consolidated after a 402 */
+	json_t *fail_extra; /* that 402's members */
 } ocall;
 
 static void run(ocall *k);
@@ -40,6 +43,7 @@ static void ocall_end(ocall *k, lg_status st, json_t *obj)
 	json_decref(obj);
 	json_decref(k->order);
 	json_decref(k->doc);
+	json_decref(k->fail_extra);
 	lg_journal_free(k->journal);
 	free(k);
 }
@@ -266,10 +270,39 @@ static void flushed(lg_status st, void *arg)
 	ocall_end(k, LG_OK, doc);
 }
 
+static void settle(ocall *k);
+
+/* The payer's balance refused the movement: money in its inbox may cover
+ * it. Consolidated once, then the whole call again. */
+static void payer_consolidated(lg_status st, long moved, void *arg)
+{
+	ocall *k = arg;
+	if (st == LG_OK && moved > 0) {
+		json_decref(k->fail_extra);
+		k->fail_extra = NULL;
+		lost_race(k);
+		return;
+	}
+	json_t *extra = k->fail_extra;
+	k->fail_extra = NULL;
+	ocall_end(k, LG_INSUFFICIENT, extra);
+}
+
 /* Settle and refund: the transfer's entries and document, then done. */
 static void moved(it_reply *r, void *arg)
 {
 	ocall *k = arg;
+	if (r->err_type != NULL && strcmp(r->err_type, "TransactionConflictException") == 0 && k->action == O_SETTLE &&
+	    !k->via_inbox) {
+		/* The merchant's row is locked by another settlement: a flash
+		 * sale. Credit its inbox instead (and for a while after). */
+		lg_hot_mark(k->ctx.tenant, k->legs[1].account);
+		k->via_inbox = true;
+		json_decref(k->doc);
+		k->doc = NULL;
+		settle(k);
+		return;
+	}
 	if (r->err_type != NULL && strcmp(r->err_type, "TransactionCanceledException") == 0) {
 		json_t *reasons = json_object_get(r->err_extra, "CancellationReasons");
 		if (lg_reason_failed(json_array_get(reasons, 0))) {
@@ -277,7 +310,14 @@ static void moved(it_reply *r, void *arg)
 			return;
 		}
 		json_t *extra;
-		lg_status st = lg_legs_failure(k->legs, NULL, 2, reasons, 2, &extra);
+		const bool present[2] = {true, !k->via_inbox};
+		lg_status st = lg_legs_failure(k->legs, present, 2, reasons, 2, &extra);
+		if (st == LG_INSUFFICIENT && !k->consolidated) {
+			k->consolidated = true;
+			k->fail_extra = extra;
+			lg_inbox_consolidate(&k->ctx, k->legs[0].account, payer_consolidated, k);
+			return;
+		}
 		ocall_end(k, st, extra);
 		return;
 	}
@@ -296,7 +336,8 @@ static void moved(it_reply *r, void *arg)
 											  .order_id = lg_s(k->order, "id"),
 											  .created_at = k->now_at,
 											  .after_from = json_array_get(items, 2),
-											  .after_to = json_array_get(items, 3)});
+											  .after_to = k->via_inbox ? NULL : json_array_get(items, 3),
+											  .to_inbox = k->via_inbox});
 	if (tdoc == NULL) {
 		ocall_end(k, LG_FAILED, NULL);
 		return;
@@ -309,12 +350,18 @@ static void moved(it_reply *r, void *arg)
 	lg_journal_flush(&k->ctx, k->journal, flushed, k);
 }
 
-/* Sends [order update, transfer put, legs[0] (pays), legs[1] (is paid)]. */
+/* Sends [order update, transfer put, legs[0] (pays), legs[1] (is paid)];
+ * a settlement through the merchant's inbox has no legs[1] (the journal
+ * adds the inbox credit), one that is not must not wait for its lock. */
 static void send_movement(ocall *k, json_t *order_upd, int64_t amount)
 {
-	json_t *items = json_pack("[o, o, o, o]", order_upd, lg_transfer_put_action(k->tid, "{\"kind\":\"order\"}", amount),
-				  lg_leg_action(&k->legs[0]), lg_leg_action(&k->legs[1]));
+	json_t *items = json_pack("[o, o, o]", order_upd, lg_transfer_put_action(k->tid, "{\"kind\":\"order\"}", amount),
+				  lg_leg_action(&k->legs[0]));
+	if (!k->via_inbox)
+		json_array_append_new(items, lg_leg_action(&k->legs[1]));
 	json_t *req = json_pack("{s:o, s:s}", "TransactItems", items, "ReturnValues", "ALL_NEW");
+	if (k->action == O_SETTLE && !k->via_inbox)
+		json_object_set_new(req, "NoWait", json_integer(3));
 	lg_call(&k->ctx, 0, "TransactWriteItems", req, moved, k);
 	json_decref(req);
 }
@@ -337,9 +384,12 @@ static void settle(ocall *k)
 	json_object_set_new(vals, ":tid", lg_av_s(k->tid));
 	json_object_set_new(vals, ":paid", lg_av_s(k->now_at));
 	json_t *u = order_update(o, "paid", k->doc, "#st = :created AND #exp > :now", ", transfer_id = :tid, paid_at = :paid", vals);
-	/* The customer pays under the guard; the merchant is credited. */
+	/* The customer pays under the guard; the merchant is credited, or its
+	 * inbox when it is hot (a flash sale, inbox.c). */
 	k->legs[0] = (lg_leg){.account = lg_s(o, "customer"), .dposted = -amount, .guard = true, .active = true, .currency = cur};
 	k->legs[1] = (lg_leg){.account = lg_s(o, "merchant"), .dposted = amount, .currency = cur};
+	if (lg_hot(k->ctx.tenant, k->legs[1].account))
+		k->via_inbox = true;
 	send_movement(k, u, amount);
 }
 

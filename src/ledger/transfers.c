@@ -30,6 +30,8 @@ typedef struct run {
 	char *params;
 	lg_leg legs[2];
 	bool is_leg[2]; /* from, to: a real account (else @world) */
+	bool consolidated;  /* the payer's inbox was consolidated after a 402 */
+	json_t *fail_extra; /* that 402's members */
 } run;
 
 static void next(run *k);
@@ -39,6 +41,7 @@ static void run_end(run *k, lg_status st, json_t *obj)
 	k->cb(st, obj, k->arg);
 	json_decref(obj);
 	json_decref(k->done);
+	json_decref(k->fail_extra);
 	lg_journal_free(k->journal);
 	free(k->params);
 	free(k->t);
@@ -122,6 +125,23 @@ static json_t *earlier(run *k, const char *id)
 	return NULL;
 }
 
+static void send_one(run *k);
+
+/* The payer's balance refused the transfer: money in its inbox (inbox.c)
+ * may cover it. Consolidated once, then the same transfer again. */
+static void payer_consolidated(lg_status st, long moved, void *arg)
+{
+	run *k = arg;
+	json_t *extra = k->fail_extra;
+	k->fail_extra = NULL;
+	if (st == LG_OK && moved > 0) {
+		json_decref(extra);
+		send_one(k);
+		return;
+	}
+	failed(k, LG_INSUFFICIENT, extra);
+}
+
 static void posted(it_reply *r, void *arg)
 {
 	run *k = arg;
@@ -156,6 +176,14 @@ static void posted(it_reply *r, void *arg)
 		/* The first failing leg in the documented order. */
 		json_t *best_extra;
 		lg_status best = lg_legs_failure(k->legs, k->is_leg, 2, reasons, 1, &best_extra);
+		/* Not when this request already chained the payer's entries: the
+		 * consolidation would move the head the journal holds. */
+		if (best == LG_INSUFFICIENT && !k->consolidated && !lg_journal_has(k->journal, t->from)) {
+			k->consolidated = true;
+			k->fail_extra = best_extra;
+			lg_inbox_consolidate(&k->ctx, t->from, payer_consolidated, k);
+			return;
+		}
 		failed(k, best, best_extra);
 		return;
 	}
