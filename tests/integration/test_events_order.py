@@ -47,3 +47,41 @@ def test_numeric_order_across_digit_boundaries(stack, db, tenant, make_key, daem
     assert rest["next_cursor"] is None
     conflicts = [l for l in d.log_text().splitlines() if "relay_stream_conflict" in l and stream in l]
     assert conflicts == []
+
+
+def test_key_rotation_with_the_cli(stack, tenant, make_key, daemon_factory, tmp_path):
+    """`onceledger signing-key rotate` appends a key; the running daemon
+    reloads the file and signs with it; the old key stays published."""
+    import base64
+    import subprocess
+
+    import nacl.signing
+
+    from oltest import CLI
+
+    keyfile = tmp_path / "events.key"
+    d = daemon_factory("--events-key-file", str(keyfile))
+    akey, wkey = make_key("audit"), make_key("read,write")
+    old = d.get("/v1/events/signing-key", key=akey).json()
+    p = subprocess.run([str(CLI), "signing-key", "rotate", "--key-file", str(keyfile)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    new_kid = p.stdout.strip()
+    assert len(new_kid) == 16 and new_kid != old["kid"]
+    listed = subprocess.run([str(CLI), "signing-key", "list", "--key-file", str(keyfile)],
+                            capture_output=True, text=True, timeout=30).stdout.splitlines()
+    assert [l.split()[0] for l in listed] == [old["kid"], new_kid] and listed[-1].endswith("signing")
+    cur = poll(lambda: (lambda k: k if k["kid"] == new_kid else None)(
+        d.get("/v1/events/signing-key", key=akey).json()), 10)
+    assert cur, "the daemon did not pick up the rotated key"
+    assert d.get(f"/v1/events/signing-key?kid={old['kid']}", key=akey).json() == old
+    # an event written now is signed with the new key
+    r = d.post("/v1/accounts", key=wkey, json={"currency": "EUR"}, headers={"Idempotency-Key": "rot-1"})
+    assert r.status_code == 201, r.text
+    rds = redis.Redis.from_url(stack.redis_url)
+    got = poll(lambda: rds.xrange(f"onceledger:events:{tenant}"), 15)
+    assert got, "no event published"
+    f = got[-1][1]
+    assert f[b"kid"].decode() == new_kid
+    vk = nacl.signing.VerifyKey(base64.b64decode(cur["public_key"]))
+    vk.verify(f[b"event"], base64.b64decode(f[b"signature"]))
