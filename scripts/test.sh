@@ -11,11 +11,13 @@
 # PostgreSQL started for them), integration (pytest against the real daemon,
 # PostgreSQL and Redis), sdk (the DynamoDB endpoint driven by the AWS SDK v3
 # for JavaScript, tests/sdk), asan (unit + db + integration on an ASan/UBSan
-# build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus).
+# build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus),
+# chaos (tests/chaos: three daemons killed and restarted, PostgreSQL and
+# Redis restarted, under load for CHAOS_SECONDS, then every invariant).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SUITES=${SUITES:-"unit db integration sdk asan fuzz"}
+SUITES=${SUITES:-"unit db integration chaos sdk asan fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-2}
 PY=/usr/bin/python3   # Debian's python3-* packages live here
@@ -131,8 +133,10 @@ pytest_suite() { # name extra-env...
 	local name=$1
 	shift
 	local xml="$OUT/$name.xml"
+	local -a where=(tests/integration)
+	[ "$name" = chaos ] && where=(-s tests/chaos) # -s: its summary line
 	rm -f "$xml"
-	env "$@" timeout 1800 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml" tests/integration \
+	env "$@" timeout 1800 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml" "${where[@]}" \
 		>"$OUT/$name.log" 2>&1
 	local rc=$?
 	tail -25 "$OUT/$name.log"
@@ -175,6 +179,9 @@ for suite in $SUITES; do
 		;;
 	integration)
 		pytest_suite integration
+		;;
+	chaos)
+		pytest_suite chaos CHAOS_SECONDS="${CHAOS_SECONDS:-90}"
 		;;
 	sdk)
 		# The DynamoDB endpoint driven by the real AWS SDK v3 (node:test).
