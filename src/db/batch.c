@@ -179,7 +179,8 @@ bool db_batch_splice(db_batch *dst, db_batch *src)
 		dst->items = ni;
 		dst->cap = ncap;
 	}
-	memcpy(dst->items + dst->n, src->items, (size_t)src->n * sizeof(db_item));
+	if (src->n > 0) /* an empty batch may have no array at all */
+		memcpy(dst->items + dst->n, src->items, (size_t)src->n * sizeof(db_item));
 	dst->n += src->n;
 	src->n = 0;
 	db_batch_free(src);
