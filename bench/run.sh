@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/run.sh — the benchmark harness (docs/performance.md).
 #
-#   bench/run.sh [--list] [SCENARIO...]      # no SCENARIO: all of them, in table order
+#   bench/run.sh [--list] [SCENARIO...]      # no SCENARIO: all of them (but soak), in table order
 #
 # Builds what is missing, starts a throwaway stack (scripts/stack.sh start
 # var/bench), the daemon and bench/hello as the scenarios need them, runs each
@@ -147,6 +147,12 @@ scenario events_drain   daemon "1,000,000 events committed while the daemon is s
 scenario xadd_raw       stack  "reference: redis-benchmark XADD of a 900-byte entry, pipelined (-P 100), one connection" \
     xadd_raw
 ratio events_drain xadd_raw -
+
+# Issue #9: the soak. Half of ledger_transfer's peak for 10 minutes: RSS
+# stable after warm-up, no errors, the relay's lag bounded. Not in the
+# default set (it takes BENCH_SOAK_SECONDS): bench/run.sh ledger_transfer soak
+scenario soak           daemon "transfers at half of ledger_transfer's peak for BENCH_SOAK_SECONDS (600): RSS, errors, relay lag" \
+    soak
 
 # Later issues add their lines here. A scenario that needs data first uses
 # its own function as COMMAND, which prepares (API calls, psql) and then
@@ -559,6 +565,8 @@ pgbench_plain_update() {
 . bench/ledger.sh
 # shellcheck source=bench/events.sh
 . bench/events.sh
+# shellcheck source=bench/soak.sh
+. bench/soak.sh
 
 # ---------------------------------------------------------------------------
 # Main
@@ -578,7 +586,12 @@ for arg in "$@"; do
             SELECTED+=("$arg") ;;
     esac
 done
-[ ${#SELECTED[@]} -gt 0 ] || SELECTED=("${SC_NAMES[@]}")
+if [ ${#SELECTED[@]} -eq 0 ]; then
+    # everything but the long runs, which are asked for by name
+    for n in "${SC_NAMES[@]}"; do
+        [ "$n" = soak ] || SELECTED+=("$n")
+    done
+fi
 
 command -v wrk >/dev/null || die "wrk not found: apt-get install -y wrk"
 command -v curl >/dev/null || die "curl not found: apt-get install -y curl"

@@ -80,6 +80,9 @@ struct db_pool {
 	int connect_timeout_ms;
 	int query_timeout_ms;
 	int up;
+	/* Until the first connection is up or the first attempt failed:
+	 * requests wait for it instead of failing fast (a fresh daemon). */
+	bool starting;
 	int busy;
 	unsigned long round_trips;
 };

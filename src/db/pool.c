@@ -241,6 +241,7 @@ void db_conn_broken(db_conn *c, db_status st, const char *why)
 	c->backoff_ms = c->backoff_ms * 2 > 5000 ? 5000 : c->backoff_ms * 2;
 	if (p->up == 0) {
 		/* Nobody can serve the queue any more: fail it now, not later. */
+		p->starting = false;
 		while (!TAILQ_EMPTY(&p->queue)) {
 			waiter *wt = TAILQ_FIRST(&p->queue);
 			TAILQ_REMOVE(&p->queue, wt, link);
@@ -390,6 +391,7 @@ static void conn_connected(db_conn *c)
 	c->state = DC_IDLE;
 	c->backoff_ms = 100;
 	p->up++;
+	p->starting = false;
 	log_info("db_connected", "{s:i, s:i}", "conn", c->index, "up", p->up);
 	pool_dispatch(p);
 }
@@ -504,7 +506,7 @@ void pool_dispatch(db_pool *p)
 
 void db_pool_submit(db_pool *p, waiter *wt)
 {
-	if (p->up == 0) {
+	if (p->up == 0 && !p->starting) {
 		fail_waiter(wt, DB_ERR_UNAVAILABLE, "database unavailable");
 		return;
 	}
@@ -550,6 +552,7 @@ db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)
 	p->connect_timeout_ms = cfg->connect_timeout_ms;
 	p->query_timeout_ms = cfg->query_timeout_ms;
 	p->queue_max = cfg->queue_max;
+	p->starting = true;
 	TAILQ_INIT(&p->queue);
 	p->conns = calloc((size_t)cfg->size, sizeof(db_conn));
 	if (p->conninfo == NULL || p->appname == NULL || p->conns == NULL) {

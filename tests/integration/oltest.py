@@ -194,10 +194,15 @@ class Daemon:
                 raise AssertionError(f"daemon exited with {self.proc.returncode} during startup:\n"
                                      f"{self.log_text()}")
             try:
+                # Ready, not only alive: until its pool has connected, a
+                # fresh daemon answers 503 to anything needing PostgreSQL
+                # (even the API key lookup), as documented for /readyz.
                 r = requests.get(self.url + "/healthz", timeout=1)
                 if r.status_code == 200:
-                    return
-                last = f"status {r.status_code}"
+                    r = requests.get(self.url + "/readyz", timeout=1)
+                    if r.status_code == 200:
+                        return
+                last = f"status {r.status_code} ({r.url.rsplit('/', 1)[-1]})"
             except requests.RequestException as e:
                 last = repr(e)
             time.sleep(0.05)

@@ -111,3 +111,39 @@ def test_redis_down_does_not_make_unready(daemon_factory, stack):
         assert d.get("/healthz").status_code == 200
     finally:
         stack.run("redis-start")
+
+
+def test_requests_at_start_wait_for_the_first_connection(stack, cli, tmp_path):
+    """A daemon that has not connected yet queues requests until its pool's
+    first connection is up (or its first attempt failed) instead of
+    answering 503: the first requests after a (re)start succeed."""
+    import os
+    import socket
+    import subprocess
+
+    from oltest import DAEMON, free_port, events_key_file
+
+    tenant = cli.tenant_create()
+    key = cli.key_create(tenant, "read")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    log = open(tmp_path / "d.log", "wb")
+    proc = subprocess.Popen([str(DAEMON), "--listen", f"127.0.0.1:{port}", "--database-url", stack.database_url,
+                             "--redis-url", stack.redis_url, "--threads", "2", "--events-key-file",
+                             events_key_file(stack) or str(tmp_path / "k")], stdout=log, stderr=subprocess.STDOUT,
+                            env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:   # the first moment the port accepts
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.005)
+        codes = [requests.get(f"http://127.0.0.1:{port}/v1/whoami", headers={"Authorization": f"Bearer {key}"},
+                              timeout=10).status_code for _ in range(4)]
+        assert codes == [200] * 4, codes
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
