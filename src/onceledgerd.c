@@ -1,6 +1,7 @@
 /* onceledgerd.c — the daemon: settings, worker threads serving the API,
  * signal handling and the two-stage shutdown (stop accepting and drain on
  * SIGTERM/SIGINT, exit 0 once in-flight requests finished). */
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -186,6 +187,15 @@ int main(int argc, char **argv)
 	http_server_join(srv);
 	ev_relay_stop(ap.relay);
 	log_info("stopped", "{}");
+
+	/* Freeing the signal events restores the default action: a second
+	 * SIGTERM during the rest of the teardown would then kill us with
+	 * status -15 instead of 0. Only this thread is left: block them. */
+	sigset_t quiet;
+	sigemptyset(&quiet);
+	sigaddset(&quiet, SIGTERM);
+	sigaddset(&quiet, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &quiet, NULL);
 
 	event_free(sigterm);
 	event_free(sigint);
