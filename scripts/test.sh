@@ -13,11 +13,13 @@
 # for JavaScript, tests/sdk), asan (unit + db + integration on an ASan/UBSan
 # build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus),
 # chaos (tests/chaos: three daemons killed and restarted, PostgreSQL and
-# Redis restarted, under load for CHAOS_SECONDS, then every invariant).
+# Redis restarted, under load for CHAOS_SECONDS, then every invariant),
+# valgrind (`make valgrind-check`: integration modules with the daemon under
+# memcheck; an invalid access or a definite leak fails them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SUITES=${SUITES:-"unit db integration chaos sdk asan fuzz"}
+SUITES=${SUITES:-"unit db integration chaos valgrind sdk asan fuzz"}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-2}
 PY=/usr/bin/python3   # Debian's python3-* packages live here
@@ -136,8 +138,12 @@ pytest_suite() { # name extra-env...
 	local -a where=(tests/integration)
 	[ "$name" = chaos ] && where=(-s tests/chaos) # -s: its summary line
 	rm -f "$xml"
-	env "$@" timeout 1800 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml" "${where[@]}" \
-		>"$OUT/$name.log" 2>&1
+	if [ "$name" = valgrind ]; then
+		timeout 1800 make -s valgrind-check VALGRIND_PYTEST_ARGS="--junitxml=$xml" >"$OUT/$name.log" 2>&1
+	else
+		env "$@" timeout 1800 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml" "${where[@]}" \
+			>"$OUT/$name.log" 2>&1
+	fi
 	local rc=$?
 	tail -25 "$OUT/$name.log"
 	local counts
@@ -182,6 +188,9 @@ for suite in $SUITES; do
 		;;
 	chaos)
 		pytest_suite chaos CHAOS_SECONDS="${CHAOS_SECONDS:-90}"
+		;;
+	valgrind)
+		pytest_suite valgrind
 		;;
 	sdk)
 		# The DynamoDB endpoint driven by the real AWS SDK v3 (node:test).

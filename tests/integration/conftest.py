@@ -199,13 +199,18 @@ def daemon_factory(request, stack, log_root):
 
     yield factory
     failed = _test_failed(request.node)
+    bad = []
     for d in started:
         if d.alive():
             st = d.terminate()
             if st != 0:
                 failed = True
+                bad.append(f"{d.url}: {st}")
         if failed:
             _print_log(request, d, request.node.nodeid)
+    # A daemon the test left running must exit 0 on SIGTERM (also: clean
+    # under valgrind, which exits 99 on an error, make valgrind-check).
+    assert not bad, f"daemon(s) did not exit 0 on SIGTERM: {bad}"
 
 
 

@@ -186,7 +186,9 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_healthy(self, timeout=15.0):
+    def wait_healthy(self, timeout=None):
+        # A slow start (valgrind, sanitizers) may need more: ONCELEDGER_TEST_START_TIMEOUT.
+        timeout = timeout or float(os.environ.get("ONCELEDGER_TEST_START_TIMEOUT", "15"))
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -208,8 +210,9 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError(f"daemon not healthy after {timeout}s ({last}):\n{self.log_text()}")
 
-    def terminate(self, timeout=15.0):
+    def terminate(self, timeout=None):
         """SIGTERM; returns the exit status (None if it had to be killed)."""
+        timeout = timeout or float(os.environ.get("ONCELEDGER_TEST_STOP_TIMEOUT", "15"))
         if self.proc is None:
             return None
         if self.proc.poll() is not None:
