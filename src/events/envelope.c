@@ -4,6 +4,7 @@
 #include "events/envelope.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A JSON string: quotes, backslashes and control characters escaped; other
@@ -23,6 +24,18 @@ static bool put_string(struct evbuffer *out, const char *s)
 		run = p + 1;
 	}
 	return ok && evbuffer_add(out, run, strlen(run)) == 0 && evbuffer_add(out, "\"", 1) == 0;
+}
+
+ev_row ev_row_at(const PGresult *res, int i)
+{
+	return (ev_row){.txid = strtoull(PQgetvalue(res, i, 0), NULL, 10),
+			.n = atoi(PQgetvalue(res, i, 1)),
+			.tenant = PQgetvalue(res, i, 2),
+			.id = PQgetvalue(res, i, 3),
+			.type = PQgetvalue(res, i, 4),
+			.subject = PQgetvalue(res, i, 5),
+			.time = PQgetvalue(res, i, 6),
+			.data = PQgetvalue(res, i, 7)};
 }
 
 bool ev_envelope(struct evbuffer *out, const ev_row *row)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <event2/buffer.h>
+#include <libpq-fe.h>
 
 #define EV_SEQ_PER_TXID 1000000
 #define EV_SEQ_LEN 32
@@ -19,6 +20,10 @@ typedef struct ev_row {
 	const char *data; /* JSON text, inserted as is */
 } ev_row;
 
+/* Row i of a result whose first columns are txid::text, n, tenant, id,
+ * type, subject, time, data (the relay's and the replay's queries); the
+ * strings point into res. */
+ev_row ev_row_at(const PGresult *res, int i);
 /* Appends the CloudEvent text of row to out; false on no memory. */
 bool ev_envelope(struct evbuffer *out, const ev_row *row);
 /* The decimal sequence of a position. */

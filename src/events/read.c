@@ -33,14 +33,7 @@ static void read_done(db_result *res, void *arg)
 	struct evbuffer *buf = evbuffer_new();
 	char seq[EV_SEQ_LEN] = "";
 	for (int i = 0; data != NULL && buf != NULL && i < rows; i++) {
-		ev_row row = {.txid = strtoull(PQgetvalue(pr, i, 0), NULL, 10),
-			      .n = atoi(PQgetvalue(pr, i, 1)),
-			      .tenant = PQgetvalue(pr, i, 2),
-			      .id = PQgetvalue(pr, i, 3),
-			      .type = PQgetvalue(pr, i, 4),
-			      .subject = PQgetvalue(pr, i, 5),
-			      .time = PQgetvalue(pr, i, 6),
-			      .data = PQgetvalue(pr, i, 7)};
+		ev_row row = ev_row_at(pr, i);
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 		json_t *ev = NULL;
 		if (ev_envelope(buf, &row))

@@ -470,14 +470,7 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
 
 static bool send_row(ev_relay *r, PGresult *res, int i, struct evbuffer *buf)
 {
-	ev_row row = {.txid = strtoull(PQgetvalue(res, i, 0), NULL, 10),
-		      .n = atoi(PQgetvalue(res, i, 1)),
-		      .tenant = PQgetvalue(res, i, 2),
-		      .id = PQgetvalue(res, i, 3),
-		      .type = PQgetvalue(res, i, 4),
-		      .subject = PQgetvalue(res, i, 5),
-		      .time = PQgetvalue(res, i, 6),
-		      .data = PQgetvalue(res, i, 7)};
+	ev_row row = ev_row_at(res, i);
 	evbuffer_drain(buf, evbuffer_get_length(buf));
 	if (!ev_envelope(buf, &row))
 		return false;
@@ -538,7 +531,6 @@ static void publish_round(ev_relay *r)
 	int rows = PQntuples(res);
 	if (rows == 0) {
 		PQclear(res);
-		housekeeping(r);
 		r->backoff_ms = 0;
 		schedule(r, r->cfg.poll_ms);
 		return;
@@ -572,7 +564,6 @@ static void publish_round(ev_relay *r)
 	PQclear(res);
 	if (--r->inflight == 0)
 		round_done(r);
-	housekeeping(r);
 }
 
 /* ---- reconciliation after (re)connecting to Redis ------------------------- */
@@ -703,7 +694,8 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 		schedule(r, r->pg != NULL ? r->cfg.takeover_ms : BACKOFF_MAX_MS);
 		return;
 	}
-	/* The backlog gauge matters most while Redis is away. */
+	/* Every tick, whatever Redis is doing: the backlog gauge matters
+	 * most while it is away. */
 	housekeeping(r);
 	if (!r->leader) {
 		backoff(r); /* housekeeping lost the connection, and the lock with it */

@@ -83,7 +83,8 @@ json_t *lg_inbox_put_action(const char *account, const char *currency, const cha
 
 typedef struct icall {
 	lg_ctx ctx;
-	db_tx *own; /* our transaction when the caller had none */
+	db_tx *own; /* our transaction when the caller had none (opened once there is something to post) */
+	bool alone; /* the caller had no transaction */
 	char account[80];
 	void (*cb)(lg_status st, long moved, void *arg);
 	void *arg;
@@ -214,6 +215,16 @@ static void listed(it_reply *r, void *arg)
 		icall_end(k, LG_OK);
 		return;
 	}
+	if (k->alone && k->own == NULL) {
+		/* The update, the deletes and the entries commit together. An
+		 * empty inbox (nearly every GET of an account) needs no
+		 * transaction: only now is one opened. */
+		k->ctx.tx = k->own = it_tx_new(k->ctx.items);
+		if (k->own == NULL) {
+			icall_end(k, LG_FAILED);
+			return;
+		}
+	}
 	k->items = json_incref(items);
 	int64_t sum = 0;
 	size_t i;
@@ -260,15 +271,7 @@ void lg_inbox_consolidate(const lg_ctx *c, const char *account, void (*cb)(lg_st
 	k->cb = cb;
 	k->arg = arg;
 	util_strlcpy(k->account, account, sizeof(k->account));
-	if (k->ctx.tx == NULL) {
-		/* The update, the deletes and the entries commit together. */
-		k->ctx.tx = k->own = it_tx_new(c->items);
-		if (k->own == NULL) {
-			free(k);
-			cb(LG_FAILED, 0, arg);
-			return;
-		}
-	}
+	k->alone = c->tx == NULL;
 	round_start(k);
 }
 
