@@ -85,17 +85,14 @@ static void listed(lg_status st, json_t *obj, void *arg)
 
 void api_account_list(http_req *r)
 {
-	char *owner = v_query(r, "owner");
+	char *owner;
 	int limit;
 	json_t *cursor = NULL;
+	if (!v_query_text(r, "owner", 128, &owner))
+		return;
 	if (owner == NULL) {
 		problem_send(r, 400, "invalid_request", "'owner' is required: GET /v1/accounts?owner=<owner>",
 			     json_pack("{s:s}", "field", "owner"));
-		return;
-	}
-	if (strlen(owner) == 0 || strlen(owner) > 128) {
-		free(owner);
-		problem_send(r, 400, "invalid_request", "'owner' must be 1-128 characters", json_pack("{s:s}", "field", "owner"));
 		return;
 	}
 	if (!v_limit(r, &limit) || !v_cursor(r, &cursor)) {

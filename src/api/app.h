@@ -140,6 +140,9 @@ void ddb_on_request(http_req *r);
  * route's handler inside the gate. */
 void api_gate_run(http_req *r);
 
+/* Decodes the request body into a->body: a JSON object ({} when empty);
+ * replies (415 or 400) and returns false when it is not one (request.c). */
+bool api_decode_body(http_req *r, api_req *a);
 /* Maps a failed db_result to the right problem (503 for availability). */
 void api_db_problem(http_req *r, const db_result *res);
 

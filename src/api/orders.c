@@ -115,7 +115,7 @@ void api_order_list(http_req *r)
 				     "'status' must be created, paid, cancelled, expired, refunded or partially_refunded",
 				     json_pack("{s:s}", "field", "status"));
 	}
-	if (ok && customer != NULL && (strlen(customer) == 0 || strlen(customer) > 64)) {
+	if (ok && customer != NULL && !v_is_id(customer)) {
 		ok = false;
 		problem_send(r, 400, "invalid_request", "'customer' must be an account id", json_pack("{s:s}", "field", "customer"));
 	}

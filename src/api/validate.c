@@ -6,10 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <sys/queue.h>
-
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <sodium.h>
 
 #include "api/app.h"
@@ -58,6 +55,11 @@ static bool id_ok(const char *s)
 	return true;
 }
 
+bool v_is_id(const char *s)
+{
+	return s != NULL && id_ok(s);
+}
+
 bool v_opt_id(http_req *r, const json_t *body, const char *field, const char **out)
 {
 	*out = NULL;
@@ -92,6 +94,14 @@ bool v_currency(http_req *r, const json_t *body, const char *field, const char *
 	return true;
 }
 
+static bool no_controls(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 bool v_opt_string(http_req *r, const json_t *body, const char *field, size_t max, const char **out)
 {
 	*out = NULL;
@@ -104,9 +114,8 @@ bool v_opt_string(http_req *r, const json_t *body, const char *field, size_t max
 	size_t n = json_string_length(v);
 	if (n == 0 || n > max || strlen(s) != n)
 		return bad(r, field, "has a wrong length or contains NUL");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return bad(r, field, "must not contain control characters");
+	if (!no_controls(s, n))
+		return bad(r, field, "must not contain control characters");
 	*out = s;
 	return true;
 }
@@ -154,16 +163,49 @@ char *v_query(http_req *r, const char *name)
 {
 	if (r->query == NULL)
 		return NULL;
-	struct evkeyvalq q;
-	TAILQ_INIT(&q);
-	char *out = NULL;
-	if (evhttp_parse_query_str(r->query, &q) == 0) {
-		const char *v = evhttp_find_header(&q, name);
-		if (v != NULL)
-			out = strdup(v);
+	size_t nlen = strlen(name);
+	for (const char *p = r->query; *p != '\0';) {
+		size_t len = strcspn(p, "&");
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			char *raw = strndup(p + nlen + 1, len - nlen - 1);
+			size_t n = 0;
+			char *out = raw != NULL ? evhttp_uridecode(raw, 1, &n) : NULL;
+			free(raw);
+			/* A %00 would end the C string early and let a truncated
+			 * value through: it becomes U+0001, which every check of a
+			 * parameter refuses. */
+			for (size_t i = 0; out != NULL && i < n; i++)
+				if (out[i] == '\0')
+					out[i] = '\x01';
+			return out;
+		}
+		p += len;
+		if (*p == '&')
+			p++;
 	}
-	evhttp_clear_headers(&q);
-	return out;
+	return NULL;
+}
+
+bool v_query_text(http_req *r, const char *name, size_t max, char **out)
+{
+	char *s = v_query(r, name);
+	*out = NULL;
+	if (s == NULL)
+		return true;
+	/* percent-decoded bytes: they must still be text (jansson refuses
+	 * invalid UTF-8, overlong forms and surrogates) */
+	size_t n = strlen(s);
+	json_t *text = n >= 1 && n <= max && no_controls(s, n) ? json_stringn(s, n) : NULL;
+	bool ok = text != NULL;
+	json_decref(text);
+	if (!ok) {
+		free(s);
+		char what[96];
+		snprintf(what, sizeof(what), "must be 1-%zu bytes of UTF-8 without control characters", max);
+		return bad(r, name, what);
+	}
+	*out = s;
+	return true;
 }
 
 bool v_limit(http_req *r, int *out)

@@ -17,6 +17,8 @@ bool v_only_fields(http_req *r, const json_t *body, const char *const *allowed);
 /* An optional client id (1–64 of [A-Za-z0-9_.:-], not starting with '@'):
  * *out NULL when absent. */
 bool v_opt_id(http_req *r, const json_t *body, const char *field, const char **out);
+/* The id rules above, for a value from elsewhere (a query string). */
+bool v_is_id(const char *s);
 /* A path id, same rules (404 code given when it cannot name anything). */
 bool v_path_id(http_req *r, const char *id, const char *not_found_code);
 /* A required account reference: an account id or "@world:<CUR>". */
@@ -31,8 +33,12 @@ bool v_int(http_req *r, const json_t *body, const char *field, bool required, in
 /* Optional metadata: an object of at most 4 KiB serialized. */
 bool v_metadata(http_req *r, const json_t *body, const json_t **out);
 
-/* Query strings: the decoded value of name (malloc'd) or NULL. */
+/* Query strings: the decoded value of name's first occurrence (malloc'd;
+ * '+' is a space, a %00 becomes U+0001) or NULL when absent. */
 char *v_query(http_req *r, const char *name);
+/* An optional query parameter that must be text: 1..max bytes of UTF-8
+ * without control characters; *out (malloc'd) NULL when absent. */
+bool v_query_text(http_req *r, const char *name, size_t max, char **out);
 /* An optional RFC 3339 time in the query (µs since the epoch); def when absent. */
 bool v_query_time(http_req *r, const char *name, int64_t def, int64_t *out);
 /* limit=1..1000 (default 100). */

@@ -806,3 +806,42 @@ def test_dotdot_does_not_reach_another_route(daemon, tkeys, acct):
         problem_of(got, {400, 404, 405})   # a problem, never the account
     # control: the plain path is served
     assert daemon.get(f"/v1/accounts/{acct}", key=k).status_code == 200
+
+
+# Query parameters that percent-decode to garbage. Each answer is a 400
+# naming the parameter, or what an unknown but well-formed value gets (an
+# empty page, a 404 for a signing key), never a 5xx; the bytes never reach
+# the ledger as text. GET /v1/accounts?owner=%ff once did (found by
+# fuzz/fuzz_api_decode): the owner is now checked as UTF-8 text like the
+# owner of POST /v1/accounts, and a customer filter must be an account id.
+QUERY_ROUTES = [
+    ("/v1/accounts?owner={v}", "owner", {400}),
+    ("/v1/accounts?owner=x&limit={v}", "limit", {400}),
+    ("/v1/accounts?owner=x&cursor={v}", "cursor", {400}),
+    ("/v1/orders?customer={v}", "customer", {400}),
+    ("/v1/orders?status={v}", "status", {400}),
+    ("/v1/accounts/{acct}/entries?order={v}", "order", {400}),
+    ("/v1/accounts/{acct}/entries?from={v}", "from", {400}),
+    ("/v1/accounts/{acct}/balance?at={v}", "at", {400}),
+    ("/v1/accounts/{acct}/statement?to={v}", "to", {400}),
+    ("/v1/audit/verify?currency={v}", "currency", {400}),
+    ("/v1/events?after={v}", "after", {400}),
+    ("/v1/events/signing-key?kid={v}", None, {404}),
+]
+QUERY_GARBAGE = ["%ff", "%fe%ff", "%c0%80", "%ed%a0%80", "a%00b", "%01", "%7f", "a%0d%0ab", "%e2%82%ac" * 200,
+                 "%ff" * 3000]
+
+
+@pytest.mark.parametrize("value", QUERY_GARBAGE, ids=lambda v: v[:24])
+def test_percent_encoded_garbage_in_query(daemon, tkeys, acct, value):
+    _t, k = tkeys
+    with keeps_serving(daemon, k):
+        for pattern, field, allowed in QUERY_ROUTES:
+            target = pattern.format(v=value, acct=acct)
+            got = exchange(daemon, build("GET", target, [("Authorization", "Bearer " + k)]))
+            try:
+                status, p = problem_of(got, allowed | {431, 414})
+            except AssertionError as e:
+                raise AssertionError(f"GET {target[:100]}: {e}") from None
+            if status == 400:
+                assert p["code"] == "invalid_request" and p.get("field") == field, (target[:80], p)
