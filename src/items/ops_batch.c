@@ -264,6 +264,14 @@ static void write_loaded(it_op *op)
 			it_value *v = NULL;
 			char *pk = NULL, *sk = NULL;
 			if (put != NULL) {
+				if (json_object_get(put, "Item") == NULL) {
+					it_error_set(&e, IT_ERR_VALIDATION,
+						     "1 validation error detected: Value null at 'requestItems.%s.member.%zu.member.putRequest.item' "
+						     "failed to satisfy constraint: Member must not be null",
+						     st->names[i], k + 1);
+					ok = false;
+					break;
+				}
 				if (!it_item_from_json(json_object_get(put, "Item"), &v, &e)) {
 					ok = false;
 					break;

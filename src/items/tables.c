@@ -134,8 +134,10 @@ static const char *build_indexes(it_op *op, json_t *list, json_t *defs, json_t *
 		for (size_t j = 0; j < json_array_size(*out); j++)
 			if (strcmp(json_string_value(json_object_get(json_array_get(*out, j), "IndexName")), iname) == 0)
 				return "One or more parameter values were invalid: Duplicate index name";
-		json_t *d = json_pack("{s:s, s:O, s:O, s:s, s:I, s:I, s:i}", "IndexName", iname, "KeySchema", ks, "Projection",
-				      proj ? proj : json_pack("{s:s}", "ProjectionType", "ALL"), "IndexStatus", "ACTIVE",
+		/* "o" takes the reference: a borrowed Projection is incref'd,
+		 * a default one is new (with "O" it leaked; fuzz_items_request) */
+		json_t *d = json_pack("{s:s, s:O, s:o, s:s, s:I, s:I, s:i}", "IndexName", iname, "KeySchema", ks, "Projection",
+				      proj ? json_incref(proj) : json_pack("{s:s}", "ProjectionType", "ALL"), "IndexStatus", "ACTIVE",
 				      "IndexSizeBytes", (json_int_t)0, "ItemCount", (json_int_t)0, "_slot", (*next_slot)++);
 		char arn[600];
 		snprintf(arn, sizeof(arn), "arn:aws:dynamodb:onceledger:%s:table/%s/index/%s", op->tenant,

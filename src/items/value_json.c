@@ -36,6 +36,12 @@ json_token(const json_t *j)
 static bool
 want(const json_t *j, json_type t, const char *what, it_error *e)
 {
+	if (j == NULL) {
+		/* callers check required members; this is the backstop */
+		it_error_set(e, IT_ERR_VALIDATION,
+		    "1 validation error detected: Value null failed to satisfy constraint: Member must not be null");
+		return false;
+	}
 	if (json_typeof(j) == t || (t == JSON_TRUE && json_is_boolean(j)))
 		return true;
 	it_error_set(e, IT_ERR_SERIALIZATION, "%s cannot be converted to %s",

@@ -62,6 +62,18 @@ static void test_tables(dbt_ctx *c)
 	dbt_call(c, T1, "ListTables", &r, "{}");
 	CHECK(OK(r) && json_array_size(json_object_get(r.body, "TableNames")) == 2, "ListTables lists the tenant's two tables");
 	dbt_res_clear(&r);
+	/* A GSI without Projection gets ALL (its default object leaked before;
+	 * found by fuzz/fuzz_items_request; the ASan suite's leak check
+	 * covers it). Tenant T2, so that T1's count above holds. */
+	dbt_call(c, T2, "CreateTable", &r,
+		 "{\"TableName\":\"noproj\",\"KeySchema\":[{\"AttributeName\":\"p\",\"KeyType\":\"HASH\"}],"
+		 "\"AttributeDefinitions\":[{\"AttributeName\":\"p\",\"AttributeType\":\"S\"},{\"AttributeName\":\"g\",\"AttributeType\":\"S\"}],"
+		 "\"GlobalSecondaryIndexes\":[{\"IndexName\":\"by_g\",\"KeySchema\":[{\"AttributeName\":\"g\",\"KeyType\":\"HASH\"}]}]}");
+	json_t *gsi = json_array_get(json_object_get(json_object_get(r.body, "TableDescription"), "GlobalSecondaryIndexes"), 0);
+	json_t *all = json_pack("{s:s}", "ProjectionType", "ALL");
+	CHECK(OK(r) && json_equal(json_object_get(gsi, "Projection"), all), "a GSI without Projection projects ALL");
+	json_decref(all);
+	dbt_res_clear(&r);
 	dbt_call(c, T2, "DescribeTable", &r, "{\"TableName\":\"acct\"}");
 	CHECK(ERR(r, "ResourceNotFoundException"), "another tenant cannot see the table");
 	dbt_res_clear(&r);
@@ -623,6 +635,16 @@ static void test_batches_and_scan(dbt_ctx *c)
 	dbt_call(c, T1, "BatchGetItem", &r,
 		 "{\"RequestItems\":{\"nums\":{\"Keys\":[{\"p\":{\"S\":\"b0\"},\"s\":{\"N\":\"0\"}},{\"p\":{\"S\":\"b0\"},\"s\":{\"N\":\"0\"}}]}}}");
 	CHECK(ERR(r, "ValidationException"), "duplicate keys in BatchGetItem refused");
+	dbt_res_clear(&r);
+	/* A PutRequest without its Item dereferenced NULL (found by
+	 * fuzz/fuzz_items_request): now a ValidationException, nothing written. */
+	dbt_call(c, T1, "BatchWriteItem", &r,
+		 "{\"RequestItems\":{\"nums\":[{\"PutRequest\":{\"Item\":{\"p\":{\"S\":\"nx\"},\"s\":{\"N\":\"1\"}}}},"
+		 "{\"PutRequest\":{\"Itm\":{}}}]}}");
+	CHECK(ERR(r, "ValidationException") && strstr(r.msg, "putRequest.item") != NULL, "a PutRequest without Item is refused");
+	dbt_res_clear(&r);
+	dbt_call(c, T1, "GetItem", &r, "{\"TableName\":\"nums\",\"Key\":{\"p\":{\"S\":\"nx\"},\"s\":{\"N\":\"1\"}}}");
+	CHECK(OK(r) && json_object_get(r.body, "Item") == NULL, "... and the batch's other put was not written");
 	dbt_res_clear(&r);
 	/* parallel scan: 3 segments cover the table exactly once */
 	int total = 0;
