@@ -223,18 +223,10 @@ static bool add_waiter(lookup *lk, const unsigned char *hash, auth_cb cb, void *
 
 void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
 {
-	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0) {
-		cb(AUTH_DENIED, NULL, arg);
-		return;
-	}
-	const char *key = authorization + 7;
-	while (*key == ' ')
-		key++;
-	size_t len = strlen(key);
-	while (len > 0 && key[len - 1] == ' ')
-		len--;
+	const char *key;
+	size_t len;
 	char id[AUTH_KEY_ID_LEN + 1];
-	if (!auth_key_parse(key, len, id)) {
+	if (!auth_bearer(authorization, &key, &len) || !auth_key_parse(key, len, id)) {
 		cb(AUTH_DENIED, NULL, arg);
 		return;
 	}

@@ -2,6 +2,7 @@
 #include "auth/keys.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -21,6 +22,21 @@ void auth_key_generate(char *key, char *id)
 static bool is_b64url(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+bool auth_bearer(const char *authorization, const char **key, size_t *len)
+{
+	if (authorization == NULL || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return false;
+	const char *k = authorization + 7;
+	while (*k == ' ')
+		k++;
+	size_t n = strlen(k);
+	while (n > 0 && k[n - 1] == ' ')
+		n--;
+	*key = k;
+	*len = n;
+	return true;
 }
 
 bool auth_key_parse(const char *key, size_t len, char *id)

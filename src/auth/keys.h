@@ -26,6 +26,9 @@ enum {
 void auth_key_generate(char *key, char *id);
 /* Validates the format and extracts the id. */
 bool auth_key_parse(const char *key, size_t len, char *id) OL_WARN_UNUSED;
+/* The key of an "Authorization: Bearer <key>" value (scheme case-blind,
+ * spaces around the key dropped): *key points into authorization. */
+bool auth_bearer(const char *authorization, const char **key, size_t *len) OL_WARN_UNUSED;
 void auth_key_hash(const char *key, size_t len, unsigned char out[AUTH_HASH_LEN]);
 /* "read,write" -> mask; false on an unknown or empty scope. */
 bool auth_scopes_parse(const char *csv, unsigned *mask) OL_WARN_UNUSED;
