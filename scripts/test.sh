@@ -14,7 +14,7 @@
 # build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus),
 # chaos (tests/chaos: three daemons killed and restarted, PostgreSQL and
 # Redis restarted, under load for CHAOS_SECONDS, then every invariant),
-# valgrind (`make valgrind-check`: integration modules with the daemon under
+# valgrind (`make valgrind-check`: the integration suite with the daemon under
 # memcheck; an invalid access or a definite leak fails them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
