@@ -4,7 +4,7 @@ and idle clients, its connection is closed by a timeout), never a 5xx or a
 crash, while a well-behaved client running alongside keeps normal latency.
 
 Covered: slow headers, slow and trickling bodies (--read-timeout-ms 1000),
-thousands of idle connections, oversized heads (431), invalid UTF-8 in JSON,
+10,000 idle connections, oversized heads (431), invalid UTF-8 in JSON,
 JSON nested 10,000 deep, 400-digit amounts, duplicate keys (docs/errors.md:
 400 invalid_request), NUL bytes in bodies / headers / paths, hostile framing,
 and percent-encoded garbage in path ids (%00, %ff, %2e%2e, overlong UTF-8,
@@ -356,8 +356,10 @@ def _raise_nofile(want):
 @needs_control
 def test_thousands_of_idle_connections(daemon_factory, cli):
     # raise our limit first: the daemon inherits it
-    soft = _raise_nofile(12000)
-    n = min(5000, (soft - 400) // 1)
+    # the 10,000 (#9); a machine whose hard limit is lower gets
+    # what it allows, and fewer than 1,000 is a skip
+    soft = _raise_nofile(20000)
+    n = min(10000, soft - 400)
     if n < 1000:
         pytest.skip(f"RLIMIT_NOFILE {soft} too small for an idle-connection flood")
     idle_timeout_s = 4.0

@@ -201,19 +201,15 @@ test_update_shapes(void)
 	CHECK(compile(true, "SET balance = balance - :amt", NULL,
 	    "{\":amt\":{\"N\":\"100\"}}", NULL, &q, NULL), "conditional debit");
 	/* SET a = a - :n is the counter form: one jsonb_set with exact
-	 * arithmetic under a range guard, the general single-SET form (value
-	 * bound once, markers raised by ol_it_fail) as its ELSE. */
+	 * arithmetic under a range guard, one call of ol_it_set_counter
+	 * (sql/008: every other case) as its ELSE. */
 	CHECK_STR(it_sql_text(&q), "(CASE WHEN pg_column_size(coalesce((i.item)::jsonb, '{}'::jsonb)) < "
 	    "409000 AND coalesce(length(((i.item)::jsonb #> $3::text[]) ->> 'N') "
 	    "<= 19, false) THEN jsonb_set(coalesce((i.item)::jsonb, '{}'::jsonb),"
 	    " $3::text[], jsonb_build_object('N', trim_scale((((i.item)::jsonb #>"
 	    " $3::text[]) ->> 'N')::numeric - (($4::jsonb) ->> 'N')::numeric)::te"
-	    "xt), true) ELSE (SELECT CASE WHEN jsonb_typeof(x.v) = 'array' THEN o"
-	    "l_it_fail(x.v) WHEN pg_column_size(x.a) + pg_column_size(x.v) + 23 >"
-	    " 409600 THEN ol_it_update_end(ol_it_act(x.a, 'P', $3::text[], x.v, 0"
-	    ")) ELSE jsonb_set(x.a, $3::text[], x.v, true) END FROM (SELECT coale"
-	    "sce((i.item)::jsonb, '{}'::jsonb) AS a, ol_it_arith(ol_it_need((i.it"
-	    "em)::jsonb #> $3::text[]), $4::jsonb, true) AS v OFFSET 0) x) END)",
+	    "xt), true) ELSE ol_it_set_counter(coalesce((i.item)::jsonb, '{}'::js"
+	    "onb), $3::text[], $4::jsonb, true, 23) END)",
 	    "SET with -: one step, operands read from the old item");
 	it_sql_free(&q);
 
@@ -279,13 +275,9 @@ test_fragments(void)
 	    "b #> $3::text[]) ->> 'N') <= 19, false) THEN jsonb_set(coalesce((i.i"
 	    "tem)::jsonb, '{}'::jsonb), $3::text[], jsonb_build_object('N', trim_"
 	    "scale((((i.item)::jsonb #> $3::text[]) ->> 'N')::numeric - (($4::jso"
-	    "nb) ->> 'N')::numeric)::text), true) ELSE (SELECT CASE WHEN jsonb_ty"
-	    "peof(x.v) = 'array' THEN ol_it_fail(x.v) WHEN pg_column_size(x.a) + "
-	    "pg_column_size(x.v) + 19 > 409600 THEN ol_it_update_end(ol_it_act(x."
-	    "a, 'P', $3::text[], x.v, 0)) ELSE jsonb_set(x.a, $3::text[], x.v, tr"
-	    "ue) END FROM (SELECT coalesce((i.item)::jsonb, '{}'::jsonb) AS a, ol"
-	    "_it_arith(ol_it_need((i.item)::jsonb #> $3::text[]), $4::jsonb, true"
-	    ") AS v OFFSET 0) x) END) WHERE i.pk = $1 AND i.tenant = $2 AND coale"
+	    "nb) ->> 'N')::numeric)::text), true) ELSE ol_it_set_counter(coalesce"
+	    "((i.item)::jsonb, '{}'::jsonb), $3::text[], $4::jsonb, true, 19) END"
+	    ") WHERE i.pk = $1 AND i.tenant = $2 AND coale"
 	    "sce(((((i.item)::jsonb #> $3::text[]))->>'N')::numeric >= $5::numeri"
 	    "c, false) AND $6::text",
 	    "one statement");
