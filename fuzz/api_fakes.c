@@ -118,6 +118,28 @@ static void answer_as(lg_cb cb, void *arg, bool list, unsigned allowed)
 	json_decref(obj);
 }
 
+/* A call on one object named by its id. */
+static void by_id(const lg_ctx *c, const char *id, lg_cb cb, void *arg, unsigned allowed)
+{
+	chk_ctx(c);
+	chk_id(id);
+	answer_as(cb, arg, false, allowed);
+}
+
+/* What holds and orders share: a new object between two accounts. */
+static void chk_between(const char *id, const char *from, const char *to, int64_t amount, const char *currency,
+			int64_t expires_in_s, const json_t *metadata)
+{
+	chk_opt_id(id);
+	chk_id(from);
+	chk_opt_id(to);
+	assert(to == NULL || strcmp(from, to) != 0);
+	assert(amount >= 1);
+	chk_currency(currency);
+	assert(expires_in_s >= 1 && expires_in_s <= 2592000);
+	chk_object(metadata);
+}
+
 /* ---- ledger ---- */
 
 void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void *arg)
@@ -133,17 +155,13 @@ void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void 
 
 void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, READS);
+	by_id(c, id, cb, arg, READS);
 }
 
 void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb cb, void *arg)
 {
 	(void)frozen;
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, WRITES);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_accounts_by_owner(const lg_ctx *c, const char *owner, int limit, const json_t *after, lg_cb cb, void *arg)
@@ -188,89 +206,59 @@ void lg_transfer_batch(const lg_ctx *c, const lg_transfer_new *t, int n, lg_cb c
 
 void lg_transfer_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, READS);
+	by_id(c, id, cb, arg, READS);
 }
 
 void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 {
 	chk_ctx(c);
-	chk_opt_id(h->id);
-	chk_id(h->from);
-	chk_opt_id(h->to);
-	assert(h->to == NULL || strcmp(h->from, h->to) != 0);
-	assert(h->amount >= 1);
-	chk_currency(h->currency);
-	assert(h->expires_in_s >= 1 && h->expires_in_s <= 2592000);
-	chk_object(h->metadata);
+	chk_between(h->id, h->from, h->to, h->amount, h->currency, h->expires_in_s, h->metadata);
 	answer_as(cb, arg, false, WRITES);
 }
 
 void lg_hold_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, READS);
+	by_id(c, id, cb, arg, READS);
 }
 
 void lg_hold_capture(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
 	assert(amount >= 0);
-	answer_as(cb, arg, false, WRITES);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, WRITES);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg)
 {
 	chk_ctx(c);
-	chk_opt_id(o->id);
-	chk_id(o->customer);
 	chk_id(o->merchant);
-	assert(strcmp(o->customer, o->merchant) != 0);
-	assert(o->amount >= 1);
-	chk_currency(o->currency);
-	assert(o->expires_in_s >= 1 && o->expires_in_s <= 2592000);
-	chk_object(o->metadata);
+	chk_between(o->id, o->customer, o->merchant, o->amount, o->currency, o->expires_in_s, o->metadata);
 	answer_as(cb, arg, false, WRITES);
 }
 
 void lg_order_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, READS);
-}
-
-static void order_write(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
-{
-	chk_ctx(c);
-	chk_id(id);
-	answer_as(cb, arg, false, WRITES);
+	by_id(c, id, cb, arg, READS);
 }
 
 void lg_order_settle(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	order_write(c, id, cb, arg);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_order_cancel(const lg_ctx *c, const char *id, lg_cb cb, void *arg)
 {
-	order_write(c, id, cb, arg);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_order_refund(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, void *arg)
 {
 	assert(amount >= 0);
-	order_write(c, id, cb, arg);
+	by_id(c, id, cb, arg, WRITES);
 }
 
 void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, int limit, const json_t *after, lg_cb cb,
