@@ -10,8 +10,9 @@
 # Suites: unit (C unit tests), db (C tests of the item layer against a real
 # PostgreSQL started for them), integration (pytest against the real daemon,
 # PostgreSQL and Redis), sdk (the DynamoDB endpoint driven by the AWS SDK v3
-# for JavaScript, tests/sdk), asan (unit + db + integration on an ASan/UBSan
-# build), fuzz (each libFuzzer target for FUZZ_SECONDS on its corpus),
+# for JavaScript, tests/sdk), asan (unit + db + integration + sdk + chaos on
+# an ASan/UBSan build), fuzz (each libFuzzer target for FUZZ_SECONDS on its
+# corpus),
 # chaos (tests/chaos: three daemons killed and restarted, PostgreSQL and
 # Redis restarted, under load for CHAOS_SECONDS, then every invariant),
 # valgrind (`make valgrind-check`: the integration suite with the daemon under
@@ -136,7 +137,7 @@ pytest_suite() { # name extra-env...
 	shift
 	local xml="$OUT/$name.xml"
 	local -a where=(tests/integration)
-	[ "$name" = chaos ] && where=(-s tests/chaos) # -s: its summary line
+	case $name in *chaos) where=(-s tests/chaos) ;; esac # -s: its summary line
 	rm -f "$xml"
 	if [ "$name" = valgrind ]; then
 		timeout 1800 make -s valgrind-check VALGRIND_PYTEST_ARGS="--junitxml=$xml" >"$OUT/$name.log" 2>&1
@@ -169,6 +170,24 @@ PYEOF
 	report "$name" "$p" "$f"
 }
 
+# The DynamoDB endpoint driven by the real AWS SDK v3 (node:test).
+sdk_suite() { # name extra-env...
+	local name=$1
+	shift
+	[ -x tests/sdk/run.sh ] || return 0
+	env "$@" tests/sdk/run.sh >"$OUT/$name.log" 2>&1
+	local rc=$? sp sf
+	tail -30 "$OUT/$name.log"
+	sp=$(grep -E '^# pass [0-9]+' "$OUT/$name.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+	sf=$(grep -E '^# fail [0-9]+' "$OUT/$name.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
+	if grep -q '^# skipped' "$OUT/$name.log"; then
+		echo "   $name: skipped (node or npm missing)"
+	elif [ $rc -ne 0 ] && [ "${sf:-0}" -eq 0 ]; then
+		sf=1
+	fi
+	report "$name" "${sp:-0}" "${sf:-0}"
+}
+
 echo "== build"
 if ! build_tree "$ROOT" --enable-werror; then
 	echo "0 passed, 1 failed"
@@ -193,20 +212,7 @@ for suite in $SUITES; do
 		pytest_suite valgrind
 		;;
 	sdk)
-		# The DynamoDB endpoint driven by the real AWS SDK v3 (node:test).
-		if [ -x tests/sdk/run.sh ]; then
-			tests/sdk/run.sh >"$OUT/sdk.log" 2>&1
-			rc=$?
-			tail -30 "$OUT/sdk.log"
-			sp=$(grep -E '^# pass [0-9]+' "$OUT/sdk.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
-			sf=$(grep -E '^# fail [0-9]+' "$OUT/sdk.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
-			if grep -q '^# skipped' "$OUT/sdk.log"; then
-				echo "   sdk: skipped (node or npm missing)"
-			elif [ $rc -ne 0 ] && [ "${sf:-0}" -eq 0 ]; then
-				sf=1
-			fi
-			report sdk "${sp:-0}" "${sf:-0}"
-		fi
+		sdk_suite sdk
 		;;
 	asan)
 		echo "== asan build"
@@ -216,6 +222,11 @@ for suite in $SUITES; do
 			unit_suite asan-unit "$ROOT/var/build-asan"
 			db_suite asan-db "$ROOT/var/build-asan"
 			pytest_suite asan-integration ONCELEDGER_DAEMON="$ROOT/var/build-asan/src/onceledgerd" \
+				ONCELEDGER_CLI="$ROOT/var/build-asan/src/onceledger"
+			sdk_suite asan-sdk ONCELEDGER_DAEMON="$ROOT/var/build-asan/src/onceledgerd" \
+				ONCELEDGER_CLI="$ROOT/var/build-asan/src/onceledger"
+			pytest_suite asan-chaos CHAOS_SECONDS="${CHAOS_SECONDS:-90}" \
+				ONCELEDGER_DAEMON="$ROOT/var/build-asan/src/onceledgerd" \
 				ONCELEDGER_CLI="$ROOT/var/build-asan/src/onceledger"
 		else
 			report asan-build 0 1

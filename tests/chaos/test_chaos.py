@@ -76,9 +76,13 @@ class Node:
         raise AssertionError(f"daemon {self.i} not healthy")
 
     def kill9(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """kill -9; the daemon must have been running (a daemon that ended
+        on its own, e.g. a sanitizer's abort, fails the test)."""
+        assert self.proc is not None and self.proc.poll() is None, \
+            f"daemon {self.i} ended on its own (status {self.proc.returncode if self.proc else None}):\n" \
+            f"{self.log.read_text()[-3000:]}"
+        self.proc.kill()
+        self.proc.wait()
 
     def terminate(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -113,13 +117,15 @@ def world():
         yield {"dir": d, "env": env, "key": key, "nodes": nodes}
         ok = True
     finally:
-        for n in nodes:
-            n.terminate()
+        # a clean stop exits 0: on an ASan build, leaks and errors show here
+        codes = [n.terminate() for n in nodes]
+        ok = ok and all(c == 0 for c in codes)
         subprocess.run([str(STACK_SH), "stop", str(d / "stack")], capture_output=True, timeout=180)
         if ok and not os.environ.get("ONCELEDGER_TEST_KEEP"):
             shutil.rmtree(d, ignore_errors=True)
         else:
             sys.stderr.write(f"\nchaos: logs kept in {d}\n")
+    assert all(c == 0 for c in codes), f"daemon exit statuses at SIGTERM: {codes} (logs in {d})"
 
 
 class Client:

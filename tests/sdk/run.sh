@@ -152,6 +152,17 @@ status=$?
 if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
     log "the daemon died during the tests"
     [ "$status" -ne 0 ] || status=1
+else
+    # A clean stop exits 0; a sanitizer build reports leaks and errors
+    # through its exit status here (scripts/test.sh runs this on ASan too).
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID"
+    daemon_status=$?
+    DAEMON_PID=
+    if [ "$daemon_status" -ne 0 ]; then
+        log "the daemon exited with status $daemon_status at SIGTERM"
+        [ "$status" -ne 0 ] || status=1
+    fi
 fi
 if [ "$status" -ne 0 ]; then
     print_daemon_log
