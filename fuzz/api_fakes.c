@@ -96,7 +96,7 @@ static json_t *result(lg_status st, bool list)
 #define BIT(x) (1u << (x))
 #define READS (BIT(LG_OK) | BIT(LG_NOT_FOUND) | BIT(LG_UNAVAILABLE) | BIT(LG_FAILED))
 #define LISTS (READS | BIT(LG_INVALID))
-#define WRITES 0x1fffu
+#define WRITES (BIT(FZ_OUTCOMES) - 1)
 
 /* The input's outcome among those the call can have. */
 static lg_status pick(unsigned allowed)

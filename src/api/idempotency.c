@@ -51,15 +51,8 @@ static void answer(idems_status st, json_t *obj, int retry_after, void *arg)
 /* A key: 1-255 bytes of valid UTF-8 without control characters. */
 static bool key_ok(http_req *r, const char *key)
 {
-	size_t n = key != NULL ? strlen(key) : 0;
-	bool ok = n >= 1 && n <= IDEM_KEY_MAX;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = (unsigned char)key[i] >= 0x20 && key[i] != 0x7f;
-	/* A path parameter is percent-decoded bytes: it must still be text
-	 * (jansson refuses invalid UTF-8, overlong forms and surrogates). */
-	json_t *text = ok ? json_stringn(key, n) : NULL;
-	ok = text != NULL;
-	json_decref(text);
+	/* A path parameter is percent-decoded bytes: it must still be text. */
+	bool ok = v_text_ok(key, IDEM_KEY_MAX);
 	if (!ok)
 		problem_send(r, 400, "invalid_request", "'key' must be 1-255 characters of UTF-8 without control characters",
 			     json_pack("{s:s}", "field", "key"));

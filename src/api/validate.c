@@ -186,19 +186,24 @@ char *v_query(http_req *r, const char *name)
 	return NULL;
 }
 
+bool v_text_ok(const char *s, size_t max)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+	if (n < 1 || n > max || !no_controls(s, n))
+		return false;
+	/* jansson refuses invalid UTF-8, overlong forms and surrogates */
+	json_t *text = json_stringn(s, n);
+	json_decref(text);
+	return text != NULL;
+}
+
 bool v_query_text(http_req *r, const char *name, size_t max, char **out)
 {
 	char *s = v_query(r, name);
 	*out = NULL;
 	if (s == NULL)
 		return true;
-	/* percent-decoded bytes: they must still be text (jansson refuses
-	 * invalid UTF-8, overlong forms and surrogates) */
-	size_t n = strlen(s);
-	json_t *text = n >= 1 && n <= max && no_controls(s, n) ? json_stringn(s, n) : NULL;
-	bool ok = text != NULL;
-	json_decref(text);
-	if (!ok) {
+	if (!v_text_ok(s, max)) {
 		free(s);
 		char what[96];
 		snprintf(what, sizeof(what), "must be 1-%zu bytes of UTF-8 without control characters", max);

@@ -36,6 +36,9 @@ bool v_metadata(http_req *r, const json_t *body, const json_t **out);
 /* Query strings: the decoded value of name's first occurrence (malloc'd;
  * '+' is a space, a %00 becomes U+0001) or NULL when absent. */
 char *v_query(http_req *r, const char *name);
+/* Text from a percent-decoded path or query: 1..max bytes of valid UTF-8
+ * without control characters. */
+bool v_text_ok(const char *s, size_t max);
 /* An optional query parameter that must be text: 1..max bytes of UTF-8
  * without control characters; *out (malloc'd) NULL when absent. */
 bool v_query_text(http_req *r, const char *name, size_t max, char **out);

@@ -264,7 +264,8 @@ static void write_loaded(it_op *op)
 			it_value *v = NULL;
 			char *pk = NULL, *sk = NULL;
 			if (put != NULL) {
-				if (json_object_get(put, "Item") == NULL) {
+				const json_t *item = json_object_get(put, "Item");
+				if (item == NULL) {
 					it_error_set(&e, IT_ERR_VALIDATION,
 						     "1 validation error detected: Value null at 'requestItems.%s.member.%zu.member.putRequest.item' "
 						     "failed to satisfy constraint: Member must not be null",
@@ -272,7 +273,7 @@ static void write_loaded(it_op *op)
 					ok = false;
 					break;
 				}
-				if (!it_item_from_json(json_object_get(put, "Item"), &v, &e)) {
+				if (!it_item_from_json(item, &v, &e)) {
 					ok = false;
 					break;
 				}

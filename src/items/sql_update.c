@@ -134,7 +134,7 @@ static bool __attribute__((warn_unused_result))
 update_single_set(it_sql *q, const it_uaction *a, const char *col,
     const char *key, it_error *e)
 {
-	it_sqlbuf acc = { 0 }, v = { 0 }, path = { 0 }, general = { 0 };
+	it_sqlbuf acc = { 0 }, v = { 0 }, path = { 0 };
 	bool ok = false;
 
 	if (key != NULL)
@@ -180,18 +180,14 @@ update_single_set(it_sql *q, const it_uaction *a, const char *col,
 		 * argument, and the statement carries no subplan. */
 		if (!value_to(q, &v, a->value, col, e) || !it_sql_check(q, &v, e))
 			goto fail;
-		it_sqlbuf_add(&general, "ol_it_set_top(%s, %s, %s, %zu)", acc.p,
+		it_sqlbuf_add(&q->text, "ol_it_set_top(%s, %s, %s, %zu)", acc.p,
 		    path.p, v.p, a->path.v[0].name.len + 16);
-		if (!it_sql_check(q, &general, e))
-			goto fail;
-		it_sqlbuf_cat(&q->text, general.p);
 	}
 	ok = it_sql_check(q, NULL, e);
 fail:
 	it_sqlbuf_free(&acc);
 	it_sqlbuf_free(&v);
 	it_sqlbuf_free(&path);
-	it_sqlbuf_free(&general);
 	return ok;
 }
 
