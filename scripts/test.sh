@@ -180,7 +180,8 @@ sdk_suite() { # name extra-env...
 	tail -30 "$OUT/$name.log"
 	sp=$(grep -E '^# pass [0-9]+' "$OUT/$name.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
 	sf=$(grep -E '^# fail [0-9]+' "$OUT/$name.log" | tail -1 | grep -oE '[0-9]+' || echo 0)
-	if grep -q '^# skipped' "$OUT/$name.log"; then
+	# run.sh's own skip line has a colon; node's summary says '# skipped 0'
+	if grep -q '^# skipped:' "$OUT/$name.log"; then
 		echo "   $name: skipped (node or npm missing)"
 	elif [ $rc -ne 0 ] && [ "${sf:-0}" -eq 0 ]; then
 		sf=1

@@ -26,6 +26,16 @@
 #include "http/problem.h"
 #include "log.h"
 
+/* Pending connections the kernel queues per listening socket (capped by
+ * net.core.somaxconn).  A burst of thousands of connects must not overflow
+ * it: an overflowing queue drops SYNs and the client waits out a 1 s
+ * retransmission. */
+#define HTTP_LISTEN_BACKLOG 4096
+/* evconnlistener_new's backlog argument: 0 means "already listening".  Its
+ * -1 ("a reasonable default") calls listen(fd, 128) again and silently
+ * shrinks the queue set above. */
+#define LEV_ALREADY_LISTENING 0
+
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING };
 
 struct http_conn {
@@ -745,7 +755,7 @@ static int bind_listener(const char *spec, int *port_out, char **err)
 	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0 ||
 	    evutil_make_socket_nonblocking(fd) < 0) {
 		if (asprintf(err, "cannot listen on %s: %s", spec, strerror(errno)) < 0)
 			*err = NULL;
@@ -808,19 +818,19 @@ http_server *http_server_new(const char *listen, const char *metrics_listen, con
 		/* Each worker accepts on its own dup() of the one listening
 		 * socket: the kernel spreads connections, no lock is shared. */
 		int dfd = dup(s->fd);
-		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, dfd);
+		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, dfd);
 		if (w->listener == NULL)
 			goto fail;
 		evconnlistener_set_error_cb(w->listener, accept_error_cb);
 		if (s->mfd >= 0) {
 			int mdfd = dup(s->mfd);
-			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, mdfd);
+			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, mdfd);
 			if (w->mlistener == NULL)
 				goto fail;
 		}
 		if (s->dfd >= 0) {
 			int ddfd = dup(s->dfd);
-			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, ddfd);
+			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, ddfd);
 			if (w->dlistener == NULL)
 				goto fail;
 		}

@@ -413,6 +413,38 @@ def test_thousands_of_idle_connections(daemon_factory, cli):
     assert requests.get(d.url + "/healthz", timeout=2).status_code == 200
 
 
+@needs_control
+def test_listen_queue_holds_a_connection_burst(daemon_factory):
+    """A burst of connects while no worker is accepting (the daemon stopped
+    with SIGSTOP, as a busy event loop would be) must all complete: the
+    listening socket's queue is deep (4096, capped by somaxconn).  A shallow
+    queue (libevent's default 128) drops SYNs, and the client only retries
+    after 1 s; that is how the idle-connection flood once cost a
+    well-behaved client a 1 s request."""
+    import signal
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somaxconn = int(f.read())
+    n = min(1000, somaxconn - 16)
+    if n < 256:
+        pytest.skip(f"net.core.somaxconn {somaxconn} too small for a burst test")
+    d = daemon_factory()
+    socks = []
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        for i in range(n):
+            try:
+                # loopback handshakes complete in microseconds; only a
+                # dropped SYN (queue full) waits for the 1 s retransmission
+                socks.append(socket.create_connection((d.host, d.tcp_port), timeout=0.8))
+            except OSError as e:
+                pytest.fail(f"connect {i} of {n} failed while the daemon was not accepting: {e!r}")
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+        for s in socks:
+            s.close()
+    assert requests.get(d.url + "/healthz", timeout=5).status_code == 200
+
+
 # ---------------------------------------------------------------------------
 # Oversized heads (431)
 
