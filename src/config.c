@@ -22,7 +22,7 @@ static const cfg_setting settings[] = {
 	{"master_key_file", CFG_STR, "", 0, 0, S(master_key_file),
 	 "File of 32 random bytes sealing the SigV4 secrets; required with dynamodb_listen (the CLI reads it too)."},
 	{"database_url", CFG_STR, "postgresql:///onceledger", 0, 0, S(database_url), "libpq connection URL of PostgreSQL."},
-	{"redis_url", CFG_STR, "redis://127.0.0.1:6379", 0, 0, S(redis_url), "Redis URL for the event streams (redis://host:port or unix:///path)."},
+	{"redis_url", CFG_STR, "redis://127.0.0.1:6379", 0, 0, S(redis_url), "Redis URL for the event streams: redis://[[user]:password@]host[:port][/db] or unix:///path."},
 	{"events_stream_prefix", CFG_STR, "onceledger:events:", 0, 0, S(events_stream_prefix),
 	 "Prefix of the tenants' Redis stream keys; the tenant's name follows."},
 	{"events_key_file", CFG_STR, "onceledger-events.key", 0, 0, S(events_key_file),

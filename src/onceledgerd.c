@@ -26,6 +26,7 @@ typedef struct daemon_state {
 	app *ap;
 	bool stopping;
 	int redis_failures;
+	const redis_url *redis;
 } daemon_state;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -65,7 +66,7 @@ static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
 	 * machine is not an outage. */
 	/* A rotated key file is picked up here (docs/events.md "Keys"). */
 	ev_keys_refresh(d->ap->keys);
-	bool up = redis_probe_once(d->ap->cfg->redis_url, 500);
+	bool up = redis_probe_once(d->redis, 500);
 	d->redis_failures = up ? 0 : d->redis_failures + 1;
 	int st = up ? REDIS_UP : d->redis_failures >= 2 ? REDIS_DOWN : __atomic_load_n(&d->ap->redis_state, __ATOMIC_RELAXED);
 	if (st == REDIS_UNKNOWN)
@@ -96,6 +97,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(cfg.log_level);
+	/* A malformed URL is a configuration error now, not a relay that
+	 * retries forever. */
+	redis_url ru;
+	if (!redis_url_parse(cfg.redis_url, &ru, &err)) {
+		fprintf(stderr, "onceledgerd: %s\n", err ? err : "bad redis_url");
+		free(err);
+		cfg_free(&cfg);
+		return 1;
+	}
 	if (sodium_init() < 0) {
 		log_error("sodium_init_failed", "{}");
 		return 1;
@@ -143,7 +153,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ap.srv = srv;
-	daemon_state d = {.srv = srv, .ap = &ap};
+	daemon_state d = {.srv = srv, .ap = &ap, .redis = &ru};
 	d.base = event_base_new();
 	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
@@ -210,6 +220,7 @@ int main(int argc, char **argv)
 	http_server_free(srv);
 	free(ap.workers);
 	ev_keys_free(ap.keys);
+	redis_url_free(&ru);
 	cfg_free(&cfg);
 	sodium_memzero(&mk, sizeof(mk));
 	return 0;

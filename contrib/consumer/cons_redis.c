@@ -156,7 +156,7 @@ bad_free:
 	free(r->password);
 	r->user = r->password = NULL;
 bad:
-	*cause = cons_xasprintf("bad Redis URL '%s' (expected redis://host:port or unix:///path)", url);
+	*cause = cons_xasprintf("bad Redis URL (expected redis://[[user]:password@]host[:port][/db] or unix:///path)");
 	return false;
 }
 

@@ -28,7 +28,7 @@
 
 #include "events/envelope.h"
 #include "log.h"
-#include "redis_probe.h"
+#include "redis_url.h"
 #include "util/util.h"
 
 /* pg_try_advisory_lock key of the relay: "onceldgr" in ASCII. */
@@ -56,7 +56,8 @@ typedef struct tenant_top {
 
 struct ev_relay {
 	ev_relay_config cfg;
-	char *conninfo, *redis_url, *prefix;
+	char *conninfo, *prefix;
+	redis_url redis;
 	char maxlen[24];
 	pthread_t thread;
 	bool started;
@@ -320,14 +321,22 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	r->need_reconcile = true;
 }
 
+/* The answer to AUTH or SELECT, sent ahead of everything on a new
+ * connection. On a refusal the commands queued behind it fail too (NOAUTH,
+ * or the wrong database never written): that round fails and backs off
+ * like any other, and this log line says why. */
+static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	redisReply *rep = reply;
+	(void)ac;
+	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+		log_warn("relay_redis_error", "{s:s, s:s}", "during", (const char *)privdata, "error", rep->str);
+}
+
 static bool redis_connect(ev_relay *r)
 {
-	char host[256];
-	int port;
-	bool is_unix;
-	if (!redis_url_parse(r->redis_url, host, &port, &is_unix))
-		return false;
-	redisAsyncContext *ac = is_unix ? redisAsyncConnectUnix(host) : redisAsyncConnect(host, port);
+	const redis_url *u = &r->redis;
+	redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->host) : redisAsyncConnect(u->host, u->port);
 	if (ac == NULL || ac->err) {
 		log_warn("relay_redis_error", "{s:s, s:s}", "during", "connect", "error", ac ? ac->errstr : "out of memory");
 		if (ac != NULL)
@@ -341,6 +350,16 @@ static bool redis_connect(ev_relay *r)
 	}
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	/* Queued now, written first once connected: hiredis keeps order. */
+	const char *auth[3];
+	int nauth = redis_url_auth_argv(u, auth);
+	char db[24];
+	snprintf(db, sizeof(db), "%ld", u->db);
+	if ((nauth > 0 && redisAsyncCommandArgv(ac, on_setup, "AUTH", nauth, auth, NULL) != REDIS_OK) ||
+	    (u->db > 0 && redisAsyncCommandArgv(ac, on_setup, "SELECT", 2, (const char *[]){"SELECT", db}, NULL) != REDIS_OK)) {
+		redisAsyncFree(ac);
+		return false;
+	}
 	r->rc = ac;
 	r->rstate = R_CONNECTING;
 	arm_deadline(r);
@@ -752,7 +771,7 @@ static void relay_free(ev_relay *r)
 	tops_free(r);
 	free(r->rows);
 	free(r->conninfo);
-	free(r->redis_url);
+	redis_url_free(&r->redis);
 	free(r->prefix);
 	free(r);
 }
@@ -766,8 +785,11 @@ ev_relay *ev_relay_start(const ev_relay_config *cfg, char **err)
 		return NULL;
 	}
 	r->cfg = *cfg;
+	if (!redis_url_parse(cfg->redis_url, &r->redis, err)) {
+		free(r);
+		return NULL;
+	}
 	r->conninfo = strdup(cfg->conninfo);
-	r->redis_url = strdup(cfg->redis_url);
 	r->prefix = strdup(cfg->prefix);
 	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", cfg->maxlen);
 	r->failpoint = getenv("ONCELEDGER_FAILPOINT");
@@ -777,7 +799,7 @@ ev_relay *ev_relay_start(const ev_relay_config *cfg, char **err)
 		r->deadline_ev = evtimer_new(r->base, on_deadline, r);
 		r->stop_ev = event_new(r->base, -1, 0, on_stop, r);
 	}
-	if (r->conninfo == NULL || r->redis_url == NULL || r->prefix == NULL || r->tick_ev == NULL || r->deadline_ev == NULL ||
+	if (r->conninfo == NULL || r->prefix == NULL || r->tick_ev == NULL || r->deadline_ev == NULL ||
 	    r->stop_ev == NULL) {
 		relay_free(r);
 		*err = strdup("out of memory");

@@ -13,7 +13,7 @@
 
 typedef struct ev_relay_config {
 	const char *conninfo;  /* PostgreSQL */
-	const char *redis_url; /* redis://host:port or unix:///path */
+	const char *redis_url; /* redis_url.h: redis://[[user]:password@]host[:port][/db] or unix:///path */
 	const char *prefix;    /* stream key prefix; the tenant follows */
 	long long maxlen;      /* XADD MAXLEN ~ (0: no trimming) */
 	int batch;             /* rows per round */

@@ -484,3 +484,95 @@ def test_relay_metrics(daemon_factory, cli, rds, db):
     assert count >= 6 and total >= 0, (count, total)
     # a lag of a local relay is well below a minute
     assert total / count < 60, f"mean relay lag {total / count:.1f} s"
+
+
+# ---------------------------------------------------------------------------
+# A Redis that wants a password (docs/configuration.md "redis_url")
+
+SECRET = "s3cr3t-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def locked_redis(tmp_path):
+    """A private redis-server with requirepass, no persistence; yields its port."""
+    import shutil
+    import subprocess
+    from oltest import free_port
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", SECRET,
+                             "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    c = redis.Redis(host="127.0.0.1", port=port, password=SECRET, db=3, decode_responses=True, socket_timeout=10)
+
+    def up():
+        try:
+            return c.ping()
+        except redis.RedisError:
+            return False
+    try:
+        assert poll(up, 10), "the private redis-server did not start"
+        yield port, c
+    finally:
+        c.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+def _readyz_redis(d):
+    r = d.get("/readyz", timeout=5)
+    assert r.status_code == 200, r.text  # Redis never makes the service unready
+    return r.json().get("redis")
+
+
+def test_redis_password_and_database(daemon_factory, locked_redis, cli, db):
+    """redis://:password@host:port/3: the relay and the readiness probe AUTH
+    and SELECT 3 on every connection. With a wrong password nothing is
+    published, /readyz says "redis": "down", the log says why without the
+    password, and the outbox keeps the event: the next daemon with the right
+    password publishes it, once, into database 3 and nowhere else."""
+    port, c3 = locked_redis
+    t, key = _tenant(cli)
+    acc = "acc-" + _hex()
+
+    wrong = daemon_factory("--redis-url", f"redis://:not-{SECRET}@127.0.0.1:{port}/3")
+    _ok(_post(wrong, "/v1/accounts", key, {"id": acc, "currency": CUR}))
+    _ok(_post(wrong, f"/v1/accounts/{acc}/credits", key, {"amount": 5}))
+    assert poll(lambda: _readyz_redis(wrong) == "down", 10), "/readyz does not report the refused Redis"
+    log = poll(lambda: (lambda s: s if "WRONGPASS" in s or "invalid password" in s else None)(
+        wrong.log_path.read_text(errors="replace")), 10)
+    assert log and '"relay_redis_error"' in log and '"during":"AUTH"' in log, \
+        "the refused AUTH is not logged as relay_redis_error"
+    assert SECRET not in log, "the password reached the log"
+    assert c3.xlen(PREFIX + t) == 0, "published with a refused password"
+    assert wrong.terminate() == 0
+
+    right = daemon_factory("--redis-url", f"redis://:{SECRET}@127.0.0.1:{port}/3")
+    assert poll(lambda: _readyz_redis(right) == "up", 10), "/readyz does not see the Redis it can log in to"
+    _ok(_post(right, f"/v1/accounts/{acc}/credits", key, {"amount": 7}))
+    s = _wait_published(c3, db, t, 60)
+    assert len(s) >= 3, s  # account opened, two credits
+    c0 = redis.Redis(host="127.0.0.1", port=port, password=SECRET, db=0, decode_responses=True)
+    try:
+        assert c0.xlen(PREFIX + t) == 0, "published into database 0, not the one in the URL"
+    finally:
+        c0.close()
+    assert SECRET not in right.log_path.read_text(errors="replace"), "the password reached the log"
+
+
+def test_malformed_redis_url_stops_the_daemon(stack, tmp_path):
+    """A malformed redis_url is a startup error naming the setting, not a
+    relay that retries forever; the message never repeats the password."""
+    import subprocess
+    from oltest import DAEMON, free_port
+    for url, why in ((f"rediss://:{SECRET}@127.0.0.1:6379", "TLS"),
+                     (f"redis://:{SECRET}@127.0.0.1:99999", "port"),
+                     ("redis://127.0.0.1:6379/db3", "database")):
+        p = subprocess.run([str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--database-url", stack.database_url,
+                            "--redis-url", url, "--events-key-file", str(tmp_path / "ek")],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0, f"{url}: the daemon started"
+        assert "bad redis_url" in p.stderr and why in p.stderr, f"{url}: {p.stderr!r}"
+        assert SECRET not in p.stderr + p.stdout, "the password reached the output"
