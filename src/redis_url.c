@@ -94,6 +94,8 @@ bool redis_url_parse(const char *url, redis_url *u, char **err)
 void redis_url_free(redis_url *u)
 {
 	free(u->user);
+	if (u->password != NULL)
+		explicit_bzero(u->password, strlen(u->password)); /* not left in freed memory */
 	free(u->password);
 	u->user = u->password = NULL;
 }
