@@ -172,7 +172,7 @@ int main(int argc, char **argv)
 	if (cfg.relay_enabled) {
 		ev_relay_config rc = {
 			.conninfo = cfg.database_url,
-			.redis_url = cfg.redis_url,
+			.redis = &ru,
 			.prefix = cfg.events_stream_prefix,
 			.maxlen = cfg.events_stream_maxlen,
 			.batch = (int)cfg.relay_batch,

@@ -2,7 +2,6 @@
  * thread's timer, never from a worker. */
 #include "redis_probe.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,15 +24,13 @@ bool redis_probe_once(const redis_url *u, int timeout_ms)
 	if (c == NULL)
 		return false;
 	bool ok = !c->err && redisSetTimeout(c, tv) == REDIS_OK;
-	const char *auth[3];
-	int nauth = redis_url_auth_argv(u, auth);
+	const char *auth[3], *select[2];
+	char db[24];
+	int nauth = redis_url_auth_argv(u, auth), nselect = redis_url_select_argv(u, select, db);
 	if (ok && nauth > 0)
 		ok = status_is(c, nauth, auth, "OK");
-	if (ok && u->db > 0) {
-		char db[24];
-		snprintf(db, sizeof(db), "%ld", u->db);
-		ok = status_is(c, 2, (const char *[]){"SELECT", db}, "OK");
-	}
+	if (ok && nselect > 0)
+		ok = status_is(c, nselect, select, "OK");
 	if (ok)
 		ok = status_is(c, 1, (const char *[]){"PING"}, "PONG");
 	redisFree(c);

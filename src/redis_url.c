@@ -61,10 +61,10 @@ bool redis_url_parse(const char *url, redis_url *u, char **err)
 	char *slash = strchr(buf, '/');
 	if (slash != NULL) {
 		*slash = '\0';
-		long long db;
+		long long db = 0;
 		if (slash[1] != '\0' && !util_parse_ll(slash + 1, 0, INT_MAX, &db))
 			return fail(u, err, "the database after '/' must be a number");
-		u->db = slash[1] != '\0' ? (long)db : 0;
+		u->db = (long)db;
 	}
 	char *host = buf, *port = NULL;
 	if (host[0] == '[') { /* [::1]:6379 */
@@ -110,4 +110,14 @@ int redis_url_auth_argv(const redis_url *u, const char *argv[3])
 		argv[n++] = u->user;
 	argv[n++] = u->password;
 	return n;
+}
+
+int redis_url_select_argv(const redis_url *u, const char *argv[2], char db[24])
+{
+	if (u->db <= 0)
+		return 0;
+	snprintf(db, 24, "%ld", u->db);
+	argv[0] = "SELECT";
+	argv[1] = db;
+	return 2;
 }

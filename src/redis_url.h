@@ -26,5 +26,8 @@ void redis_url_free(redis_url *u);
 /* The AUTH command for *u in argv[0..2] (pointers into *u); returns its
  * argc, 0 when the URL has no password. */
 int redis_url_auth_argv(const redis_url *u, const char *argv[3]);
+/* The SELECT command for *u in argv[0..1] (argv[1] written into db);
+ * returns its argc, 0 when the URL names database 0 or none. */
+int redis_url_select_argv(const redis_url *u, const char *argv[2], char db[24]);
 
 #endif

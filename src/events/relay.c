@@ -28,7 +28,6 @@
 
 #include "events/envelope.h"
 #include "log.h"
-#include "redis_url.h"
 #include "util/util.h"
 
 /* pg_try_advisory_lock key of the relay: "onceldgr" in ASCII. */
@@ -57,7 +56,6 @@ typedef struct tenant_top {
 struct ev_relay {
 	ev_relay_config cfg;
 	char *conninfo, *prefix;
-	redis_url redis;
 	char maxlen[24];
 	pthread_t thread;
 	bool started;
@@ -335,7 +333,7 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *privdata)
 
 static bool redis_connect(ev_relay *r)
 {
-	const redis_url *u = &r->redis;
+	const redis_url *u = r->cfg.redis;
 	redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->host) : redisAsyncConnect(u->host, u->port);
 	if (ac == NULL || ac->err) {
 		log_warn("relay_redis_error", "{s:s, s:s}", "during", "connect", "error", ac ? ac->errstr : "out of memory");
@@ -351,12 +349,11 @@ static bool redis_connect(ev_relay *r)
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	/* Queued now, written first once connected: hiredis keeps order. */
-	const char *auth[3];
-	int nauth = redis_url_auth_argv(u, auth);
+	const char *auth[3], *select[2];
 	char db[24];
-	snprintf(db, sizeof(db), "%ld", u->db);
+	int nauth = redis_url_auth_argv(u, auth), nselect = redis_url_select_argv(u, select, db);
 	if ((nauth > 0 && redisAsyncCommandArgv(ac, on_setup, "AUTH", nauth, auth, NULL) != REDIS_OK) ||
-	    (u->db > 0 && redisAsyncCommandArgv(ac, on_setup, "SELECT", 2, (const char *[]){"SELECT", db}, NULL) != REDIS_OK)) {
+	    (nselect > 0 && redisAsyncCommandArgv(ac, on_setup, "SELECT", nselect, select, NULL) != REDIS_OK)) {
 		redisAsyncFree(ac);
 		return false;
 	}
@@ -771,7 +768,6 @@ static void relay_free(ev_relay *r)
 	tops_free(r);
 	free(r->rows);
 	free(r->conninfo);
-	redis_url_free(&r->redis);
 	free(r->prefix);
 	free(r);
 }
@@ -785,10 +781,6 @@ ev_relay *ev_relay_start(const ev_relay_config *cfg, char **err)
 		return NULL;
 	}
 	r->cfg = *cfg;
-	if (!redis_url_parse(cfg->redis_url, &r->redis, err)) {
-		free(r);
-		return NULL;
-	}
 	r->conninfo = strdup(cfg->conninfo);
 	r->prefix = strdup(cfg->prefix);
 	snprintf(r->maxlen, sizeof(r->maxlen), "%lld", cfg->maxlen);

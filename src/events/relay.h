@@ -10,10 +10,11 @@
 #include <event2/buffer.h>
 
 #include "events/keys.h"
+#include "redis_url.h"
 
 typedef struct ev_relay_config {
 	const char *conninfo;  /* PostgreSQL */
-	const char *redis_url; /* redis_url.h: redis://[[user]:password@]host[:port][/db] or unix:///path */
+	const redis_url *redis; /* parsed by the caller (redis_url.h), borrowed */
 	const char *prefix;    /* stream key prefix; the tenant follows */
 	long long maxlen;      /* XADD MAXLEN ~ (0: no trimming) */
 	int batch;             /* rows per round */

@@ -34,7 +34,7 @@
 /* evconnlistener_new's backlog argument: 0 means "already listening".  Its
  * -1 ("a reasonable default") calls listen(fd, 128) again and silently
  * shrinks the queue set above. */
-#define LEV_ALREADY_LISTENING 0
+#define HTTP_ALREADY_LISTENING 0
 
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING };
 
@@ -818,19 +818,19 @@ http_server *http_server_new(const char *listen, const char *metrics_listen, con
 		/* Each worker accepts on its own dup() of the one listening
 		 * socket: the kernel spreads connections, no lock is shared. */
 		int dfd = dup(s->fd);
-		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, dfd);
+		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, dfd);
 		if (w->listener == NULL)
 			goto fail;
 		evconnlistener_set_error_cb(w->listener, accept_error_cb);
 		if (s->mfd >= 0) {
 			int mdfd = dup(s->mfd);
-			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, mdfd);
+			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, mdfd);
 			if (w->mlistener == NULL)
 				goto fail;
 		}
 		if (s->dfd >= 0) {
 			int ddfd = dup(s->dfd);
-			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LEV_ALREADY_LISTENING, ddfd);
+			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, ddfd);
 			if (w->dlistener == NULL)
 				goto fail;
 		}

@@ -18,6 +18,8 @@ import json
 import random
 import re
 import secrets
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -27,7 +29,7 @@ import pytest
 import redis
 import requests
 
-from oltest import needs_control, poll
+from oltest import DAEMON, free_port, needs_control, poll
 
 pytestmark = [needs_control, pytest.mark.controls_daemon]
 
@@ -495,9 +497,6 @@ SECRET = "s3cr3t-" + secrets.token_hex(4)
 @pytest.fixture
 def locked_redis(tmp_path):
     """A private redis-server with requirepass, no persistence; yields its port."""
-    import shutil
-    import subprocess
-    from oltest import free_port
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server not installed")
@@ -565,8 +564,6 @@ def test_redis_password_and_database(daemon_factory, locked_redis, cli, db):
 def test_malformed_redis_url_stops_the_daemon(stack, tmp_path):
     """A malformed redis_url is a startup error naming the setting, not a
     relay that retries forever; the message never repeats the password."""
-    import subprocess
-    from oltest import DAEMON, free_port
     for url, why in ((f"rediss://:{SECRET}@127.0.0.1:6379", "TLS"),
                      (f"redis://:{SECRET}@127.0.0.1:99999", "port"),
                      ("redis://127.0.0.1:6379/db3", "database")):

@@ -26,6 +26,12 @@ static void ok(const char *url, const char *host, int port, bool is_unix, const 
 		CHECK(n == (password == NULL ? 0 : user == NULL ? 2 : 3) &&
 			      (n == 0 || (strcmp(argv[0], "AUTH") == 0 && same(argv[n - 1], password))),
 		      "its AUTH command");
+		const char *sel[2];
+		char dbtext[24], want[24];
+		snprintf(want, sizeof(want), "%ld", db);
+		n = redis_url_select_argv(&u, sel, dbtext);
+		CHECK(n == (db > 0 ? 2 : 0) && (n == 0 || (strcmp(sel[0], "SELECT") == 0 && strcmp(sel[1], want) == 0)),
+		      "its SELECT command");
 	}
 	redis_url_free(&u);
 	free(err);
