@@ -161,6 +161,19 @@ static void key_found(akid_status st, const akid_info *info, void *arg)
 		ddb_error(r, 400, DDB_ERR_NS, "AccessDeniedException", msg, NULL);
 		return;
 	}
+	/* Parsed only now: an unauthenticated body costs no parse (a made-up
+	 * key and a 16 MiB array used to cost a worker 0.9 s and 350 MB). */
+	size_t len = evbuffer_get_length(r->body);
+	json_error_t je;
+	/* NUL is allowed through here so that the item layer can refuse it
+	 * with DynamoDB's ValidationException. */
+	d->body = len > 0 ? json_loadb((const char *)evbuffer_pullup(r->body, -1), len, JSON_ALLOW_NUL, &je) : json_object();
+	if (d->body == NULL || !json_is_object(d->body)) {
+		ddb_error(r, 400, DDB_ERR_NS, "SerializationException",
+			  d->body == NULL ? "Start of structure or map found where not expected." : "The request body must be a JSON object",
+			  NULL);
+		return;
+	}
 	it_call(aw->items, info->tenant, d->op, d->body, item_done, r);
 }
 
@@ -209,17 +222,6 @@ void ddb_on_request(http_req *r)
 	}
 	if (strcmp(d->auth.service, "dynamodb") != 0) {
 		ddb_error(r, 400, CORAL_ERR_NS, "InvalidSignatureException", "Credential should be scoped to correct service: 'dynamodb'.",
-			  NULL);
-		return;
-	}
-	size_t len = evbuffer_get_length(r->body);
-	json_error_t je;
-	/* NUL is allowed through here so that the item layer can refuse it
-	 * with DynamoDB's ValidationException. */
-	d->body = len > 0 ? json_loadb((const char *)evbuffer_pullup(r->body, -1), len, JSON_ALLOW_NUL, &je) : json_object();
-	if (d->body == NULL || !json_is_object(d->body)) {
-		ddb_error(r, 400, DDB_ERR_NS, "SerializationException",
-			  d->body == NULL ? "Start of structure or map found where not expected." : "The request body must be a JSON object",
 			  NULL);
 		return;
 	}

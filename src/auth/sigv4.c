@@ -42,6 +42,9 @@ static const char msg_need_date[] = "Authorization header requires existence of 
 static const char msg_duplicate_date[] = "Only one X-Amz-Date header may be specified";
 static const char msg_bad_date[] = "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'";
 static const char msg_host[] = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.";
+static const char msg_target_unsigned[] = "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.";
+static const char msg_ctype_unsigned[] = "'Content-Type' must be a 'SignedHeader' in the AWS Authorization.";
+static const char msg_date_unsigned[] = "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.";
 static const char msg_signed_absent[] = "A header listed in SignedHeaders is not present in the request";
 static const char msg_bad_auth[] = "Authorization fields are not NUL-terminated or are empty";
 static const char msg_too_complex[] = "Request path or query string has too many components to canonicalize";
@@ -275,10 +278,9 @@ static bool signed_each(const char *list, bool (*fn)(const char *name, size_t n,
 	return true;
 }
 
-static bool is_not_host(const char *name, size_t n, void *arg)
+static bool is_not(const char *name, size_t n, void *arg)
 {
-	(void)arg;
-	return !span_is(name, n, "host");
+	return !span_is(name, n, arg);
 }
 
 static bool is_present(const char *name, size_t n, void *arg)
@@ -372,9 +374,28 @@ sigv4_status sigv4_parse(const sigv4_req *r, sigv4_auth *out, const char **why)
 	memcpy(out->amz_date, date, 17);
 
 	/* Without host signed, a request could be replayed to another endpoint. */
-	if (signed_each(out->signed_headers, is_not_host, NULL)) {
+	if (signed_each(out->signed_headers, is_not, (void *)"host")) {
 		*why = msg_host;
 		return SIGV4_MALFORMED;
+	}
+	/* The operation (X-Amz-Target), how the body is read (Content-Type) and
+	 * the date must be signed when present, as every AWS SDK signs them:
+	 * with only host signed, a captured GetItem could be re-sent as a
+	 * DeleteItem. */
+	static const struct {
+		const char *name;
+		const char *why;
+	} must_sign[] = {
+		{"x-amz-target", msg_target_unsigned},
+		{"content-type", msg_ctype_unsigned},
+		{"x-amz-date", msg_date_unsigned},
+	};
+	for (size_t i = 0; i < sizeof(must_sign) / sizeof(must_sign[0]); i++) {
+		const char *name = must_sign[i].name;
+		if (header_count(r, name, strlen(name), NULL) > 0 && signed_each(out->signed_headers, is_not, (void *)name)) {
+			*why = must_sign[i].why;
+			return SIGV4_MALFORMED;
+		}
 	}
 	/* A signed header that is absent cannot be canonicalized faithfully. */
 	if (!signed_each(out->signed_headers, is_present, (void *)r)) {

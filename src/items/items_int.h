@@ -112,6 +112,9 @@ bool it_check_table_name(it_op *op, const char *field, const char *name);
 bool it_key_from_json(it_op *op, const it_table *t, const json_t *key, it_value **key_item, char **pkenc, char **skenc);
 /* Encodes a key attribute of an item (which must be present and typed). */
 bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pkenc, char **skenc);
+/* Checks the secondary-index key attributes an item carries: declared type,
+ * non-empty, DynamoDB's sizes. */
+bool it_check_index_keys(const it_table *t, const it_value *item, it_error *e);
 
 /* The operations. */
 void it_op_create_table(it_op *op);

@@ -1,6 +1,7 @@
 /* keyenc.c — order-preserving key encoding (see keyenc.h). */
 #include "items/keyenc.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,9 @@ bool it_key_encode(const it_value *v, char **out)
 {
 	switch (v->type) {
 	case IT_S:
+		/* never cut at a NUL: that would name another key */
+		if (memchr(v->u.s.ptr, '\0', v->u.s.len) != NULL)
+			return false;
 		*out = strndup(v->u.s.ptr, v->u.s.len);
 		return *out != NULL;
 	case IT_N:
@@ -91,4 +95,27 @@ bool it_key_encode(const it_value *v, char **out)
 	default:
 		return false;
 	}
+}
+
+bool it_key_encode_partition(const it_value *v, char **out)
+{
+	if (!it_key_encode(v, out))
+		return false;
+	size_t len = strlen(*out);
+	if (len <= IT_KEY_INLINE_MAX)
+		return true;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char *capped = malloc(IT_KEY_HASHED_LEN + 1);
+	if (capped == NULL) {
+		free(*out);
+		*out = NULL;
+		return false;
+	}
+	crypto_hash_sha256(h, (const unsigned char *)*out, len);
+	sodium_bin2hex(capped, 2 * sizeof(h) + 1, h, sizeof(h));
+	memset(capped + 2 * sizeof(h), '~', IT_KEY_HASHED_LEN - 2 * sizeof(h));
+	capped[IT_KEY_HASHED_LEN] = '\0';
+	free(*out);
+	*out = capped;
+	return true;
 }

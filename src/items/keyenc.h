@@ -12,6 +12,15 @@
 
 /* Encodes v (S, N or B); *out is malloc'd. False on another type or OOM. */
 bool it_key_encode(const it_value *v, char **out) __attribute__((warn_unused_result));
+/* Encodes v in the partition-key role (pk, x<N>pk): as it_key_encode, but
+ * an encoding longer than IT_KEY_INLINE_MAX bytes is replaced by the hex
+ * SHA-256 of it padded with '~' to IT_KEY_HASHED_LEN bytes, so that
+ * DynamoDB's 2,048-byte partition keys fit a btree entry. Only equality is
+ * asked of a partition key, and the two forms cannot collide (their lengths
+ * differ). sql/009_long_keys.sql ol_key_cap() is its twin. */
+bool it_key_encode_partition(const it_value *v, char **out) __attribute__((warn_unused_result));
+#define IT_KEY_INLINE_MAX 256
+#define IT_KEY_HASHED_LEN 300
 /* Encodes a canonical N string. */
 bool it_key_encode_number(const char *canonical, char **out) __attribute__((warn_unused_result));
 

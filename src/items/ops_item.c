@@ -71,14 +71,6 @@ static bool parse_expressions(it_op *op, item_state *st, bool want_cond, bool wa
 	const char *proj = want_proj ? it_req_str(req, "ProjectionExpression") : NULL;
 	json_t *names = json_object_get(req, "ExpressionAttributeNames");
 	json_t *values = json_object_get(req, "ExpressionAttributeValues");
-	const char *legacy[] = {"Expected", "AttributeUpdates", "AttributesToGet", "ConditionalOperator"};
-	for (size_t i = 0; i < OL_ARRAY_LEN(legacy); i++) {
-		if (json_object_get(req, legacy[i]) != NULL) {
-			it_finish_err(op, "ValidationException", NULL,
-				      "The legacy parameter %s is not supported by onceledger; use expressions", legacy[i]);
-			return false;
-		}
-	}
 	if (cond == NULL && upd == NULL && proj == NULL) {
 		if (names != NULL) {
 			it_finish_err(op, "ValidationException", NULL, "ExpressionAttributeNames can only be specified when using expressions");
@@ -240,26 +232,6 @@ static void run_write(it_op *op)
 
 /* Checks that index key attributes present in a new item have the index's
  * declared type, as DynamoDB does. */
-static bool check_index_types(it_op *op, const it_value *item)
-{
-	const it_table *t = op->table;
-	for (int i = 0; i < t->nidx; i++) {
-		const it_keydef *ks[2] = {&t->idx[i].pk, t->idx[i].has_sk ? &t->idx[i].sk : NULL};
-		for (int k = 0; k < 2; k++) {
-			if (ks[k] == NULL)
-				continue;
-			const it_value *v = it_map_get(item, ks[k]->name, strlen(ks[k]->name));
-			if (v != NULL && v->type != ks[k]->type) {
-				it_finish_err(op, "ValidationException", NULL,
-					      "One or more parameter values were invalid: Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
-					      ks[k]->name, it_type_name(ks[k]->type), it_type_name(v->type), t->idx[i].name);
-				return false;
-			}
-		}
-	}
-	return true;
-}
-
 static bool common_write_opts(it_op *op, item_state *st)
 {
 	bool ok;
@@ -311,7 +283,7 @@ static void put_with(it_op *op, it_table *t)
 		it_finish_error(op, &e);
 		return;
 	}
-	if (!it_item_keys(op, t, st->w.item, (char **)&st->w.pkenc, (char **)&st->w.skenc) || !check_index_types(op, st->w.item))
+	if (!it_item_keys(op, t, st->w.item, (char **)&st->w.pkenc, (char **)&st->w.skenc))
 		return;
 	run_write(op);
 }

@@ -28,6 +28,7 @@ typedef struct query_state {
 	long limit;      /* rows to fetch */
 	bool user_limit; /* Limit given */
 	bool count_only;
+	bool index_view; /* answer with the index's projection only */
 } query_state;
 
 static void state_free(void *p)
@@ -44,40 +45,49 @@ static bool param_str(it_sql *q, const char *type, const char *v, it_error *e)
 	return it_sql_param(q, type, v, strlen(v), e);
 }
 
-/* Encodes a key-condition operand, checking its type against the schema. */
-static bool enc_operand(it_op *op, const it_keydef *kd, const it_value *v, char **out)
+/* Encodes a key-condition operand, checking its type against the schema;
+ * partition is the partition-key role (keyenc.h). */
+static bool enc_operand(it_op *op, const it_keydef *kd, const it_value *v, bool partition, char **out)
 {
 	if (v->type != kd->type) {
 		it_finish_err(op, "ValidationException", NULL,
 			      "One or more parameter values were invalid: Condition parameter type does not match schema type");
 		return false;
 	}
-	if (!it_key_encode(v, out)) {
+	if (v->type == IT_S && memchr(v->u.s.ptr, '\0', v->u.s.len) != NULL) {
+		it_finish_err(op, "ValidationException", NULL, "%s", IT_MSG_NUL);
+		return false;
+	}
+	if (!(partition ? it_key_encode_partition(v, out) : it_key_encode(v, out))) {
 		it_finish_err(op, "InternalServerError", NULL, "out of memory");
 		return false;
 	}
 	return true;
 }
 
-/* The attributes that make a page position in this table/index. */
-static bool position_keys(const it_table *t, const query_state *st, const it_keydef *out[4], int *n)
+/* The attributes that make a page position in this table/index, each once:
+ * the index's keys, then the table's (an LSI, or a GSI on the table's own
+ * partition key, shares that attribute). */
+static void position_keys(const it_table *t, const query_state *st, const it_keydef *out[4], int *n)
 {
+	const it_keydef *all[4];
+	int m = 0;
 	*n = 0;
 	if (st->ix != NULL) {
-		out[(*n)++] = &st->ix->pk;
+		all[m++] = &st->ix->pk;
 		if (st->ix->has_sk)
-			out[(*n)++] = &st->ix->sk;
+			all[m++] = &st->ix->sk;
 	}
-	out[(*n)++] = &t->pk;
+	all[m++] = &t->pk;
 	if (t->has_sk)
-		out[(*n)++] = &t->sk;
-	/* an LSI shares the table's partition key: drop the duplicate */
-	if (st->ix != NULL && strcmp(st->ix->pk.name, t->pk.name) == 0) {
-		for (int i = 2; i < *n; i++)
-			out[i - 1] = out[i];
-		(*n)--;
+		all[m++] = &t->sk;
+	for (int i = 0; i < m; i++) {
+		bool dup = false;
+		for (int j = 0; j < *n; j++)
+			dup = dup || strcmp(out[j]->name, all[i]->name) == 0;
+		if (!dup)
+			out[(*n)++] = all[i];
 	}
-	return true;
 }
 
 static const char *col_pk(const query_state *st, char *buf)
@@ -96,7 +106,20 @@ static const char *col_sk(const query_state *st, char *buf)
 	return buf;
 }
 
-/* Appends the ExclusiveStartKey predicate. */
+/* Encodes key attribute kd of the start key in its column's role; "" for
+ * a missing sort key (the column holds ''). False when it does not match. */
+static bool start_value(const it_value *k, const it_keydef *kd, bool partition, char **out)
+{
+	if (kd == NULL)
+		return (*out = strdup("")) != NULL;
+	const it_value *v = it_map_get(k, kd->name, strlen(kd->name));
+	if (v == NULL || v->type != kd->type)
+		return false;
+	return partition ? it_key_encode_partition(v, out) : it_key_encode(v, out);
+}
+
+/* Appends the ExclusiveStartKey predicate: the row tuple of the ORDER BY
+ * columns after (or before, backwards) the start key's. */
 static bool start_after(it_op *op, it_sql *q, const query_state *st, it_error *e)
 {
 	const it_table *t = op->table;
@@ -107,42 +130,73 @@ static bool start_after(it_op *op, it_sql *q, const query_state *st, it_error *e
 	if (!it_item_from_json(esk, &k, e))
 		return false;
 	const it_keydef *keys[4];
-	int n;
-	position_keys(t, st, keys, &n);
-	char *enc[4] = {0};
-	bool ok = true;
-	for (int i = 0; i < n && ok; i++) {
-		const it_value *v = it_map_get(k, keys[i]->name, strlen(keys[i]->name));
-		if (v == NULL || v->type != keys[i]->type || !it_key_encode(v, &enc[i])) {
-			it_error_set(e, IT_ERR_VALIDATION, "The provided starting key is invalid: The provided key element does not match the schema");
-			ok = false;
-		}
-	}
-	/* Columns in index order: (xsk, pk, sk) for an index, (sk) or (pk, sk) for the table. */
+	int nk;
+	position_keys(t, st, keys, &nk);
+	bool ok = k->u.m.n == (size_t)nk;
+	/* columns in index order and the key attribute each holds */
 	char b1[16], b2[16];
-	const char *cmp = st->forward ? ">" : "<";
-	if (ok) {
-		if (st->ix != NULL) {
-			/* keys: ix pk, [ix sk], t pk, [t sk] (minus a duplicate pk) */
-			int at = 1;
-			ok = it_sql_append(q, " AND (%s, i.pk, i.sk) %s (", col_sk(st, b1), cmp);
-			ok = ok && (st->ix->has_sk ? param_str(q, "text", enc[at++], e) : it_sql_append(q, "''::text"));
-			ok = ok && it_sql_append(q, ", ");
-			bool lsi_dup = strcmp(st->ix->pk.name, t->pk.name) == 0;
-			ok = ok && param_str(q, "text", lsi_dup ? enc[0] : enc[at++], e) && it_sql_append(q, ", ");
-			ok = ok && (t->has_sk ? param_str(q, "text", enc[at++], e) : it_sql_append(q, "''::text")) && it_sql_append(q, ")");
-			(void)b2;
-		} else if (st->scan) {
-			ok = it_sql_append(q, " AND (i.pk, i.sk) > (") && param_str(q, "text", enc[0], e) && it_sql_append(q, ", ") &&
-			     (t->has_sk ? param_str(q, "text", enc[1], e) : it_sql_append(q, "''::text")) && it_sql_append(q, ")");
-		} else {
-			ok = t->has_sk ? it_sql_append(q, " AND i.sk %s ", cmp) && param_str(q, "text", enc[1], e) : it_sql_append(q, " AND FALSE");
-		}
+	const char *cols[4];
+	const it_keydef *defs[4];
+	bool part[4];
+	int n = 0;
+	if (st->ix != NULL) {
+		cols[n] = col_pk(st, b1), defs[n] = &st->ix->pk, part[n++] = true;
+		cols[n] = col_sk(st, b2), defs[n] = st->ix->has_sk ? &st->ix->sk : NULL, part[n++] = false;
+	}
+	if (st->ix != NULL || st->scan)
+		cols[n] = "i.pk", defs[n] = &t->pk, part[n++] = true;
+	cols[n] = "i.sk", defs[n] = t->has_sk ? &t->sk : NULL, part[n++] = false;
+	char *enc[4] = {0};
+	for (int i = 0; i < n && ok; i++)
+		ok = start_value(k, defs[i], part[i], &enc[i]);
+	if (!ok)
+		it_error_set(e, IT_ERR_VALIDATION, "The provided starting key is invalid: The provided key element does not match the schema");
+	if (ok && st->ix == NULL && !st->scan && !t->has_sk)
+		ok = it_sql_append(q, " AND FALSE"); /* one item per partition */
+	else if (ok) {
+		ok = it_sql_append(q, " AND (");
+		for (int i = 0; i < n && ok; i++)
+			ok = it_sql_append(q, "%s%s", i ? ", " : "", cols[i]);
+		ok = ok && it_sql_append(q, ") %s (", st->forward ? ">" : "<");
+		for (int i = 0; i < n && ok; i++)
+			ok = it_sql_append(q, "%s", i ? ", " : "") && param_str(q, "text", enc[i], e);
+		ok = ok && it_sql_append(q, ")");
 	}
 	for (int i = 0; i < 4; i++)
 		free(enc[i]);
 	it_value_free(k);
 	return ok;
+}
+
+/* What an index holds of item: the table's and the index's keys and, for
+ * INCLUDE, the named attributes (KEYS_ONLY / INCLUDE projections). */
+static it_value *index_view(const it_table *t, const it_index *ix, const it_value *item)
+{
+	const char *names[4];
+	size_t n = 0;
+	names[n++] = t->pk.name;
+	if (t->has_sk)
+		names[n++] = t->sk.name;
+	names[n++] = ix->pk.name;
+	if (ix->has_sk)
+		names[n++] = ix->sk.name;
+	it_value *v = it_value_new_map();
+	bool ok = v != NULL;
+	for (size_t i = 0; ok && i < n + ix->ninclude; i++) {
+		const char *name = i < n ? names[i] : ix->include[i - n];
+		const it_value *a = it_map_get(item, name, strlen(name));
+		if (a == NULL || it_map_get(v, name, strlen(name)) != NULL)
+			continue;
+		it_value *c = it_value_copy(a);
+		ok = c != NULL && it_map_set(v, name, strlen(name), c);
+		if (!ok)
+			it_value_free(c);
+	}
+	if (!ok) {
+		it_value_free(v);
+		return NULL;
+	}
+	return v;
 }
 
 static void page_done(db_result *res, void *arg)
@@ -173,16 +227,20 @@ static void page_done(db_result *res, void *arg)
 		json_decref(j);
 		scanned++;
 		bytes += it_item_size(item);
+		/* a GSI holds only its projection: filter and answer see that;
+		 * an LSI's filter reads the table's item, as DynamoDB fetches */
+		it_value *view = st->index_view ? index_view(t, st->ix, item) : NULL;
+		const it_value *seen = view != NULL ? view : item;
 		bool keep = true;
-		if (st->filter != NULL && !it_eval_condition(st->filter, item, &keep, &e))
+		if (st->filter != NULL && !it_eval_condition(st->filter, st->ix != NULL && st->ix->local ? item : seen, &keep, &e))
 			keep = false;
 		it_error_clear(&e);
 		if (keep) {
 			count++;
 			if (!st->count_only) {
-				it_value *out = item;
+				const it_value *out = seen;
 				it_value *p = NULL;
-				if (st->proj != NULL && it_project(st->proj, item, &p, &e))
+				if (st->proj != NULL && it_project(st->proj, seen, &p, &e))
 					out = p;
 				it_error_clear(&e);
 				json_array_append_new(items, it_item_to_json(out));
@@ -190,6 +248,7 @@ static void page_done(db_result *res, void *arg)
 					it_value_free(p);
 			}
 		}
+		it_value_free(view);
 		it_value_free(last);
 		last = item;
 		if (bytes >= PAGE_MAX_BYTES && i + 1 < nrows) {
@@ -248,7 +307,7 @@ static bool common(it_op *op, query_state *st, it_table *t, it_error *e)
 			st->limit = (long)json_integer_value(lim);
 	}
 	json_t *fwd = json_object_get(req, "ScanIndexForward");
-	st->forward = fwd == NULL || json_is_true(fwd);
+	st->forward = st->scan || fwd == NULL || json_is_true(fwd);
 	const char *sel = it_req_str(req, "Select");
 	if (sel != NULL && strcmp(sel, "COUNT") != 0 && strcmp(sel, "ALL_ATTRIBUTES") != 0 &&
 	    strcmp(sel, "ALL_PROJECTED_ATTRIBUTES") != 0 && strcmp(sel, "SPECIFIC_ATTRIBUTES") != 0) {
@@ -260,6 +319,30 @@ static bool common(it_op *op, query_state *st, it_table *t, it_error *e)
 	st->count_only = sel != NULL && strcmp(sel, "COUNT") == 0;
 	const char *filter = it_req_str(req, "FilterExpression");
 	const char *proj = it_req_str(req, "ProjectionExpression");
+	if (proj != NULL && sel != NULL && strcmp(sel, "SPECIFIC_ATTRIBUTES") != 0) {
+		it_error_set(e, IT_ERR_VALIDATION, "Cannot specify the ProjectionExpression when choosing to get %s",
+			     st->count_only ? "only the Count" : sel);
+		return false;
+	}
+	if (proj == NULL && sel != NULL && strcmp(sel, "SPECIFIC_ATTRIBUTES") == 0) {
+		it_error_set(e, IT_ERR_VALIDATION, "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES");
+		return false;
+	}
+	if (sel != NULL && strcmp(sel, "ALL_PROJECTED_ATTRIBUTES") == 0 && st->ix == NULL) {
+		it_error_set(e, IT_ERR_VALIDATION, "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName");
+		return false;
+	}
+	bool all = sel != NULL && strcmp(sel, "ALL_ATTRIBUTES") == 0;
+	if (st->ix != NULL && st->ix->projection != IT_PROJ_ALL) {
+		if (all && !st->ix->local) {
+			it_error_set(e, IT_ERR_VALIDATION,
+				     "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index %s because its projection type is not ALL",
+				     st->ix->name);
+			return false;
+		}
+		/* an LSI fetches from the table what the projection lacks */
+		st->index_view = !st->ix->local || (!all && proj == NULL);
+	}
 	const char *kc = st->scan ? NULL : it_req_str(req, "KeyConditionExpression");
 	json_t *names = json_object_get(req, "ExpressionAttributeNames");
 	json_t *values = json_object_get(req, "ExpressionAttributeValues");
@@ -322,14 +405,14 @@ static void run(it_op *op, it_table *t, bool scan)
 			return;
 		}
 		char *pv = NULL, *v1 = NULL, *v2 = NULL;
-		if (!enc_operand(op, pkd, pkc.v1, &pv)) {
+		if (!enc_operand(op, pkd, pkc.v1, true, &pv)) {
 			it_sql_free(&q);
 			return;
 		}
 		ok = it_sql_append(&q, " AND %s = ", col_pk(st, b1)) && param_str(&q, "text", pv, &e);
 		free(pv);
 		if (ok && skc.name != NULL) {
-			if (!enc_operand(op, skd, skc.v1, &v1) || (skc.op == IT_KEY_BETWEEN && !enc_operand(op, skd, skc.v2, &v2))) {
+			if (!enc_operand(op, skd, skc.v1, false, &v1) || (skc.op == IT_KEY_BETWEEN && !enc_operand(op, skd, skc.v2, false, &v2))) {
 				free(v1);
 				it_sql_free(&q);
 				return;

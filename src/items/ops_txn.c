@@ -156,10 +156,11 @@ static bool parse_action(it_op *op, txn_action *a, json_t *body, it_table *t, it
 		it_error_set(e, IT_ERR_VALIDATION, "The provided key element does not match the schema");
 		return false;
 	}
-	if (!it_check_key_attr(t->pk.name, pv, t->pk.type, e) || (sv != NULL && !it_check_key_attr(t->sk.name, sv, t->sk.type, e)))
+	if (!it_check_key_attr(t->pk.name, pv, t->pk.type, false, e) || (sv != NULL && !it_check_key_attr(t->sk.name, sv, t->sk.type, true, e)) ||
+	    (a->w.kind == IT_W_PUT && !it_check_index_keys(t, k, e)))
 		return false;
 	char *pk = NULL, *sk = NULL;
-	if (!it_key_encode(pv, &pk) || (sv != NULL ? !it_key_encode(sv, &sk) : (sk = strdup("")) == NULL)) {
+	if (!it_key_encode_partition(pv, &pk) || (sv != NULL ? !it_key_encode(sv, &sk) : (sk = strdup("")) == NULL)) {
 		free(pk);
 		it_error_nomem(e);
 		return false;

@@ -9,9 +9,6 @@
 
 #include "items/sql_int.h"
 
-#define MSG_NUL "One or more parameter values were invalid: attribute " \
-	"names and values containing U+0000 are not supported"
-
 /* ---- buffers ---- */
 
 /* Appends formatted text; a failure is sticky in b->oom. */
@@ -258,7 +255,7 @@ it_sql_param_to(it_sql *q, it_sqlbuf *b, const char *type, const char *val,
 	char **np, **nt;
 
 	if (memchr(val, '\0', len) != NULL) {
-		it_error_set(e, IT_ERR_VALIDATION, MSG_NUL);
+		it_error_set(e, IT_ERR_VALIDATION, IT_MSG_NUL);
 		return false;
 	}
 	for (i = 0; i < q->nparams; i++) {
@@ -336,7 +333,7 @@ it_sql_path_to(it_sql *q, it_sqlbuf *b, const it_path *p, it_error *e)
 			it_sqlbuf_add(&lit, "\"%zu\"", el->index);
 		} else {
 			if (memchr(el->name.ptr, '\0', el->name.len) != NULL) {
-				it_error_set(e, IT_ERR_VALIDATION, MSG_NUL);
+				it_error_set(e, IT_ERR_VALIDATION, IT_MSG_NUL);
 				goto fail;
 			}
 			array_elem(&lit, el->name.ptr, el->name.len);
@@ -395,7 +392,7 @@ it_sql_value_to(it_sql *q, it_sqlbuf *b, const it_value *v, it_error *e)
 	bool ok;
 
 	if (value_has_nul(v)) {
-		it_error_set(e, IT_ERR_VALIDATION, MSG_NUL);
+		it_error_set(e, IT_ERR_VALIDATION, IT_MSG_NUL);
 		return false;
 	}
 	/* The frequent scalars need no JSON encoder: a canonical N holds only

@@ -104,6 +104,10 @@ void it_finish_err(it_op *op, const char *type, json_t *extra, const char *fmt, 
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
 	va_end(ap);
+	/* a message quoting request text may end inside a character: cut it
+	 * where the JSON encoder will accept it (else the client got 500 {}) */
+	if (msg != NULL)
+		msg[util_utf8_prefix(msg, strlen(msg))] = '\0';
 	op->reply.err_type = type;
 	op->reply.err_msg = msg;
 	op->reply.err_extra = extra;
@@ -127,6 +131,13 @@ void it_finish_db(it_op *op, const db_result *res)
 					? PQresultErrorField(res->results[res->failed_index], PG_DIAG_MESSAGE_PRIMARY)
 					: res->message;
 		it_finish_err(op, "ValidationException", NULL, "%s", m ? m : "invalid request");
+		return;
+	}
+	if (res->status == DB_ERR_QUERY && strcmp(res->sqlstate, "54000") == 0) {
+		/* an index entry over the btree's 2,704 bytes: both sort keys of
+		 * a secondary index near their limits (docs/dynamodb.md) */
+		it_finish_err(op, "ValidationException", NULL,
+			      "One or more parameter values were invalid: the key values of this item are too long for one index entry");
 		return;
 	}
 	if (res->status == DB_ERR_QUERY && strncmp(res->sqlstate, "57", 2) != 0 && strncmp(res->sqlstate, "08", 2) != 0) {
@@ -176,6 +187,25 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 		db_exec(op->store->db, b, cb, op);
 }
 
+/* The pre-2014 (non-expression) parameter a request carries, if any: one
+ * check for every operation, so none is ever silently ignored. */
+static const char *legacy_parameter(const json_t *req)
+{
+	static const char *const names[] = {"Expected",	  "AttributeUpdates", "AttributesToGet", "ConditionalOperator",
+					    "KeyConditions", "QueryFilter",	     "ScanFilter"};
+	for (size_t i = 0; i < OL_ARRAY_LEN(names); i++)
+		if (json_object_get(req, names[i]) != NULL)
+			return names[i];
+	const char *table;
+	json_t *ri;
+	json_object_foreach((json_t *)json_object_get(req, "RequestItems"), table, ri)
+	{
+		if (json_is_object(ri) && json_object_get(ri, "AttributesToGet") != NULL)
+			return "AttributesToGet";
+	}
+	return NULL;
+}
+
 void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_call_tx(s, NULL, 0, tenant, opname, request, cb, arg);
@@ -201,6 +231,12 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
 	op->internal = tx != NULL || (flags & IT_INTERNAL);
 	if (!json_is_object(request)) {
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
+		return;
+	}
+	const char *legacy = legacy_parameter(request);
+	if (legacy != NULL) {
+		it_finish_err(op, "ValidationException", NULL,
+			      "The legacy parameter %s is not supported by onceledger; use expressions (docs/dynamodb.md)", legacy);
 		return;
 	}
 	for (size_t i = 0; i < OL_ARRAY_LEN(ops); i++) {
@@ -252,6 +288,36 @@ bool it_check_table_name(it_op *op, const char *field, const char *name)
 	return true;
 }
 
+bool it_check_index_keys(const it_table *t, const it_value *item, it_error *e)
+{
+	for (int i = 0; i < t->nidx; i++) {
+		const it_index *ix = &t->idx[i];
+		const it_keydef *ks[2] = {&ix->pk, ix->has_sk ? &ix->sk : NULL};
+		for (int k = 0; k < 2; k++) {
+			if (ks[k] == NULL)
+				continue;
+			const it_value *v = it_map_get(item, ks[k]->name, strlen(ks[k]->name));
+			if (v == NULL)
+				continue; /* sparse: the item is simply not in the index */
+			if (v->type != ks[k]->type) {
+				it_error_set(e, IT_ERR_VALIDATION,
+					     "One or more parameter values were invalid: Type mismatch for Index Key %s Expected: %s Actual: %s IndexName: %s",
+					     ks[k]->name, it_type_name(ks[k]->type), it_type_name(v->type), ix->name);
+				return false;
+			}
+			if ((v->type == IT_S || v->type == IT_B) && v->u.s.len == 0) {
+				it_error_set(e, IT_ERR_VALIDATION,
+					     "One or more parameter values are not valid. A value specified for a secondary index key is not supported. The AttributeValue for a key attribute cannot contain an empty %s value. IndexName: %s, IndexKey: %s",
+					     v->type == IT_S ? "string" : "binary", ix->name, ks[k]->name);
+				return false;
+			}
+			if (!it_check_key_attr(ks[k]->name, v, ks[k]->type, k == 1, e))
+				return false;
+		}
+	}
+	return true;
+}
+
 bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pkenc, char **skenc)
 {
 	it_error e = {0};
@@ -262,7 +328,7 @@ bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pke
 			      "One or more parameter values were invalid: Missing the key %s in the item", t->pk.name);
 		return false;
 	}
-	if (!it_check_key_attr(t->pk.name, pv, t->pk.type, &e)) {
+	if (!it_check_key_attr(t->pk.name, pv, t->pk.type, false, &e) || !it_check_index_keys(t, item, &e)) {
 		it_finish_error(op, &e);
 		return false;
 	}
@@ -273,7 +339,7 @@ bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pke
 				      "One or more parameter values were invalid: Missing the key %s in the item", t->sk.name);
 			return false;
 		}
-		if (!it_check_key_attr(t->sk.name, sv, t->sk.type, &e)) {
+		if (!it_check_key_attr(t->sk.name, sv, t->sk.type, true, &e)) {
 			it_finish_error(op, &e);
 			return false;
 		}
@@ -282,7 +348,7 @@ bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pke
 	} else {
 		*skenc = strdup("");
 	}
-	if (!it_key_encode(pv, pkenc) || *skenc == NULL)
+	if (!it_key_encode_partition(pv, pkenc) || *skenc == NULL)
 		goto nomem;
 	return true;
 nomem:
@@ -401,6 +467,8 @@ static bool parse_keyschema(json_t *ks, json_t *defs, it_keydef *pk, it_keydef *
 		if (n == NULL || kt == NULL)
 			return false;
 		it_keydef *dst = strcmp(kt, "HASH") == 0 ? pk : sk;
+		if (dst->name != NULL)
+			return false; /* two HASH or two RANGE elements */
 		if (dst == sk)
 			*has_sk = true;
 		dst->name = strdup(n);
@@ -413,7 +481,8 @@ static bool parse_keyschema(json_t *ks, json_t *defs, it_keydef *pk, it_keydef *
 static bool parse_index(json_t *j, json_t *defs, bool local, it_index *ix)
 {
 	ix->local = local;
-	ix->name = strdup(json_string_value(json_object_get(j, "IndexName")));
+	const char *name = json_string_value(json_object_get(j, "IndexName"));
+	ix->name = name != NULL ? strdup(name) : NULL;
 	ix->slot = (int)json_integer_value(json_object_get(j, "_slot"));
 	if (ix->name == NULL || ix->slot < 1 || ix->slot > IT_MAX_SLOTS)
 		return false;
@@ -423,13 +492,28 @@ static bool parse_index(json_t *j, json_t *defs, bool local, it_index *ix)
 	const char *pt = json_string_value(json_object_get(proj, "ProjectionType"));
 	ix->projection = pt == NULL || strcmp(pt, "ALL") == 0 ? IT_PROJ_ALL
 			 : strcmp(pt, "KEYS_ONLY") == 0	    ? IT_PROJ_KEYS_ONLY
-							    : IT_PROJ_INCLUDE;
+			 : strcmp(pt, "INCLUDE") == 0	    ? IT_PROJ_INCLUDE
+							    : -1;
+	if ((int)ix->projection < 0)
+		return false;
 	json_t *nka = json_object_get(proj, "NonKeyAttributes");
-	if (ix->projection == IT_PROJ_INCLUDE && json_is_array(nka)) {
+	if (ix->projection == IT_PROJ_INCLUDE) {
+		/* a stored definition is data: anything malformed makes the
+		 * table unreadable (an error for it), never a crash */
+		if (!json_is_array(nka))
+			return false;
 		ix->include = calloc(json_array_size(nka) + 1, sizeof(char *));
+		if (ix->include == NULL)
+			return false;
 		size_t i;
 		json_t *a;
-		json_array_foreach(nka, i, a) ix->include[ix->ninclude++] = strdup(json_string_value(a));
+		json_array_foreach(nka, i, a)
+		{
+			const char *n = json_string_value(a);
+			if (n == NULL || (ix->include[ix->ninclude] = strdup(n)) == NULL)
+				return false;
+			ix->ninclude++;
+		}
 	}
 	return true;
 }
@@ -521,6 +605,7 @@ static void table_loaded(db_result *res, void *arg)
 	json_t *def = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
 	it_table *t = it_table_new();
 	if (def == NULL || t == NULL || !it_table_from_def(t, def)) {
+		log_error("item_table_unreadable", "{s:s, s:s}", "tenant", op->tenant, "table", tl->name);
 		json_decref(def);
 		it_table_unref(t);
 		free(tl);

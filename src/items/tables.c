@@ -46,13 +46,18 @@ static bool valid_index_name(const char *n)
 	return true;
 }
 
+/* Messages are built in the caller's buffer (workers run concurrently). */
+typedef struct tbl_msg {
+	char buf[400];
+} tbl_msg;
+
 /* Checks a KeySchema (1-2 elements, HASH then RANGE, names defined) and
  * records the names it uses. Returns an error message or NULL. */
-static const char *check_keyschema(json_t *ks, json_t *defs, json_t *used, const char *what)
+static const char *check_keyschema(json_t *ks, json_t *defs, json_t *used, const char *what, tbl_msg *m)
 {
-	static char buf[256];
+	char *buf = m->buf;
 	if (!json_is_array(ks) || json_array_size(ks) < 1 || json_array_size(ks) > 2) {
-		snprintf(buf, sizeof(buf),
+		snprintf(buf, sizeof(m->buf),
 			 "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length less than or equal to 2",
 			 what);
 		return json_is_array(ks) && json_array_size(ks) > 2 ? buf : "Invalid KeySchema: Some index key attribute have no definition";
@@ -81,9 +86,10 @@ static const char *check_keyschema(json_t *ks, json_t *defs, json_t *used, const
 				defined = true;
 		}
 		if (!defined) {
-			snprintf(buf, sizeof(buf),
-				 "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [%s], AttributeDefinitions: [...]",
+			snprintf(buf, sizeof(m->buf),
+				 "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [%.200s], AttributeDefinitions: [...]",
 				 n);
+			buf[util_utf8_prefix(buf, strlen(buf))] = '\0';
 			return buf;
 		}
 		json_object_set_new(used, n, json_true());
@@ -98,12 +104,58 @@ static json_t *table_arn(const char *tenant, const char *name)
 	return json_string(arn);
 }
 
+/* Checks an index's Projection as DynamoDB does; NULL when valid. */
+static const char *check_projection(json_t *proj, tbl_msg *m)
+{
+	if (proj == NULL)
+		return NULL;
+	if (!json_is_object(proj))
+		return "Start of structure or map found where not expected.";
+	json_t *ptj = json_object_get(proj, "ProjectionType");
+	const char *pt = json_string_value(ptj);
+	if (ptj != NULL && pt == NULL)
+		return "1 validation error detected: Value at 'projection.projectionType' failed to satisfy constraint: Member must satisfy enum value set: [ALL, INCLUDE, KEYS_ONLY]";
+	if (pt != NULL && strcmp(pt, "ALL") != 0 && strcmp(pt, "KEYS_ONLY") != 0 && strcmp(pt, "INCLUDE") != 0)
+		return "1 validation error detected: Value at 'projection.projectionType' failed to satisfy constraint: Member must satisfy enum value set: [ALL, INCLUDE, KEYS_ONLY]";
+	json_t *nka = json_object_get(proj, "NonKeyAttributes");
+	bool include = pt != NULL && strcmp(pt, "INCLUDE") == 0;
+	if (nka != NULL && !include) {
+		snprintf(m->buf, sizeof(m->buf),
+			 "One or more parameter values were invalid: ProjectionType is %s, but NonKeyAttributes is specified",
+			 pt ? pt : "null");
+		return m->buf;
+	}
+	if (!include)
+		return NULL;
+	if (nka == NULL || !json_is_array(nka) || json_array_size(nka) == 0)
+		return nka != NULL && !json_is_array(nka) ? "Start of list found where not expected"
+							  : "One or more parameter values were invalid: ProjectionType is INCLUDE, but NonKeyAttributes is not specified";
+	if (json_array_size(nka) > 20)
+		return "1 validation error detected: Value at 'projection.nonKeyAttributes' failed to satisfy constraint: Member must have length less than or equal to 20";
+	size_t i;
+	json_t *a;
+	json_array_foreach(nka, i, a)
+	{
+		const char *n = json_string_value(a);
+		if (n == NULL)
+			return "1 validation error detected: Value at 'projection.nonKeyAttributes' failed to satisfy constraint: Member must satisfy constraint: [Member must be a string]";
+		size_t len = json_string_length(a);
+		if (len == 0 || len > 255 || memchr(n, '\0', len) != NULL)
+			return "1 validation error detected: Value at 'projection.nonKeyAttributes' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 255, Member must have length greater than or equal to 1]";
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(json_string_value(json_array_get(nka, j)), n) == 0)
+				return "One or more parameter values were invalid: Duplicate attributes in NonKeyAttributes";
+	}
+	return NULL;
+}
+
 /* Validates the index list and builds its stored description with slots. */
 static const char *build_indexes(it_op *op, json_t *list, json_t *defs, json_t *used, bool local, json_t *tks, int *next_slot,
-				 json_t **out)
+				 json_t **out, tbl_msg *m)
 {
-	static char buf[300];
 	*out = json_array();
+	if (list != NULL && !json_is_array(list))
+		return "Start of list found where not expected";
 	size_t i;
 	json_t *ix;
 	json_array_foreach(list, i, ix)
@@ -112,24 +164,26 @@ static const char *build_indexes(it_op *op, json_t *list, json_t *defs, json_t *
 		if (!valid_index_name(iname))
 			return "1 validation error detected: Value at 'indexName' failed to satisfy constraint: Member must have length greater than or equal to 3";
 		json_t *ks = json_object_get(ix, "KeySchema");
-		const char *err = check_keyschema(ks, defs, used, "keySchema");
+		const char *err = check_keyschema(ks, defs, used, "keySchema", m);
 		if (err != NULL)
 			return err;
 		if (local) {
 			const char *ih = json_string_value(json_object_get(json_array_get(ks, 0), "AttributeName"));
 			const char *th = json_string_value(json_object_get(json_array_get(tks, 0), "AttributeName"));
+			if (json_array_size(tks) != 2)
+				return "One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex";
 			if (json_array_size(ks) != 2 || ih == NULL || th == NULL || strcmp(ih, th) != 0)
 				return "One or more parameter values were invalid: Index KeySchema does not have a range key for index";
 		}
 		json_t *proj = json_object_get(ix, "Projection");
-		const char *pt = json_string_value(json_object_get(proj, "ProjectionType"));
-		if (pt != NULL && strcmp(pt, "ALL") != 0 && strcmp(pt, "KEYS_ONLY") != 0 && strcmp(pt, "INCLUDE") != 0)
-			return "1 validation error detected: Value at 'projection.projectionType' failed to satisfy constraint: Member must satisfy enum value set: [ALL, INCLUDE, KEYS_ONLY]";
-		if (*next_slot > IT_MAX_SLOTS) {
-			snprintf(buf, sizeof(buf),
+		err = check_projection(proj, m);
+		if (err != NULL)
+			return err;
+		if (*next_slot < 1 || *next_slot > IT_MAX_SLOTS) {
+			snprintf(m->buf, sizeof(m->buf),
 				 "One or more parameter values were invalid: onceledger supports at most %d secondary indexes per table",
 				 IT_MAX_SLOTS);
-			return buf;
+			return m->buf;
 		}
 		for (size_t j = 0; j < json_array_size(*out); j++)
 			if (strcmp(json_string_value(json_object_get(json_array_get(*out, j), "IndexName")), iname) == 0)
@@ -146,6 +200,16 @@ static const char *build_indexes(it_op *op, json_t *list, json_t *defs, json_t *
 		json_array_append_new(*out, d);
 	}
 	return NULL;
+}
+
+/* True when a description loads the way every later request will load it:
+ * nothing is stored that would make the table unreadable. */
+static bool def_loads(json_t *def)
+{
+	it_table *t = it_table_new();
+	bool ok = t != NULL && it_table_from_def(t, def);
+	it_table_unref(t);
+	return ok;
 }
 
 static void created(db_result *res, void *arg)
@@ -206,13 +270,14 @@ void it_op_create_table(it_op *op)
 		}
 	}
 	json_t *used = json_object();
-	const char *err = check_keyschema(ks, defs, used, "keySchema");
+	tbl_msg m;
+	const char *err = check_keyschema(ks, defs, used, "keySchema", &m);
 	int slot = 1;
 	json_t *gsis = NULL, *lsis = NULL;
 	if (err == NULL)
-		err = build_indexes(op, json_object_get(req, "GlobalSecondaryIndexes"), defs, used, false, ks, &slot, &gsis);
+		err = build_indexes(op, json_object_get(req, "GlobalSecondaryIndexes"), defs, used, false, ks, &slot, &gsis, &m);
 	if (err == NULL)
-		err = build_indexes(op, json_object_get(req, "LocalSecondaryIndexes"), defs, used, true, ks, &slot, &lsis);
+		err = build_indexes(op, json_object_get(req, "LocalSecondaryIndexes"), defs, used, true, ks, &slot, &lsis, &m);
 	if (err == NULL && json_object_size(used) != json_array_size(defs))
 		err = "One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [...], keys used: [...]";
 	json_decref(used);
@@ -240,6 +305,11 @@ void it_op_create_table(it_op *op)
 		json_object_set(desc, "LocalSecondaryIndexes", lsis);
 	json_decref(gsis);
 	json_decref(lsis);
+	if (!def_loads(desc)) {
+		json_decref(desc);
+		it_finish_err(op, "ValidationException", NULL, "One or more parameter values were invalid: the table definition is not usable");
+		return;
+	}
 	char *text = json_dumps(desc, JSON_COMPACT);
 	db_batch *b = db_batch_new();
 	const char *p[3] = {op->tenant, name, text};
@@ -494,6 +564,7 @@ static void update_with(it_op *op, it_table *t)
 	it_sql_init(&backfill, 1);
 	bool have_backfill = false;
 	const char *err = NULL;
+	tbl_msg m;
 	if (json_array_size(updates) > 1)
 		err = "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table";
 	json_t *u = json_array_get(updates, 0);
@@ -519,10 +590,18 @@ static void update_with(it_op *op, it_table *t)
 		int slot = free_slot(t);
 		json_t *built = NULL, *used = json_object();
 		json_t *one = json_pack("[O]", create);
+		if (err == NULL && slot == 0) {
+			/* every slot taken: build_indexes must never see slot 0 */
+			json_decref(one);
+			json_decref(used);
+			it_sql_free(&backfill);
+			json_decref(def);
+			it_finish_err(op, "LimitExceededException", NULL,
+				      "Subscriber limit exceeded: onceledger supports at most %d secondary indexes per table", IT_MAX_SLOTS);
+			return;
+		}
 		if (err == NULL)
-			err = build_indexes(op, one, defs, used, false, json_object_get(def, "KeySchema"), &slot, &built);
-		if (err == NULL && slot == 0)
-			err = "One or more parameter values were invalid: onceledger supports at most 8 secondary indexes per table";
+			err = build_indexes(op, one, defs, used, false, json_object_get(def, "KeySchema"), &slot, &built, &m);
 		json_decref(one);
 		json_decref(used);
 		if (err == NULL) {
@@ -543,6 +622,8 @@ static void update_with(it_op *op, it_table *t)
 						it_w_slot_values(&backfill, nix, "i.item", &e) && it_sql_append(&backfill, ") WHERE i.table_id = ") &&
 						it_sql_param(&backfill, "bigint", id, strlen(id), &e);
 			}
+			else
+				err = "One or more parameter values were invalid: the table definition is not usable";
 			it_table_unref(nt);
 		}
 		json_decref(built);
@@ -574,6 +655,8 @@ static void update_with(it_op *op, it_table *t)
 					    json_pack("{s:O, s:O, s:I}", "ReadCapacityUnits", json_object_get(pt, "ReadCapacityUnits"),
 						      "WriteCapacityUnits", json_object_get(pt, "WriteCapacityUnits"), "NumberOfDecreasesToday", (json_int_t)0));
 	}
+	if (err == NULL && !def_loads(def))
+		err = "One or more parameter values were invalid: the table definition is not usable";
 	if (err != NULL) {
 		it_sql_free(&backfill);
 		json_decref(def);

@@ -545,7 +545,7 @@ it_item_check_size(const it_value *item, it_error *e)
 
 bool
 it_check_key_attr(const char *name, const it_value *v, it_type want,
-    it_error *e)
+    bool sort, it_error *e)
 {
 	if (v->type != want) {
 		it_error_set(e, IT_ERR_VALIDATION, PFX "Type mismatch for key %s "
@@ -558,6 +558,21 @@ it_check_key_attr(const char *name, const it_value *v, it_type want,
 		    "are not valid. The AttributeValue for a key attribute "
 		    "cannot contain an empty %s value. Key: %s",
 		    v->type == IT_S ? "string" : "binary", name);
+		return false;
+	}
+	if (v->type == IT_S && memchr(v->u.s.ptr, '\0', v->u.s.len) != NULL) {
+		/* stored keys are text: a NUL would cut the key short and name
+		 * another item */
+		it_error_set(e, IT_ERR_VALIDATION, "%s", IT_MSG_NUL);
+		return false;
+	}
+	if ((v->type == IT_S || v->type == IT_B) && v->u.s.len >
+	    (sort ? IT_SORT_KEY_MAX : IT_PARTITION_KEY_MAX)) {
+		it_error_set(e, IT_ERR_VALIDATION, "%s", sort ?
+		    PFX "Aggregated size of all range keys has exceeded the "
+		    "size limit of 1024 bytes" :
+		    PFX "Size of hashkey has exceeded the maximum size limit "
+		    "of2048 bytes");
 		return false;
 	}
 	return true;

@@ -76,6 +76,10 @@ bool it_list_append(it_value *l, it_value *v)
 	__attribute__((warn_unused_result));
 
 /* Decodes one AttributeValue ({"S":"x"}) with DynamoDB's validation. */
+/* PostgreSQL's text and jsonb cannot hold U+0000: strings and attribute
+ * names containing it are refused (docs/dynamodb.md), never cut short. */
+#define IT_MSG_NUL "One or more parameter values were invalid: attribute names and values containing U+0000 are not supported"
+
 bool it_value_from_json(const json_t *j, it_value **out, it_error *e)
 	__attribute__((warn_unused_result));
 /* Decodes an item (a JSON object of AttributeValues) into an M value,
@@ -86,10 +90,13 @@ bool it_item_from_json(const json_t *j, it_value **out, it_error *e)
 json_t *it_value_to_json(const it_value *v);
 json_t *it_item_to_json(const it_value *item);
 
-/* Checks a key attribute: type (S, N or B) and non-empty S/B, with
- * DynamoDB's messages. */
+/* DynamoDB's limits on a key attribute's S or B value, in bytes. */
+#define IT_PARTITION_KEY_MAX 2048
+#define IT_SORT_KEY_MAX 1024
+/* Checks a key attribute: type (S, N or B), non-empty S/B and its size in
+ * its role (sort: a sort key), with DynamoDB's messages. */
 bool it_check_key_attr(const char *name, const it_value *v, it_type want,
-    it_error *e) __attribute__((warn_unused_result));
+    bool sort, it_error *e) __attribute__((warn_unused_result));
 
 /* Sizes in bytes as DynamoDB counts them (for the 400 KB limit). */
 size_t it_value_size(const it_value *v);

@@ -87,6 +87,12 @@ static bool key_enc(it_sql *q, const char *n, const char *name, it_type type, it
 	       it_sql_append(q, ", '%s')", it_type_name(type));
 }
 
+/* The same in the partition-key role: long ones hashed (sql/009, keyenc.h). */
+static bool key_enc_partition(it_sql *q, const char *n, const char *name, it_type type, it_error *e)
+{
+	return it_sql_append(q, "ol_key_cap(") && key_enc(q, n, name, type, e) && it_sql_append(q, ")");
+}
+
 static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_names, it_error *e)
 {
 	bool ok = true;
@@ -95,7 +101,7 @@ static bool slot_exprs(it_sql *q, const it_index *ix, const char *n, bool with_n
 	ok = ok && it_sql_append(q, "CASE WHEN ");
 	if (ix->has_sk)
 		ok = ok && key_enc(q, n, ix->sk.name, ix->sk.type, e) && it_sql_append(q, " IS NOT NULL AND ");
-	ok = ok && it_sql_append(q, "TRUE THEN ") && key_enc(q, n, ix->pk.name, ix->pk.type, e) && it_sql_append(q, " END, ");
+	ok = ok && it_sql_append(q, "TRUE THEN ") && key_enc_partition(q, n, ix->pk.name, ix->pk.type, e) && it_sql_append(q, " END, ");
 	if (with_names)
 		ok = ok && it_sql_append(q, "x%dsk = ", ix->slot);
 	ok = ok && it_sql_append(q, "CASE WHEN ") && key_enc(q, n, ix->pk.name, ix->pk.type, e) && it_sql_append(q, " IS NOT NULL THEN ");

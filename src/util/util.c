@@ -118,3 +118,44 @@ bool util_visible_ascii(const char *s, size_t len)
 			return false;
 	return true;
 }
+
+size_t util_utf8_prefix(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = p[i];
+		size_t n;
+		unsigned cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			break;
+		}
+		if (i + n >= len)
+			break; /* a sequence cut short */
+		size_t k;
+		for (k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if (k <= n)
+			break;
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			break;
+		i += n + 1;
+	}
+	return i;
+}

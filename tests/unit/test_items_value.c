@@ -191,21 +191,51 @@ test_keys(void)
 	it_value *s = dec("{\"S\":\"\"}", &e), *n = dec("{\"N\":\"1\"}", &e);
 	it_value *b = dec("{\"B\":\"\"}", &e);
 
-	CHECK(!it_check_key_attr("pk", s, IT_S, &e), "empty S key rejected");
+	CHECK(!it_check_key_attr("pk", s, IT_S, false, &e), "empty S key rejected");
 	CHECK_STR(e.msg, "One or more parameter values are not valid. The "
 	    "AttributeValue for a key attribute cannot contain an empty string "
 	    "value. Key: pk", "empty S key message");
 	it_error_clear(&e);
-	CHECK(!it_check_key_attr("pk", b, IT_B, &e), "empty B key rejected");
+	CHECK(!it_check_key_attr("pk", b, IT_B, false, &e), "empty B key rejected");
 	CHECK_STR(e.msg, "One or more parameter values are not valid. The "
 	    "AttributeValue for a key attribute cannot contain an empty binary "
 	    "value. Key: pk", "empty B key message");
 	it_error_clear(&e);
-	CHECK(!it_check_key_attr("sk", n, IT_S, &e), "key type mismatch");
+	CHECK(!it_check_key_attr("sk", n, IT_S, true, &e), "key type mismatch");
 	CHECK_STR(e.msg, PFX "Type mismatch for key sk expected: S actual: N",
 	    "key type mismatch message");
 	it_error_clear(&e);
-	CHECK(it_check_key_attr("sk", n, IT_N, &e), "N key accepted");
+	CHECK(it_check_key_attr("sk", n, IT_N, true, &e), "N key accepted");
+	{
+		/* DynamoDB's limits: 2,048 bytes partition, 1,024 sort */
+		char big[2100];
+		memset(big, 'x', sizeof(big));
+		it_value *k1024 = it_value_new_str(IT_S, big, 1024);
+		it_value *k1025 = it_value_new_str(IT_S, big, 1025);
+		it_value *k2048 = it_value_new_str(IT_S, big, 2048);
+		it_value *k2049 = it_value_new_str(IT_S, big, 2049);
+		CHECK(it_check_key_attr("sk", k1024, IT_S, true, &e), "1,024-byte sort key accepted");
+		CHECK(!it_check_key_attr("sk", k1025, IT_S, true, &e), "1,025-byte sort key refused");
+		CHECK_STR(e.msg, PFX "Aggregated size of all range keys has exceeded the size limit of 1024 bytes",
+		    "sort key size message");
+		it_error_clear(&e);
+		CHECK(it_check_key_attr("pk", k2048, IT_S, false, &e), "2,048-byte partition key accepted");
+		CHECK(!it_check_key_attr("pk", k2049, IT_S, false, &e), "2,049-byte partition key refused");
+		it_error_clear(&e);
+		CHECK(it_check_key_attr("pk", k1025, IT_S, false, &e), "1,025 bytes is fine for a partition key");
+		it_value_free(k1024);
+		it_value_free(k1025);
+		it_value_free(k2048);
+		it_value_free(k2049);
+	}
+	{
+		/* U+0000 in a key is refused, never cut short */
+		it_value *z = dec("{\"S\":\"a\\u0000b\"}", &e);
+		CHECK(z != NULL && !it_check_key_attr("pk", z, IT_S, false, &e), "S key with U+0000 refused");
+		CHECK(e.msg != NULL && strstr(e.msg, "U+0000") != NULL, "U+0000 message");
+		it_error_clear(&e);
+		it_value_free(z);
+	}
 	it_value_free(s);
 	it_value_free(n);
 	it_value_free(b);
