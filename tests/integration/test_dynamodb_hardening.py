@@ -448,3 +448,57 @@ def test_longest_keys_are_stored_found_and_ordered(ddb):
     ddb.client.delete_item(TableName=name, Key={"pk": {"B": pk}, "sk": {"S": sks[0]}})
     assert "Item" not in ddb.client.get_item(TableName=name, Key={"pk": {"B": pk}, "sk": {"S": sks[0]}},
                                              ConsistentRead=True)
+
+
+# ---------------------------------------------------------------------------
+# #18.13: a page stops reading at its byte limit
+
+
+def _toast_blocks(database_url):
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(toast_blks_read, 0) + coalesce(toast_blks_hit, 0) FROM pg_statio_user_tables"
+                    " WHERE relname = 'items'")
+        n = cur.fetchone()[0]
+    conn.close()
+    return n
+
+
+def _settled_toast_blocks(database_url):
+    """The counter once backends have flushed their statistics (PostgreSQL
+    reports them at intervals of up to ~10 s)."""
+    import time
+    last, same = _toast_blocks(database_url), 0
+    for _ in range(30):
+        time.sleep(1)
+        now = _toast_blocks(database_url)
+        same = same + 1 if now == last else 0
+        last = now
+        if same >= 12:
+            break
+    return last
+
+
+def test_a_page_of_large_items_reads_about_one_megabyte(ddb):
+    name = table(ddb, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                            {"AttributeName": "sk", "AttributeType": "S"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    n = 20
+    for i in range(n):
+        # random text: PostgreSQL cannot compress it below its real size
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "big"}, "sk": {"S": f"{i:02d}"},
+                                                   "blob": {"S": secrets.token_hex(190_000)}})
+    with psycopg2.connect(ddb.database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_relation_size(reltoastrelid) / 8192 FROM pg_class WHERE relname = 'items'")
+        toast_blocks_total = cur.fetchone()[0]
+    conn.close()
+    before = _settled_toast_blocks(ddb.database_url)
+    first = ddb.client.query(TableName=name, KeyConditionExpression="pk = :p",
+                             ExpressionAttributeValues={":p": {"S": "big"}})
+    read = _settled_toast_blocks(ddb.database_url) - before
+    assert 1 <= first["Count"] <= 4 and "LastEvaluatedKey" in first, first["Count"]
+    # 20 items of 380 KB are ~950 TOAST blocks; one page is ~3 of them
+    per_item = 380_000 / 8192
+    assert read < 8 * per_item, f"one page read {read} TOAST blocks (table: {toast_blocks_total})"
+    got = pages(ddb, ddb.client.query, TableName=name, KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "big"}})
+    assert [it["sk"]["S"] for it in got] == [f"{i:02d}" for i in range(n)]
