@@ -123,6 +123,8 @@ def test_make_install_and_uninstall(tmp_path):
         "etc/onceledger/onceledgerd.conf",
         "share/doc/onceledger/examples/onceledgerd.conf.example",
         "share/doc/onceledger/examples/onceledgerd.env.example",
+        "share/doc/onceledger/examples/alerts.yml",
+        "share/doc/onceledger/examples/prometheus.yml",
         "lib/systemd/system/onceledgerd.service",
         "lib/sysusers.d/onceledger.conf",
     ]
