@@ -125,6 +125,7 @@ def test_make_install_and_uninstall(tmp_path):
         "share/doc/onceledger/examples/onceledgerd.env.example",
         "share/doc/onceledger/examples/alerts.yml",
         "share/doc/onceledger/examples/prometheus.yml",
+        "share/doc/onceledger/examples/onceledger.conf",
         "lib/systemd/system/onceledgerd.service",
         "lib/sysusers.d/onceledger.conf",
     ]
