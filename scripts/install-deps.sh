@@ -12,6 +12,7 @@ python3-pytest python3-requests python3-psycopg2 python3-redis python3-nacl pyth
 wrk
 clang libclang-rt-14-dev
 valgrind
+man-db systemd prometheus python3-yaml nginx openssl
 "
 
 # Names provided by installed packages (e.g. postgresql-contrib-15 is a

@@ -1,4 +1,4 @@
-/* onceledger.c — the admin CLI: migrate, tenant, key. */
+/* onceledger.c — the admin CLI: migrate, tenant, key, signing-key (man/onceledger.1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +14,14 @@ static void usage(void)
 			"  onceledger migrate --database-url URL\n"
 			"  onceledger tenant create NAME [--idempotency-ttl-s N] --database-url URL\n"
 			"  onceledger tenant update NAME --idempotency-ttl-s N|default --database-url URL\n"
-			"  onceledger key create --tenant NAME --scopes read,write,audit --database-url URL\n"
+			"  onceledger key create --tenant NAME --scopes read,write,audit,dynamodb [--sigv4 --master-key-file FILE]\n"
+			"                        --database-url URL\n"
 			"  onceledger key revoke KEY-ID --database-url URL\n"
 			"  onceledger key list --tenant NAME --database-url URL\n"
 			"  onceledger signing-key rotate|list --key-file FILE\n"
-			"--database-url may also come from ONCELEDGER_DATABASE_URL.\n");
+			"  onceledger help | --help\n"
+			"--database-url, --master-key-file and --key-file may also come from ONCELEDGER_DATABASE_URL,\n"
+			"ONCELEDGER_MASTER_KEY_FILE and ONCELEDGER_EVENTS_KEY_FILE. See onceledger(1).\n");
 }
 
 static int cmd_migrate(int argc, char **argv)

@@ -74,5 +74,27 @@ int main(void)
 		snprintf(name, sizeof(name), "setting %s documented", s[i].name);
 		CHECK(strstr(doc, needle) != NULL, name);
 	}
+
+	/* The example configuration that `make install` puts in place loads as
+	 * it is and sets every setting explicitly (a new setting must be added
+	 * to it, with its default). */
+	char expath[4096];
+	snprintf(expath, sizeof(expath), "%s/contrib/onceledgerd.conf.example", top ? top : ".");
+	char *argv5[] = {"x", "--config", expath, NULL};
+	CHECK(cfg_load(&cfg, 3, argv5, &err), "contrib/onceledgerd.conf.example loads");
+	if (err != NULL)
+		fprintf(stderr, "# %s\n", err);
+	free(err);
+	err = NULL;
+	cfg_free(&cfg);
+	char *example = slurp(expath);
+	CHECK(example != NULL, "contrib/onceledgerd.conf.example readable");
+	for (size_t i = 0; example != NULL && i < n; i++) {
+		char needle[160];
+		snprintf(needle, sizeof(needle), "\n%s =", s[i].name);
+		char name[200];
+		snprintf(name, sizeof(name), "setting %s in the example configuration", s[i].name);
+		CHECK(strstr(example, needle) != NULL, name);
+	}
 	return it_test_done();
 }
