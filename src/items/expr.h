@@ -173,6 +173,8 @@ char *it_path_str(const it_path *p);
 char *it_path_expr(const it_path *p);
 /* True when the update writes (SET/REMOVE/ADD/DELETE) top-level name. */
 bool it_update_touches(const it_update *u, const char *name, size_t len);
+/* True when a condition reads top-level attribute `name` anywhere. */
+bool it_node_references(const it_node *n, const char *name, size_t len);
 
 /* Internal to the expression modules. */
 bool it_reserved_word(const char *s, size_t len);

@@ -759,6 +759,21 @@ it_update_touches(const it_update *u, const char *name, size_t len)
 	return false;
 }
 
+bool
+it_node_references(const it_node *n, const char *name, size_t len)
+{
+	if (n == NULL)
+		return false;
+	if (n->kind == IT_NODE_PATH && n->path.n > 0 && !n->path.v[0].is_index &&
+	    n->path.v[0].name.len == len &&
+	    memcmp(n->path.v[0].name.ptr, name, len) == 0)
+		return true;
+	for (size_t i = 0; i < n->nargs; i++)
+		if (it_node_references(n->args[i], name, len))
+			return true;
+	return false;
+}
+
 static void
 check_projection(checker *c, it_projection *pr)
 {

@@ -374,6 +374,18 @@ static bool common(it_op *op, query_state *st, it_table *t, it_error *e)
 		return false;
 	if (proj != NULL && !it_parse_projection(proj, strlen(proj), &op->params, &st->proj, e))
 		return false;
+	if (!st->scan && st->filter != NULL) {
+		/* the key condition is where keys are matched (DynamoDB's rule) */
+		const it_keydef *keys[2] = {it_index_key(t, st->ix, false), it_index_key(t, st->ix, true)};
+		for (int i = 0; i < 2; i++) {
+			if (keys[i] != NULL && it_node_references(st->filter, keys[i]->name, strlen(keys[i]->name))) {
+				it_error_set(e, IT_ERR_VALIDATION,
+					     "Filter Expression can only contain non-primary key attributes: Primary key attribute: %s",
+					     keys[i]->name);
+				return false;
+			}
+		}
+	}
 	return it_params_check_unused(&op->params, e);
 }
 

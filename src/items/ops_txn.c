@@ -19,6 +19,7 @@
 #include "items/write.h"
 
 #define TXN_MAX_ACTIONS 100
+#define TXN_MAX_BYTES (4 * 1024 * 1024) /* items and keys of one TransactWriteItems */
 
 typedef struct txn_action {
 	it_wspec w;
@@ -157,7 +158,7 @@ static bool parse_action(it_op *op, txn_action *a, json_t *body, it_table *t, it
 		return false;
 	}
 	if (!it_check_key_attr(t->pk.name, pv, t->pk.type, false, e) || (sv != NULL && !it_check_key_attr(t->sk.name, sv, t->sk.type, true, e)) ||
-	    (a->w.kind == IT_W_PUT && !it_check_index_keys(t, k, e)))
+	    (a->w.kind == IT_W_PUT && !it_check_index_keys(t, a->w.item, e)))
 		return false;
 	char *pk = NULL, *sk = NULL;
 	if (!it_key_encode_partition(pv, &pk) || (sv != NULL ? !it_key_encode(sv, &sk) : (sk = strdup("")) == NULL)) {
@@ -438,6 +439,21 @@ static void run_txn(it_op *op)
 	it_exec(op, b, ok, &e, txn_done);
 }
 
+/* DynamoDB refuses two actions of one transaction on the same item, in
+ * TransactWriteItems and TransactGetItems alike; true after replying. */
+static bool one_item_twice(it_op *op, const txn_state *st)
+{
+	for (int i = 0; i < st->n; i++)
+		for (int j = 0; j < i; j++)
+			if (op->tables[i]->id == op->tables[j]->id && strcmp(st->a[i].w.pkenc, st->a[j].w.pkenc) == 0 &&
+			    strcmp(st->a[i].w.skenc, st->a[j].w.skenc) == 0) {
+				it_finish_err(op, "ValidationException", NULL,
+					      "Transaction request cannot include multiple operations on one item");
+				return true;
+			}
+	return false;
+}
+
 static void write_tables_loaded(it_op *op)
 {
 	txn_state *st = op->state;
@@ -452,14 +468,17 @@ static void write_tables_loaded(it_op *op)
 			return;
 		}
 	}
-	for (int i = 0; i < st->n; i++)
-		for (int j = 0; j < i; j++)
-			if (st->a[i].w.t->id == st->a[j].w.t->id && strcmp(st->a[i].w.pkenc, st->a[j].w.pkenc) == 0 &&
-			    strcmp(st->a[i].w.skenc, st->a[j].w.skenc) == 0) {
-				it_finish_err(op, "ValidationException", NULL,
-					      "Transaction request cannot include multiple operations on one item");
-				return;
-			}
+	if (one_item_twice(op, st))
+		return;
+	size_t bytes = 0;
+	for (int i = 0; i < st->n; i++) {
+		const it_value *v = st->a[i].w.kind == IT_W_PUT ? st->a[i].w.item : st->a[i].w.key;
+		bytes += v != NULL ? it_item_size(v) : 0;
+	}
+	if (bytes > TXN_MAX_BYTES) {
+		it_finish_err(op, "ValidationException", NULL, "Transaction request cannot be larger than 4 MB");
+		return;
+	}
 	run_txn(op);
 }
 
@@ -685,6 +704,10 @@ static void get_tables_loaded(it_op *op)
 		ok = it_sql_append(&q, "%sSELECT ", i ? " UNION ALL " : "") && it_sql_param(&q, "int", at, strlen(at), &e) &&
 		     it_sql_append(&q, ", i.item::text FROM items i WHERE ") && it_w_key_pred(&q, t, "i", pk, sk, &e) &&
 		     it_w_not_expired(&q, t, "i", &e);
+	}
+	if (ok && one_item_twice(op, st)) {
+		it_sql_free(&q);
+		return;
 	}
 	db_batch *b = ok ? db_batch_new() : NULL;
 	ok = ok && b != NULL && !q.oom && db_batch_add_sql(b, it_sql_text(&q), (int)q.nparams, (const char *const *)q.params);

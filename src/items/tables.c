@@ -260,6 +260,13 @@ void it_op_create_table(it_op *op)
 	json_t *d;
 	json_array_foreach(defs, i, d)
 	{
+		json_t *an = json_object_get(d, "AttributeName");
+		if (json_is_string(an) && (json_string_length(an) == 0 || json_string_length(an) > 255)) {
+			it_finish_err(op, "ValidationException", NULL,
+				      "1 validation error detected: Value at 'attributeDefinitions.%zu.member.attributeName' failed to satisfy constraint: Member must have length %s",
+				      i + 1, json_string_length(an) == 0 ? "greater than or equal to 1" : "less than or equal to 255");
+			return;
+		}
 		const char *t = json_string_value(json_object_get(d, "AttributeType"));
 		if (json_string_value(json_object_get(d, "AttributeName")) == NULL || t == NULL ||
 		    (strcmp(t, "S") != 0 && strcmp(t, "N") != 0 && strcmp(t, "B") != 0)) {
@@ -682,6 +689,16 @@ void it_op_update_table(it_op *op)
 	const char *name = it_req_str(op->req, "TableName");
 	if (!it_check_table_name(op, "tableName", name))
 		return;
+	static const char *const changes[] = {"ProvisionedThroughput", "BillingMode",		   "StreamSpecification",
+					      "SSESpecification",	     "DeletionProtectionEnabled", "TableClass"};
+	bool change = json_array_size(json_object_get(op->req, "GlobalSecondaryIndexUpdates")) > 0;
+	for (size_t i = 0; !change && i < OL_ARRAY_LEN(changes); i++)
+		change = json_object_get(op->req, changes[i]) != NULL;
+	if (!change) {
+		it_finish_err(op, "ValidationException", NULL,
+			      "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required");
+		return;
+	}
 	it_table_forget(op->store, op->tenant, name);
 	it_table_get(op, name, update_with);
 }

@@ -502,3 +502,74 @@ def test_a_page_of_large_items_reads_about_one_megabyte(ddb):
     got = pages(ddb, ddb.client.query, TableName=name, KeyConditionExpression="pk = :p",
                 ExpressionAttributeValues={":p": {"S": "big"}})
     assert [it["sk"]["S"] for it in got] == [f"{i:02d}" for i in range(n)]
+
+
+# ---------------------------------------------------------------------------
+# #17.4: DynamoDB's validation of requests it refuses
+
+
+def _refused(ddb, op, body, msg):
+    r = send(signed(ddb, op, body))
+    assert r.status_code == 400 and err_type(r) == "ValidationException", (op, r.text)
+    assert msg in r.json()["message"], (op, r.text)
+
+
+def test_empty_and_wrong_typed_index_keys_are_refused_on_every_put_path(ddb):
+    name = lsi_table(ddb, {"ProjectionType": "ALL"})
+    base = {"pk": {"S": "p"}, "sk": {"S": "s"}}
+    for item, msg in (({**base, "g": {"S": ""}}, "cannot contain an empty string value. IndexName: gix"),
+                      ({**base, "g": {"N": "1"}}, "Type mismatch for Index Key g")):
+        _refused(ddb, "PutItem", {"TableName": name, "Item": item}, msg)
+        _refused(ddb, "BatchWriteItem", {"RequestItems": {name: [{"PutRequest": {"Item": item}}]}}, msg)
+        _refused(ddb, "TransactWriteItems", {"TransactItems": [{"Put": {"TableName": name, "Item": item}}]}, msg)
+    assert ddb.client.scan(TableName=name)["Count"] == 0
+
+
+def test_a_query_filter_on_a_key_attribute_is_refused(ddb):
+    name = lsi_table(ddb, {"ProjectionType": "ALL"})
+    _refused(ddb, "Query", {"TableName": name, "KeyConditionExpression": "pk = :p", "FilterExpression": "sk > :s",
+                            "ExpressionAttributeValues": {":p": {"S": "p"}, ":s": {"S": "a"}}},
+             "Filter Expression can only contain non-primary key attributes: Primary key attribute: sk")
+    _refused(ddb, "Query", {"TableName": name, "IndexName": "gix", "KeyConditionExpression": "g = :g",
+                            "FilterExpression": "l > :l",
+                            "ExpressionAttributeValues": {":g": {"S": "G"}, ":l": {"N": "1"}}},
+             "Primary key attribute: l")
+    # a Scan may filter on keys
+    ddb.client.scan(TableName=name, FilterExpression="sk > :s", ExpressionAttributeValues={":s": {"S": "a"}})
+
+
+def test_attribute_definition_names_are_1_to_255_bytes(ddb):
+    for n, msg in (("", "greater than or equal to 1"), ("a" * 256, "less than or equal to 255")):
+        _refused(ddb, "CreateTable", {"TableName": "t" + secrets.token_hex(4), "BillingMode": "PAY_PER_REQUEST",
+                                      "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"}],
+                                      "KeySchema": [{"AttributeName": n, "KeyType": "HASH"}]}, msg)
+
+
+def test_an_lsi_on_a_hash_only_table_is_refused(ddb):
+    _refused(ddb, "CreateTable", {
+        "TableName": "t" + secrets.token_hex(4), "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                 {"AttributeName": "l", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "LocalSecondaryIndexes": [{"IndexName": "lix", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                                     {"AttributeName": "l", "KeyType": "RANGE"}],
+                                   "Projection": {"ProjectionType": "ALL"}}]},
+        "Table KeySchema does not have a range key")
+
+
+def test_transactions_refuse_one_item_twice_and_more_than_4_mb(ddb):
+    name = table(ddb)
+    key = {"pk": {"S": "k"}}
+    _refused(ddb, "TransactGetItems", {"TransactItems": [{"Get": {"TableName": name, "Key": key}},
+                                                         {"Get": {"TableName": name, "Key": key}}]},
+             "Transaction request cannot include multiple operations on one item")
+    big = "x" * 390_000
+    puts = [{"Put": {"TableName": name, "Item": {"pk": {"S": f"k{i}"}, "v": {"S": big}}}} for i in range(11)]
+    _refused(ddb, "TransactWriteItems", {"TransactItems": puts}, "cannot be larger than 4 MB")
+    assert ddb.client.scan(TableName=name)["Count"] == 0
+
+
+def test_update_table_without_a_change_is_refused(ddb):
+    name = table(ddb)
+    _refused(ddb, "UpdateTable", {"TableName": name}, "At least one of ProvisionedThroughput")
+    _refused(ddb, "UpdateTable", {"TableName": name, "GlobalSecondaryIndexUpdates": []}, "At least one of")
