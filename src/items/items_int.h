@@ -105,6 +105,11 @@ void it_finish_db(it_op *op, const db_result *res);
 
 /* Request helpers. */
 const char *it_req_str(const json_t *req, const char *key);
+/* legacy.c: true when a request carries pre-2014 parameters (KeyConditions,
+ * Expected, AttributesToGet, ...); rewrites them in place as expressions
+ * (false with e set when they are invalid or mixed with expressions). */
+bool it_legacy_present(const json_t *req);
+bool it_legacy_translate(json_t *req, it_error *e) __attribute__((warn_unused_result));
 /* Validates TableName as DynamoDB does; false after finishing with the error. */
 bool it_check_table_name(it_op *op, const char *field, const char *name);
 /* Extracts and checks the primary key of t from a Key map. pkenc and skenc

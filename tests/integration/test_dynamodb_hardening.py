@@ -394,31 +394,103 @@ def test_select_specific_attributes_needs_a_projection(ddb):
 
 
 # ---------------------------------------------------------------------------
-# #17.2: legacy parameters are refused everywhere, never ignored
+# #17.3: legacy (non-expression) parameters, translated to expressions
 
 
-@pytest.mark.parametrize("op,body", [
-    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]}}}),
-    ("Scan", {"AttributesToGet": ["pk"]}),
-    ("Scan", {"ConditionalOperator": "AND"}),
+def ok(r):
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def legacy_table(ddb):
+    name = table(ddb, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                            {"AttributeName": "sk", "AttributeType": "N"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    for i in range(10):
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "p"}, "sk": {"N": str(i)}, "v": {"N": str(i * 10)},
+                                                   "tag": {"S": "even" if i % 2 == 0 else "odd"}, "x": {"S": "X"}})
+    return name
+
+
+def test_legacy_query_key_conditions_query_filter_and_attributes_to_get(ddb):
+    name = legacy_table(ddb)
+    r = ok(send(signed(ddb, "Query", {
+        "TableName": name,
+        "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+                          "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "2"}, {"N": "7"}]}},
+        "QueryFilter": {"tag": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "even"}]}},
+        "AttributesToGet": ["sk", "tag"]})))
+    assert [it["sk"]["N"] for it in r["Items"]] == ["2", "4", "6"]
+    assert all(set(it) == {"sk", "tag"} for it in r["Items"]), r["Items"]
+    assert r["ScannedCount"] == 6
+    r = ok(send(signed(ddb, "Query", {
+        "TableName": name, "ScanIndexForward": False, "Limit": 2,
+        "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+                          "sk": {"ComparisonOperator": "GE", "AttributeValueList": [{"N": "5"}]}}})))
+    assert [it["sk"]["N"] for it in r["Items"]] == ["9", "8"] and "LastEvaluatedKey" in r
+
+
+def test_legacy_scan_filter_with_or_in_and_not_null(ddb):
+    name = legacy_table(ddb)
+    r = ok(send(signed(ddb, "Scan", {
+        "TableName": name, "ConditionalOperator": "OR",
+        "ScanFilter": {"sk": {"ComparisonOperator": "IN", "AttributeValueList": [{"N": "1"}, {"N": "3"}]},
+                       "v": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "75"}]}}})))
+    assert sorted(int(it["sk"]["N"]) for it in r["Items"]) == [1, 3, 8, 9]
+    r = ok(send(signed(ddb, "Scan", {"TableName": name,
+                                     "ScanFilter": {"nope": {"ComparisonOperator": "NULL"},
+                                                    "tag": {"ComparisonOperator": "BEGINS_WITH",
+                                                            "AttributeValueList": [{"S": "od"}]}}})))
+    assert r["Count"] == 5
+
+
+def test_legacy_get_batch_get_and_conditional_writes(ddb):
+    name = legacy_table(ddb)
+    key = {"pk": {"S": "p"}, "sk": {"N": "1"}}
+    r = ok(send(signed(ddb, "GetItem", {"TableName": name, "Key": key, "AttributesToGet": ["v"]})))
+    assert r["Item"] == {"v": {"N": "10"}}
+    r = ok(send(signed(ddb, "BatchGetItem", {"RequestItems": {name: {"Keys": [key], "AttributesToGet": ["tag"]}}})))
+    assert r["Responses"][name] == [{"tag": {"S": "odd"}}]
+    new = {"pk": {"S": "q"}, "sk": {"N": "1"}, "v": {"N": "1"}}
+    ok(send(signed(ddb, "PutItem", {"TableName": name, "Item": new, "Expected": {"pk": {"Exists": False}}})))
+    r = send(signed(ddb, "PutItem", {"TableName": name, "Item": new, "Expected": {"pk": {"Exists": False}}}))
+    assert r.status_code == 400 and err_type(r) == "ConditionalCheckFailedException", r.text
+    qkey = {"pk": {"S": "q"}, "sk": {"N": "1"}}
+    r = ok(send(signed(ddb, "UpdateItem", {
+        "TableName": name, "Key": qkey, "ReturnValues": "ALL_NEW",
+        "AttributeUpdates": {"v": {"Action": "ADD", "Value": {"N": "5"}}, "s": {"Action": "PUT", "Value": {"SS": ["a", "b"]}},
+                             "gone": {"Action": "DELETE"}},
+        "Expected": {"v": {"Value": {"N": "1"}}}})))
+    assert r["Attributes"]["v"] == {"N": "6"} and sorted(r["Attributes"]["s"]["SS"]) == ["a", "b"]
+    r = ok(send(signed(ddb, "UpdateItem", {
+        "TableName": name, "Key": qkey, "ReturnValues": "ALL_NEW",
+        "AttributeUpdates": {"s": {"Action": "DELETE", "Value": {"SS": ["a"]}}},
+        "Expected": {"v": {"ComparisonOperator": "GE", "AttributeValueList": [{"N": "6"}]}}})))
+    assert r["Attributes"]["s"] == {"SS": ["b"]}
+    r = send(signed(ddb, "DeleteItem", {"TableName": name, "Key": qkey, "Expected": {"v": {"Value": {"N": "7"}}}}))
+    assert r.status_code == 400 and err_type(r) == "ConditionalCheckFailedException", r.text
+
+
+@pytest.mark.parametrize("op,body,msg", [
     ("Query", {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}},
-               "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}}),
-    ("Query", {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}},
-               "QueryFilter": {"v": {"ComparisonOperator": "NOT_NULL"}}}),
-    ("GetItem", {"Key": {"pk": {"S": "a"}}, "AttributesToGet": ["pk"]}),
-    ("PutItem", {"Item": {"pk": {"S": "a"}}, "Expected": {"pk": {"Exists": False}}}),
+               "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}},
+     "Can not use both expression and non-expression parameters in the same request: "
+     "Non-expression parameters: {KeyConditions} Expression parameters: {ExpressionAttributeValues, KeyConditionExpression}"),
+    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "EQ", "AttributeValueList": []}}},
+     "Invalid number of argument(s) for the EQ ComparisonOperator"),
+    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "LIKE", "AttributeValueList": [{"S": "x"}]}}},
+     "comparisonOperator"),
+    ("Query", {"KeyConditions": {"pk": {"ComparisonOperator": "NE", "AttributeValueList": [{"S": "a"}]}}},
+     "Unsupported operator on KeyConditions: NE"),
+    ("PutItem", {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}}, "Expected": {"pk": {"Exists": True}}},
+     "Value must be provided when Exists is true"),
+    ("Scan", {"AttributesToGet": ["pk"], "ProjectionExpression": "pk"}, "Can not use both"),
 ])
-def test_legacy_parameters_are_refused(ddb, op, body):
-    name = table(ddb)
+def test_legacy_parameters_are_validated(ddb, op, body, msg):
+    name = legacy_table(ddb)
     r = send(signed(ddb, op, {"TableName": name, **body}))
     assert r.status_code == 400 and err_type(r) == "ValidationException", (op, r.text)
-
-
-def test_batch_get_attributes_to_get_is_refused(ddb):
-    name = table(ddb)
-    r = send(signed(ddb, "BatchGetItem", {"RequestItems": {name: {"Keys": [{"pk": {"S": "a"}}],
-                                                                    "AttributesToGet": ["pk"]}}}))
-    assert r.status_code == 400 and err_type(r) == "ValidationException", r.text
+    assert msg in r.json()["message"], (op, r.text)
 
 
 # ---------------------------------------------------------------------------
