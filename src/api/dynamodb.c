@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth/akid.h"
 #include "auth/sigv4.h"
@@ -55,6 +56,15 @@ static void ddb_reply(http_req *r, int status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
+	/* DynamoDB's own headers: some clients read Date to correct their
+	 * clock skew before signing again */
+	char date[40];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	http_req_add_header(r, "Date", date);
+	http_req_add_header(r, "Server", "onceledger");
 	http_req_add_header(r, "x-amzn-RequestId", http_req_id(r));
 	http_reply(r, text ? status : 500, DDB_CONTENT_TYPE, text ? text : "{}", text ? strlen(text) : 2);
 	free(text);

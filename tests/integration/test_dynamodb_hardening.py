@@ -645,3 +645,27 @@ def test_update_table_without_a_change_is_refused(ddb):
     name = table(ddb)
     _refused(ddb, "UpdateTable", {"TableName": name}, "At least one of ProvisionedThroughput")
     _refused(ddb, "UpdateTable", {"TableName": name, "GlobalSecondaryIndexUpdates": []}, "At least one of")
+
+
+def test_date_and_server_headers_and_a_precise_creation_time(ddb):
+    import email.utils
+    import time
+    name = "t" + secrets.token_hex(4)
+    r = ok(send(signed(ddb, "CreateTable", {
+        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})))
+    created = r["TableDescription"]["CreationDateTime"]
+    assert abs(created - time.time()) < 60
+    resp = send(signed(ddb, "DescribeTable", {"TableName": name}))
+    assert resp.headers["Server"] == "onceledger"
+    when = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert abs(when - time.time()) < 60, resp.headers["Date"]
+    stored = resp.json()["Table"]["CreationDateTime"]
+    assert stored == created
+    # sub-second precision (a creation exactly on a whole second is 1 in 10^6)
+    assert any(ok(send(signed(ddb, "CreateTable", {
+        "TableName": "t" + secrets.token_hex(4), "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})))["TableDescription"]["CreationDateTime"] % 1 != 0
+        for _ in range(3))
