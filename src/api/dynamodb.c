@@ -92,54 +92,15 @@ static int status_of(const it_reply *rep)
 	return 400;
 }
 
-/* ReturnConsumedCapacity: one capacity unit per table touched. The numbers
- * are nominal (nothing is provisioned here); the shape is DynamoDB's. */
-static void add_consumed_capacity(const json_t *req, const char *op, json_t *body)
-{
-	const char *rcc = json_string_value(json_object_get(req, "ReturnConsumedCapacity"));
-	if (rcc == NULL || (strcmp(rcc, "TOTAL") != 0 && strcmp(rcc, "INDEXES") != 0))
-		return;
-	const char *table = json_string_value(json_object_get(req, "TableName"));
-	if (table != NULL) {
-		json_object_set_new(body, "ConsumedCapacity", json_pack("{s:s, s:f}", "TableName", table, "CapacityUnits", 1.0));
-		return;
-	}
-	json_t *list = json_array();
-	json_t *ri = json_object_get(req, "RequestItems");
-	const char *name;
-	json_t *v;
-	json_object_foreach(ri, name, v) json_array_append_new(list, json_pack("{s:s, s:f}", "TableName", name, "CapacityUnits", 1.0));
-	size_t i;
-	json_t *ti;
-	json_array_foreach(json_object_get(req, "TransactItems"), i, ti)
-	{
-		const char *k;
-		json_t *a;
-		json_object_foreach(ti, k, a)
-		{
-			const char *tn = json_string_value(json_object_get(a, "TableName"));
-			if (tn != NULL)
-				json_array_append_new(list, json_pack("{s:s, s:f}", "TableName", tn, "CapacityUnits", 2.0));
-		}
-	}
-	if (strncmp(op, "Batch", 5) == 0 || strncmp(op, "Transact", 8) == 0)
-		json_object_set_new(body, "ConsumedCapacity", list);
-	else
-		json_decref(list);
-}
-
 static void item_done(it_reply *rep, void *arg)
 {
 	http_req *r = arg;
-	ddb_req *d = r->app;
 	if (rep->err_type != NULL) {
 		const char *ns = strcmp(rep->err_type, "UnknownOperationException") == 0 ? CORAL_ERR_NS : DDB_ERR_NS;
 		ddb_error(r, status_of(rep), ns, rep->err_type, rep->err_msg, json_incref(rep->err_extra));
 		return;
 	}
-	json_t *body = json_deep_copy(rep->body);
-	add_consumed_capacity(d->body, d->op, body);
-	ddb_reply(r, 200, body);
+	ddb_reply(r, 200, json_incref(rep->body));
 }
 
 static void key_found(akid_status st, const akid_info *info, void *arg)

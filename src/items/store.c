@@ -275,6 +275,37 @@ bool it_check_table_name(it_op *op, const char *field, const char *name)
 	return true;
 }
 
+/* What an index holds of item: the table's and the index's keys and, for
+ * INCLUDE, the named attributes (KEYS_ONLY / INCLUDE projections). */
+it_value *it_index_view(const it_table *t, const it_index *ix, const it_value *item)
+{
+	const char *names[4];
+	size_t n = 0;
+	names[n++] = t->pk.name;
+	if (t->has_sk)
+		names[n++] = t->sk.name;
+	names[n++] = ix->pk.name;
+	if (ix->has_sk)
+		names[n++] = ix->sk.name;
+	it_value *v = it_value_new_map();
+	bool ok = v != NULL;
+	for (size_t i = 0; ok && i < n + ix->ninclude; i++) {
+		const char *name = i < n ? names[i] : ix->include[i - n];
+		const it_value *a = it_map_get(item, name, strlen(name));
+		if (a == NULL || it_map_get(v, name, strlen(name)) != NULL)
+			continue;
+		it_value *c = it_value_copy(a);
+		ok = c != NULL && it_map_set(v, name, strlen(name), c);
+		if (!ok)
+			it_value_free(c);
+	}
+	if (!ok) {
+		it_value_free(v);
+		return NULL;
+	}
+	return v;
+}
+
 bool it_check_index_keys(const it_table *t, const it_value *item, it_error *e)
 {
 	for (int i = 0; i < t->nidx; i++) {

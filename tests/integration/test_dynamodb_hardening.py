@@ -669,3 +669,58 @@ def test_date_and_server_headers_and_a_precise_creation_time(ddb):
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})))["TableDescription"]["CreationDateTime"] % 1 != 0
         for _ in range(3))
+
+
+# ---------------------------------------------------------------------------
+# #17.6: consumed capacity by DynamoDB's arithmetic
+
+
+def test_consumed_capacity_follows_dynamodbs_rules(ddb):
+    name = lsi_table(ddb, {"ProjectionType": "KEYS_ONLY"})
+    c = ddb.client
+    small = {"pk": {"S": "p"}, "sk": {"S": "a"}, "l": {"N": "1"}}
+    big = {"pk": {"S": "p"}, "sk": {"S": "b"}, "l": {"N": "2"}, "g": {"S": "G"}, "blob": {"S": "x" * 9000}}
+    # PutItem: ceil(size / 1 KB); a new item in an index costs a write there
+    r = c.put_item(TableName=name, Item=big, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert r["Table"]["CapacityUnits"] == 9.0, r
+    assert r["LocalSecondaryIndexes"]["lix"]["CapacityUnits"] == 1.0, r
+    assert r["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 1.0, r
+    assert r["CapacityUnits"] == 11.0, r
+    r = c.put_item(TableName=name, Item=small, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == {"TableName": name, "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}, r  # table 1 + lix 1
+    # GetItem: ceil(size / 4 KB), half when eventually consistent
+    key = {"pk": {"S": "p"}, "sk": {"S": "b"}}
+    assert c.get_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 1.5
+    assert c.get_item(TableName=name, Key=key, ConsistentRead=True,
+                      ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 3.0
+    assert c.get_item(TableName=name, Key={"pk": {"S": "p"}, "sk": {"S": "none"}},
+                      ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 0.5
+    # Query: the items read, summed, then rounded to 4 KB; an index read is the index's
+    q = c.query(TableName=name, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
+                ConsistentRead=True, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert q["CapacityUnits"] == 3.0 and q["Table"]["CapacityUnits"] == 3.0, q
+    q = c.query(TableName=name, IndexName="gix", KeyConditionExpression="g = :g",
+                ExpressionAttributeValues={":g": {"S": "G"}}, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    # the GSI projects keys only: its entry, not the 9 KB item, is read
+    assert q["Table"]["CapacityUnits"] == 0.0 and q["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 0.5, q
+    # UpdateItem changing an index key: a delete and a put in that index
+    r = c.update_item(TableName=name, Key=key, UpdateExpression="SET g = :h",
+                      ExpressionAttributeValues={":h": {"S": "H"}}, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert r["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 2.0 and r["Table"]["CapacityUnits"] == 9.0, r
+    # DeleteItem: the old item's size
+    r = c.delete_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r["CapacityUnits"] == 11.0, r  # table 9 + lix 1 + gix 1
+    # transactions: twice
+    r = c.transact_write_items(TransactItems=[{"Put": {"TableName": name, "Item": small}}],
+                               ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}], r
+    r = c.transact_get_items(TransactItems=[{"Get": {"TableName": name, "Key": {"pk": {"S": "p"}, "sk": {"S": "a"}}}}],
+                             ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r[0]["CapacityUnits"] == 2.0, r
+    r = c.batch_get_item(RequestItems={name: {"Keys": [{"pk": {"S": "p"}, "sk": {"S": "a"}},
+                                                       {"pk": {"S": "p"}, "sk": {"S": "zz"}}]}},
+                         ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 1.0, "ReadCapacityUnits": 1.0}], r
+    r = c.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": big}}]},
+                           ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 9.0, "WriteCapacityUnits": 9.0}], r
