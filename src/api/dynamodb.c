@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth/akid.h"
 #include "auth/sigv4.h"
@@ -55,6 +56,15 @@ static void ddb_reply(http_req *r, int status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
+	/* DynamoDB's own headers: some clients read Date to correct their
+	 * clock skew before signing again */
+	char date[40];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	http_req_add_header(r, "Date", date);
+	http_req_add_header(r, "Server", "onceledger");
 	http_req_add_header(r, "x-amzn-RequestId", http_req_id(r));
 	http_reply(r, text ? status : 500, DDB_CONTENT_TYPE, text ? text : "{}", text ? strlen(text) : 2);
 	free(text);
@@ -82,54 +92,15 @@ static int status_of(const it_reply *rep)
 	return 400;
 }
 
-/* ReturnConsumedCapacity: one capacity unit per table touched. The numbers
- * are nominal (nothing is provisioned here); the shape is DynamoDB's. */
-static void add_consumed_capacity(const json_t *req, const char *op, json_t *body)
-{
-	const char *rcc = json_string_value(json_object_get(req, "ReturnConsumedCapacity"));
-	if (rcc == NULL || (strcmp(rcc, "TOTAL") != 0 && strcmp(rcc, "INDEXES") != 0))
-		return;
-	const char *table = json_string_value(json_object_get(req, "TableName"));
-	if (table != NULL) {
-		json_object_set_new(body, "ConsumedCapacity", json_pack("{s:s, s:f}", "TableName", table, "CapacityUnits", 1.0));
-		return;
-	}
-	json_t *list = json_array();
-	json_t *ri = json_object_get(req, "RequestItems");
-	const char *name;
-	json_t *v;
-	json_object_foreach(ri, name, v) json_array_append_new(list, json_pack("{s:s, s:f}", "TableName", name, "CapacityUnits", 1.0));
-	size_t i;
-	json_t *ti;
-	json_array_foreach(json_object_get(req, "TransactItems"), i, ti)
-	{
-		const char *k;
-		json_t *a;
-		json_object_foreach(ti, k, a)
-		{
-			const char *tn = json_string_value(json_object_get(a, "TableName"));
-			if (tn != NULL)
-				json_array_append_new(list, json_pack("{s:s, s:f}", "TableName", tn, "CapacityUnits", 2.0));
-		}
-	}
-	if (strncmp(op, "Batch", 5) == 0 || strncmp(op, "Transact", 8) == 0)
-		json_object_set_new(body, "ConsumedCapacity", list);
-	else
-		json_decref(list);
-}
-
 static void item_done(it_reply *rep, void *arg)
 {
 	http_req *r = arg;
-	ddb_req *d = r->app;
 	if (rep->err_type != NULL) {
 		const char *ns = strcmp(rep->err_type, "UnknownOperationException") == 0 ? CORAL_ERR_NS : DDB_ERR_NS;
 		ddb_error(r, status_of(rep), ns, rep->err_type, rep->err_msg, json_incref(rep->err_extra));
 		return;
 	}
-	json_t *body = json_deep_copy(rep->body);
-	add_consumed_capacity(d->body, d->op, body);
-	ddb_reply(r, 200, body);
+	ddb_reply(r, 200, json_incref(rep->body));
 }
 
 static void key_found(akid_status st, const akid_info *info, void *arg)

@@ -105,6 +105,11 @@ void it_finish_db(it_op *op, const db_result *res);
 
 /* Request helpers. */
 const char *it_req_str(const json_t *req, const char *key);
+/* legacy.c: true when a request carries pre-2014 parameters (KeyConditions,
+ * Expected, AttributesToGet, ...); rewrites them in place as expressions
+ * (false with e set when they are invalid or mixed with expressions). */
+bool it_legacy_present(const json_t *req);
+bool it_legacy_translate(json_t *req, it_error *e) __attribute__((warn_unused_result));
 /* Validates TableName as DynamoDB does; false after finishing with the error. */
 bool it_check_table_name(it_op *op, const char *field, const char *name);
 /* Extracts and checks the primary key of t from a Key map. pkenc and skenc
@@ -112,6 +117,23 @@ bool it_check_table_name(it_op *op, const char *field, const char *name);
 bool it_key_from_json(it_op *op, const it_table *t, const json_t *key, it_value **key_item, char **pkenc, char **skenc);
 /* Encodes a key attribute of an item (which must be present and typed). */
 bool it_item_keys(it_op *op, const it_table *t, const it_value *item, char **pkenc, char **skenc);
+/* What index ix holds of item (KEYS_ONLY / INCLUDE): the table's and the
+ * index's keys and the included attributes; NULL on OOM. */
+it_value *it_index_view(const it_table *t, const it_index *ix, const it_value *item);
+
+/* capacity.c: ConsumedCapacity (ReturnConsumedCapacity NONE/TOTAL/INDEXES). */
+enum { IT_CAP_NONE, IT_CAP_TOTAL, IT_CAP_INDEXES };
+int it_cap_mode(const it_op *op);
+double it_cap_read(size_t bytes, bool consistent);
+double it_cap_write(size_t bytes);
+/* Adds the write units of t's indexes (idx[i] for t->idx[i]) for an item
+ * going from old to new (either NULL). */
+void it_cap_index_writes(const it_table *t, const it_value *old, const it_value *new, double *idx);
+/* {TableName, CapacityUnits, Read|WriteCapacityUnits[, Table, Global/
+ * LocalSecondaryIndexes]}; idx may be NULL. */
+json_t *it_cap_json(const it_table *t, const char *name, double table, const double *idx, int mode, bool write);
+/* A list of the above, one per table, units[i] charged to op->tables[i]. */
+json_t *it_cap_tables(const it_op *op, const double *units, int n, int mode, bool write);
 /* Checks the secondary-index key attributes an item carries: declared type,
  * non-empty, DynamoDB's sizes. */
 bool it_check_index_keys(const it_table *t, const it_value *item, it_error *e);

@@ -79,11 +79,25 @@ static void get_done(db_result *res, void *arg)
 		return;
 	}
 	json_t *responses = json_object();
+	int mode = it_cap_mode(op);
+	double *units = mode != IT_CAP_NONE ? calloc((size_t)st->n + 1, sizeof(double)) : NULL;
 	for (int i = 0; i < st->n; i++) {
 		json_t *arr = json_array();
 		PGresult *r = res->results[i];
+		json_t *treq = json_object_get(json_object_get(op->req, "RequestItems"), st->names[i]);
+		bool consistent = json_is_true(json_object_get(treq, "ConsistentRead"));
+		if (units != NULL) /* a key not found costs what an empty item does */
+			units[i] = it_cap_read(0, consistent) *
+				   (double)(json_array_size(json_object_get(treq, "Keys")) - (size_t)(r != NULL ? PQntuples(r) : 0));
 		for (int k = 0; r != NULL && k < PQntuples(r); k++) {
 			json_t *j = json_loads(PQgetvalue(r, k, 0), 0, NULL);
+			if (units != NULL && j != NULL) {
+				it_value *v = NULL;
+				it_error e = {0};
+				units[i] += it_cap_read(it_item_from_json(j, &v, &e) ? it_item_size(v) : 0, consistent);
+				it_value_free(v);
+				it_error_clear(&e);
+			}
 			if (j != NULL && st->proj[i] != NULL) {
 				it_value *item = NULL, *p = NULL;
 				it_error e = {0};
@@ -100,7 +114,11 @@ static void get_done(db_result *res, void *arg)
 		}
 		json_object_set_new(responses, st->names[i], arr);
 	}
-	it_finish_ok(op, json_pack("{s:o, s:{}}", "Responses", responses, "UnprocessedKeys"));
+	json_t *body = json_pack("{s:o, s:{}}", "Responses", responses, "UnprocessedKeys");
+	if (units != NULL)
+		json_object_set_new(body, "ConsumedCapacity", it_cap_tables(op, units, st->n, mode, false));
+	free(units);
+	it_finish_ok(op, body);
 }
 
 static void get_loaded(it_op *op)
@@ -237,7 +255,29 @@ static void write_done(db_result *res, void *arg)
 		it_finish_db(op, res);
 		return;
 	}
-	it_finish_ok(op, json_pack("{s:{}}", "UnprocessedItems"));
+	json_t *body = json_pack("{s:{}}", "UnprocessedItems");
+	int mode = it_cap_mode(op);
+	batch_state *st = op->state;
+	double *units = mode != IT_CAP_NONE ? calloc((size_t)st->n + 1, sizeof(double)) : NULL;
+	for (int i = 0; units != NULL && i < st->n; i++) {
+		/* a put costs its item's size; a delete the minimum (the old
+		 * item is not read back here: docs/dynamodb.md) */
+		size_t k;
+		json_t *w;
+		json_array_foreach(json_object_get(json_object_get(op->req, "RequestItems"), st->names[i]), k, w)
+		{
+			json_t *item = json_object_get(json_object_get(w, "PutRequest"), "Item");
+			it_value *v = NULL;
+			it_error e = {0};
+			units[i] += it_cap_write(item != NULL && it_item_from_json(item, &v, &e) ? it_item_size(v) : 0);
+			it_value_free(v);
+			it_error_clear(&e);
+		}
+	}
+	if (units != NULL)
+		json_object_set_new(body, "ConsumedCapacity", it_cap_tables(op, units, st->n, mode, true));
+	free(units);
+	it_finish_ok(op, body);
 }
 
 static void write_loaded(it_op *op)

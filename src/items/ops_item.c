@@ -151,6 +151,15 @@ static void finish_write(it_op *op, item_state *st, it_value *old, it_value *new
 	if (attrs != NULL && attrs->u.m.n > 0)
 		json_object_set_new(body, "Attributes", it_item_to_json(attrs));
 	it_value_free(attrs);
+	int mode = it_cap_mode(op);
+	if (mode != IT_CAP_NONE) {
+		/* the larger of the item before and after, and the indexes' entries */
+		size_t a = old != NULL ? it_item_size(old) : 0, b = new != NULL ? it_item_size(new) : 0;
+		double idx[IT_MAX_SLOTS] = {0};
+		it_cap_index_writes(op->table, old, new, idx);
+		json_object_set_new(body, "ConsumedCapacity",
+				    it_cap_json(op->table, op->table->name, it_cap_write(a > b ? a : b), idx, mode, true));
+	}
 	it_value_free(old);
 	it_value_free(new);
 	it_finish_ok(op, body);
@@ -180,12 +189,16 @@ static void write_done(db_result *res, void *arg)
 		return;
 	}
 	if (written) {
-		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW ? load_item(PQgetvalue(r, 0, 2)) : NULL;
+		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW || it_cap_mode(op) != IT_CAP_NONE
+					? load_item(PQgetvalue(r, 0, 2))
+					: NULL;
 		finish_write(op, st, old, new);
 		return;
 	}
 	if (st->sent_insert && res->nresults > 1 && PQntuples(res->results[1]) == 1 && !PQgetisnull(res->results[1], 0, 0)) {
-		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW ? load_item(PQgetvalue(res->results[1], 0, 0)) : NULL;
+		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW || it_cap_mode(op) != IT_CAP_NONE
+					? load_item(PQgetvalue(res->results[1], 0, 0))
+					: NULL;
 		finish_write(op, st, NULL, new);
 		return;
 	}
@@ -356,8 +369,11 @@ static void get_done(db_result *res, void *arg)
 	}
 	json_t *body = json_object();
 	PGresult *r = res->results[0];
+	int mode = it_cap_mode(op);
+	size_t size = 0;
 	if (PQntuples(r) == 1) {
 		it_value *item = load_item(PQgetvalue(r, 0, 0));
+		size = item != NULL ? it_item_size(item) : 0;
 		if (item != NULL && st->proj != NULL) {
 			it_value *p = NULL;
 			it_error e = {0};
@@ -371,6 +387,10 @@ static void get_done(db_result *res, void *arg)
 			json_object_set_new(body, "Item", it_item_to_json(item));
 		it_value_free(item);
 	}
+	if (mode != IT_CAP_NONE)
+		json_object_set_new(body, "ConsumedCapacity",
+				    it_cap_json(op->table, op->table->name, it_cap_read(size, json_is_true(json_object_get(op->req, "ConsistentRead"))),
+						NULL, mode, false));
 	it_finish_ok(op, body);
 }
 

@@ -168,37 +168,6 @@ static bool start_after(it_op *op, it_sql *q, const query_state *st, it_error *e
 	return ok;
 }
 
-/* What an index holds of item: the table's and the index's keys and, for
- * INCLUDE, the named attributes (KEYS_ONLY / INCLUDE projections). */
-static it_value *index_view(const it_table *t, const it_index *ix, const it_value *item)
-{
-	const char *names[4];
-	size_t n = 0;
-	names[n++] = t->pk.name;
-	if (t->has_sk)
-		names[n++] = t->sk.name;
-	names[n++] = ix->pk.name;
-	if (ix->has_sk)
-		names[n++] = ix->sk.name;
-	it_value *v = it_value_new_map();
-	bool ok = v != NULL;
-	for (size_t i = 0; ok && i < n + ix->ninclude; i++) {
-		const char *name = i < n ? names[i] : ix->include[i - n];
-		const it_value *a = it_map_get(item, name, strlen(name));
-		if (a == NULL || it_map_get(v, name, strlen(name)) != NULL)
-			continue;
-		it_value *c = it_value_copy(a);
-		ok = c != NULL && it_map_set(v, name, strlen(name), c);
-		if (!ok)
-			it_value_free(c);
-	}
-	if (!ok) {
-		it_value_free(v);
-		return NULL;
-	}
-	return v;
-}
-
 static void page_done(db_result *res, void *arg)
 {
 	it_op *op = arg;
@@ -226,11 +195,11 @@ static void page_done(db_result *res, void *arg)
 		}
 		json_decref(j);
 		scanned++;
-		bytes += it_item_size(item);
 		/* a GSI holds only its projection: filter and answer see that;
 		 * an LSI's filter reads the table's item, as DynamoDB fetches */
-		it_value *view = st->index_view ? index_view(t, st->ix, item) : NULL;
+		it_value *view = st->index_view ? it_index_view(t, st->ix, item) : NULL;
 		const it_value *seen = view != NULL ? view : item;
+		bytes += it_item_size(seen); /* what was read: the page limit and the capacity */
 		bool keep = true;
 		if (st->filter != NULL && !it_eval_condition(st->filter, st->ix != NULL && st->ix->local ? item : seen, &keep, &e))
 			keep = false;
@@ -257,6 +226,16 @@ static void page_done(db_result *res, void *arg)
 		}
 	}
 	json_t *body = json_pack("{s:I, s:I}", "Count", (json_int_t)count, "ScannedCount", (json_int_t)scanned);
+	int mode = it_cap_mode(op);
+	if (mode != IT_CAP_NONE) {
+		/* the items read, summed, then rounded; charged to the index read */
+		double units = it_cap_read(bytes, json_is_true(json_object_get(op->req, "ConsistentRead")));
+		double idx[IT_MAX_SLOTS] = {0};
+		for (int i = 0; st->ix != NULL && i < t->nidx; i++)
+			if (&t->idx[i] == st->ix)
+				idx[i] = units;
+		json_object_set_new(body, "ConsumedCapacity", it_cap_json(t, t->name, st->ix != NULL ? 0 : units, idx, mode, false));
+	}
 	if (!st->count_only)
 		json_object_set_new(body, "Items", items);
 	else

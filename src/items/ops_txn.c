@@ -293,7 +293,18 @@ static void txn_done(db_result *res, void *arg)
 	it_op *op = arg;
 	txn_state *st = op->state;
 	if (res->status == DB_OK) {
-		it_finish_ok(op, st->want_new ? new_items(st, res) : json_object());
+		json_t *body = st->want_new ? new_items(st, res) : json_object();
+		int mode = it_cap_mode(op);
+		double *units = mode != IT_CAP_NONE ? calloc((size_t)st->n + 1, sizeof(double)) : NULL;
+		for (int i = 0; units != NULL && i < st->n; i++) {
+			/* twice a write: the put's item, else the key's size */
+			const it_value *v = st->a[i].w.kind == IT_W_PUT ? st->a[i].w.item : st->a[i].w.key;
+			units[i] = 2 * it_cap_write(v != NULL ? it_item_size(v) : 0);
+		}
+		if (units != NULL && body != NULL)
+			json_object_set_new(body, "ConsumedCapacity", it_cap_tables(op, units, st->n, mode, true));
+		free(units);
+		it_finish_ok(op, body);
 		return;
 	}
 	if (res->status != DB_ERR_QUERY) {
@@ -653,10 +664,29 @@ static void get_done(db_result *res, void *arg)
 		found[at] = j;
 	}
 	json_t *out = json_array();
-	for (int i = 0; i < st->n; i++)
+	int mode = it_cap_mode(op);
+	double *units = mode != IT_CAP_NONE ? calloc((size_t)st->n + 1, sizeof(double)) : NULL;
+	for (int i = 0; i < st->n; i++) {
+		if (units != NULL) {
+			/* transactional reads: twice a consistent read (of the item
+			 * before projection) */
+			it_value *v = NULL;
+			it_error e = {0};
+			units[i] = 2 * it_cap_read(found && found[i] && st->a[i].proj == NULL && it_item_from_json(found[i], &v, &e)
+							? it_item_size(v)
+							: 0,
+						true);
+			it_value_free(v);
+			it_error_clear(&e);
+		}
 		json_array_append_new(out, found && found[i] ? json_pack("{s:o}", "Item", found[i]) : json_object());
+	}
 	free(found);
-	it_finish_ok(op, json_pack("{s:o}", "Responses", out));
+	json_t *body = json_pack("{s:o}", "Responses", out);
+	if (units != NULL)
+		json_object_set_new(body, "ConsumedCapacity", it_cap_tables(op, units, st->n, mode, false));
+	free(units);
+	it_finish_ok(op, body);
 }
 
 static void get_tables_loaded(it_op *op)

@@ -187,25 +187,6 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 		db_exec(op->store->db, b, cb, op);
 }
 
-/* The pre-2014 (non-expression) parameter a request carries, if any: one
- * check for every operation, so none is ever silently ignored. */
-static const char *legacy_parameter(const json_t *req)
-{
-	static const char *const names[] = {"Expected",	  "AttributeUpdates", "AttributesToGet", "ConditionalOperator",
-					    "KeyConditions", "QueryFilter",	     "ScanFilter"};
-	for (size_t i = 0; i < OL_ARRAY_LEN(names); i++)
-		if (json_object_get(req, names[i]) != NULL)
-			return names[i];
-	const char *table;
-	json_t *ri;
-	json_object_foreach((json_t *)json_object_get(req, "RequestItems"), table, ri)
-	{
-		if (json_is_object(ri) && json_object_get(ri, "AttributesToGet") != NULL)
-			return "AttributesToGet";
-	}
-	return NULL;
-}
-
 void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_call_tx(s, NULL, 0, tenant, opname, request, cb, arg);
@@ -233,11 +214,17 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
 		return;
 	}
-	const char *legacy = legacy_parameter(request);
-	if (legacy != NULL) {
-		it_finish_err(op, "ValidationException", NULL,
-			      "The legacy parameter %s is not supported by onceledger; use expressions (docs/dynamodb.md)", legacy);
-		return;
+	if (it_legacy_present(request)) {
+		/* rewritten on a copy: the caller's request stays as it sent it */
+		it_error e = {0};
+		json_decref(op->req);
+		op->req = json_deep_copy(request);
+		if (op->req == NULL || !it_legacy_translate(op->req, &e)) {
+			if (op->req == NULL)
+				it_error_nomem(&e);
+			it_finish_error(op, &e);
+			return;
+		}
 	}
 	for (size_t i = 0; i < OL_ARRAY_LEN(ops); i++) {
 		if (strcmp(ops[i].name, opname) == 0) {
@@ -286,6 +273,37 @@ bool it_check_table_name(it_op *op, const char *field, const char *name)
 		}
 	}
 	return true;
+}
+
+/* What an index holds of item: the table's and the index's keys and, for
+ * INCLUDE, the named attributes (KEYS_ONLY / INCLUDE projections). */
+it_value *it_index_view(const it_table *t, const it_index *ix, const it_value *item)
+{
+	const char *names[4];
+	size_t n = 0;
+	names[n++] = t->pk.name;
+	if (t->has_sk)
+		names[n++] = t->sk.name;
+	names[n++] = ix->pk.name;
+	if (ix->has_sk)
+		names[n++] = ix->sk.name;
+	it_value *v = it_value_new_map();
+	bool ok = v != NULL;
+	for (size_t i = 0; ok && i < n + ix->ninclude; i++) {
+		const char *name = i < n ? names[i] : ix->include[i - n];
+		const it_value *a = it_map_get(item, name, strlen(name));
+		if (a == NULL || it_map_get(v, name, strlen(name)) != NULL)
+			continue;
+		it_value *c = it_value_copy(a);
+		ok = c != NULL && it_map_set(v, name, strlen(name), c);
+		if (!ok)
+			it_value_free(c);
+	}
+	if (!ok) {
+		it_value_free(v);
+		return NULL;
+	}
+	return v;
 }
 
 bool it_check_index_keys(const it_table *t, const it_value *item, it_error *e)

@@ -296,7 +296,7 @@ void it_op_create_table(it_op *op)
 	}
 	const char *billing = it_req_str(req, "BillingMode");
 	json_t *desc = json_pack("{s:s, s:s, s:O, s:O, s:f, s:I, s:I, s:o, s:{s:s}}", "TableName", name, "TableStatus", "ACTIVE",
-				 "KeySchema", ks, "AttributeDefinitions", defs, "CreationDateTime", (double)time(NULL),
+				 "KeySchema", ks, "AttributeDefinitions", defs, "CreationDateTime", (double)util_now_us() / 1e6,
 				 "ItemCount", (json_int_t)0, "TableSizeBytes", (json_int_t)0, "TableArn", table_arn(op->tenant, name),
 				 "BillingModeSummary", "BillingMode", billing ? billing : "PROVISIONED");
 	json_t *pt = json_object_get(req, "ProvisionedThroughput");

@@ -394,31 +394,103 @@ def test_select_specific_attributes_needs_a_projection(ddb):
 
 
 # ---------------------------------------------------------------------------
-# #17.2: legacy parameters are refused everywhere, never ignored
+# #17.3: legacy (non-expression) parameters, translated to expressions
 
 
-@pytest.mark.parametrize("op,body", [
-    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]}}}),
-    ("Scan", {"AttributesToGet": ["pk"]}),
-    ("Scan", {"ConditionalOperator": "AND"}),
+def ok(r):
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def legacy_table(ddb):
+    name = table(ddb, AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                            {"AttributeName": "sk", "AttributeType": "N"}],
+                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    for i in range(10):
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "p"}, "sk": {"N": str(i)}, "v": {"N": str(i * 10)},
+                                                   "tag": {"S": "even" if i % 2 == 0 else "odd"}, "x": {"S": "X"}})
+    return name
+
+
+def test_legacy_query_key_conditions_query_filter_and_attributes_to_get(ddb):
+    name = legacy_table(ddb)
+    r = ok(send(signed(ddb, "Query", {
+        "TableName": name,
+        "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+                          "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "2"}, {"N": "7"}]}},
+        "QueryFilter": {"tag": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "even"}]}},
+        "AttributesToGet": ["sk", "tag"]})))
+    assert [it["sk"]["N"] for it in r["Items"]] == ["2", "4", "6"]
+    assert all(set(it) == {"sk", "tag"} for it in r["Items"]), r["Items"]
+    assert r["ScannedCount"] == 6
+    r = ok(send(signed(ddb, "Query", {
+        "TableName": name, "ScanIndexForward": False, "Limit": 2,
+        "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "p"}]},
+                          "sk": {"ComparisonOperator": "GE", "AttributeValueList": [{"N": "5"}]}}})))
+    assert [it["sk"]["N"] for it in r["Items"]] == ["9", "8"] and "LastEvaluatedKey" in r
+
+
+def test_legacy_scan_filter_with_or_in_and_not_null(ddb):
+    name = legacy_table(ddb)
+    r = ok(send(signed(ddb, "Scan", {
+        "TableName": name, "ConditionalOperator": "OR",
+        "ScanFilter": {"sk": {"ComparisonOperator": "IN", "AttributeValueList": [{"N": "1"}, {"N": "3"}]},
+                       "v": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "75"}]}}})))
+    assert sorted(int(it["sk"]["N"]) for it in r["Items"]) == [1, 3, 8, 9]
+    r = ok(send(signed(ddb, "Scan", {"TableName": name,
+                                     "ScanFilter": {"nope": {"ComparisonOperator": "NULL"},
+                                                    "tag": {"ComparisonOperator": "BEGINS_WITH",
+                                                            "AttributeValueList": [{"S": "od"}]}}})))
+    assert r["Count"] == 5
+
+
+def test_legacy_get_batch_get_and_conditional_writes(ddb):
+    name = legacy_table(ddb)
+    key = {"pk": {"S": "p"}, "sk": {"N": "1"}}
+    r = ok(send(signed(ddb, "GetItem", {"TableName": name, "Key": key, "AttributesToGet": ["v"]})))
+    assert r["Item"] == {"v": {"N": "10"}}
+    r = ok(send(signed(ddb, "BatchGetItem", {"RequestItems": {name: {"Keys": [key], "AttributesToGet": ["tag"]}}})))
+    assert r["Responses"][name] == [{"tag": {"S": "odd"}}]
+    new = {"pk": {"S": "q"}, "sk": {"N": "1"}, "v": {"N": "1"}}
+    ok(send(signed(ddb, "PutItem", {"TableName": name, "Item": new, "Expected": {"pk": {"Exists": False}}})))
+    r = send(signed(ddb, "PutItem", {"TableName": name, "Item": new, "Expected": {"pk": {"Exists": False}}}))
+    assert r.status_code == 400 and err_type(r) == "ConditionalCheckFailedException", r.text
+    qkey = {"pk": {"S": "q"}, "sk": {"N": "1"}}
+    r = ok(send(signed(ddb, "UpdateItem", {
+        "TableName": name, "Key": qkey, "ReturnValues": "ALL_NEW",
+        "AttributeUpdates": {"v": {"Action": "ADD", "Value": {"N": "5"}}, "s": {"Action": "PUT", "Value": {"SS": ["a", "b"]}},
+                             "gone": {"Action": "DELETE"}},
+        "Expected": {"v": {"Value": {"N": "1"}}}})))
+    assert r["Attributes"]["v"] == {"N": "6"} and sorted(r["Attributes"]["s"]["SS"]) == ["a", "b"]
+    r = ok(send(signed(ddb, "UpdateItem", {
+        "TableName": name, "Key": qkey, "ReturnValues": "ALL_NEW",
+        "AttributeUpdates": {"s": {"Action": "DELETE", "Value": {"SS": ["a"]}}},
+        "Expected": {"v": {"ComparisonOperator": "GE", "AttributeValueList": [{"N": "6"}]}}})))
+    assert r["Attributes"]["s"] == {"SS": ["b"]}
+    r = send(signed(ddb, "DeleteItem", {"TableName": name, "Key": qkey, "Expected": {"v": {"Value": {"N": "7"}}}}))
+    assert r.status_code == 400 and err_type(r) == "ConditionalCheckFailedException", r.text
+
+
+@pytest.mark.parametrize("op,body,msg", [
     ("Query", {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}},
-               "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}}),
-    ("Query", {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}},
-               "QueryFilter": {"v": {"ComparisonOperator": "NOT_NULL"}}}),
-    ("GetItem", {"Key": {"pk": {"S": "a"}}, "AttributesToGet": ["pk"]}),
-    ("PutItem", {"Item": {"pk": {"S": "a"}}, "Expected": {"pk": {"Exists": False}}}),
+               "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}}},
+     "Can not use both expression and non-expression parameters in the same request: "
+     "Non-expression parameters: {KeyConditions} Expression parameters: {ExpressionAttributeValues, KeyConditionExpression}"),
+    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "EQ", "AttributeValueList": []}}},
+     "Invalid number of argument(s) for the EQ ComparisonOperator"),
+    ("Scan", {"ScanFilter": {"v": {"ComparisonOperator": "LIKE", "AttributeValueList": [{"S": "x"}]}}},
+     "comparisonOperator"),
+    ("Query", {"KeyConditions": {"pk": {"ComparisonOperator": "NE", "AttributeValueList": [{"S": "a"}]}}},
+     "Unsupported operator on KeyConditions: NE"),
+    ("PutItem", {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}}, "Expected": {"pk": {"Exists": True}}},
+     "Value must be provided when Exists is true"),
+    ("Scan", {"AttributesToGet": ["pk"], "ProjectionExpression": "pk"}, "Can not use both"),
 ])
-def test_legacy_parameters_are_refused(ddb, op, body):
-    name = table(ddb)
+def test_legacy_parameters_are_validated(ddb, op, body, msg):
+    name = legacy_table(ddb)
     r = send(signed(ddb, op, {"TableName": name, **body}))
     assert r.status_code == 400 and err_type(r) == "ValidationException", (op, r.text)
-
-
-def test_batch_get_attributes_to_get_is_refused(ddb):
-    name = table(ddb)
-    r = send(signed(ddb, "BatchGetItem", {"RequestItems": {name: {"Keys": [{"pk": {"S": "a"}}],
-                                                                    "AttributesToGet": ["pk"]}}}))
-    assert r.status_code == 400 and err_type(r) == "ValidationException", r.text
+    assert msg in r.json()["message"], (op, r.text)
 
 
 # ---------------------------------------------------------------------------
@@ -573,3 +645,82 @@ def test_update_table_without_a_change_is_refused(ddb):
     name = table(ddb)
     _refused(ddb, "UpdateTable", {"TableName": name}, "At least one of ProvisionedThroughput")
     _refused(ddb, "UpdateTable", {"TableName": name, "GlobalSecondaryIndexUpdates": []}, "At least one of")
+
+
+def test_date_and_server_headers_and_a_precise_creation_time(ddb):
+    import email.utils
+    import time
+    name = "t" + secrets.token_hex(4)
+    r = ok(send(signed(ddb, "CreateTable", {
+        "TableName": name, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})))
+    created = r["TableDescription"]["CreationDateTime"]
+    assert abs(created - time.time()) < 60
+    resp = send(signed(ddb, "DescribeTable", {"TableName": name}))
+    assert resp.headers["Server"] == "onceledger"
+    when = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert abs(when - time.time()) < 60, resp.headers["Date"]
+    stored = resp.json()["Table"]["CreationDateTime"]
+    assert stored == created
+    # sub-second precision (a creation exactly on a whole second is 1 in 10^6)
+    assert any(ok(send(signed(ddb, "CreateTable", {
+        "TableName": "t" + secrets.token_hex(4), "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]})))["TableDescription"]["CreationDateTime"] % 1 != 0
+        for _ in range(3))
+
+
+# ---------------------------------------------------------------------------
+# #17.6: consumed capacity by DynamoDB's arithmetic
+
+
+def test_consumed_capacity_follows_dynamodbs_rules(ddb):
+    name = lsi_table(ddb, {"ProjectionType": "KEYS_ONLY"})
+    c = ddb.client
+    small = {"pk": {"S": "p"}, "sk": {"S": "a"}, "l": {"N": "1"}}
+    big = {"pk": {"S": "p"}, "sk": {"S": "b"}, "l": {"N": "2"}, "g": {"S": "G"}, "blob": {"S": "x" * 9000}}
+    # PutItem: ceil(size / 1 KB); a new item in an index costs a write there
+    r = c.put_item(TableName=name, Item=big, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert r["Table"]["CapacityUnits"] == 9.0, r
+    assert r["LocalSecondaryIndexes"]["lix"]["CapacityUnits"] == 1.0, r
+    assert r["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 1.0, r
+    assert r["CapacityUnits"] == 11.0, r
+    r = c.put_item(TableName=name, Item=small, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == {"TableName": name, "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}, r  # table 1 + lix 1
+    # GetItem: ceil(size / 4 KB), half when eventually consistent
+    key = {"pk": {"S": "p"}, "sk": {"S": "b"}}
+    assert c.get_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 1.5
+    assert c.get_item(TableName=name, Key=key, ConsistentRead=True,
+                      ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 3.0
+    assert c.get_item(TableName=name, Key={"pk": {"S": "p"}, "sk": {"S": "none"}},
+                      ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 0.5
+    # Query: the items read, summed, then rounded to 4 KB; an index read is the index's
+    q = c.query(TableName=name, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p"}},
+                ConsistentRead=True, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert q["CapacityUnits"] == 3.0 and q["Table"]["CapacityUnits"] == 3.0, q
+    q = c.query(TableName=name, IndexName="gix", KeyConditionExpression="g = :g",
+                ExpressionAttributeValues={":g": {"S": "G"}}, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    # the GSI projects keys only: its entry, not the 9 KB item, is read
+    assert q["Table"]["CapacityUnits"] == 0.0 and q["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 0.5, q
+    # UpdateItem changing an index key: a delete and a put in that index
+    r = c.update_item(TableName=name, Key=key, UpdateExpression="SET g = :h",
+                      ExpressionAttributeValues={":h": {"S": "H"}}, ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+    assert r["GlobalSecondaryIndexes"]["gix"]["CapacityUnits"] == 2.0 and r["Table"]["CapacityUnits"] == 9.0, r
+    # DeleteItem: the old item's size
+    r = c.delete_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r["CapacityUnits"] == 11.0, r  # table 9 + lix 1 + gix 1
+    # transactions: twice
+    r = c.transact_write_items(TransactItems=[{"Put": {"TableName": name, "Item": small}}],
+                               ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 2.0, "WriteCapacityUnits": 2.0}], r
+    r = c.transact_get_items(TransactItems=[{"Get": {"TableName": name, "Key": {"pk": {"S": "p"}, "sk": {"S": "a"}}}}],
+                             ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r[0]["CapacityUnits"] == 2.0, r
+    r = c.batch_get_item(RequestItems={name: {"Keys": [{"pk": {"S": "p"}, "sk": {"S": "a"}},
+                                                       {"pk": {"S": "p"}, "sk": {"S": "zz"}}]}},
+                         ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 1.0, "ReadCapacityUnits": 1.0}], r
+    r = c.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": big}}]},
+                           ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+    assert r == [{"TableName": name, "CapacityUnits": 9.0, "WriteCapacityUnits": 9.0}], r
