@@ -79,13 +79,16 @@ after(async () => {
 
 /** The idempotency table as the Powertools documentation shows it
  *  (partition key `id` of type S, TTL attribute `expiration`). */
-async function makeIdempotencyTable(suffix, { ttl = true } = {}) {
+async function makeIdempotencyTable(suffix, { ttl = true, sortKey = null } = {}) {
   const name = `${PREFIX}-${suffix}`;
+  const attrs = [{ AttributeName: "id", AttributeType: "S" }];
+  const keys = [{ AttributeName: "id", KeyType: "HASH" }];
+  if (sortKey) {
+    attrs.push({ AttributeName: sortKey, AttributeType: "S" });
+    keys.push({ AttributeName: sortKey, KeyType: "RANGE" });
+  }
   await ddb.send(new CreateTableCommand({
-    TableName: name,
-    AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }],
-    KeySchema: [{ AttributeName: "id", KeyType: "HASH" }],
-    BillingMode: "PAY_PER_REQUEST",
+    TableName: name, AttributeDefinitions: attrs, KeySchema: keys, BillingMode: "PAY_PER_REQUEST",
   }));
   created.push(name);
   for (let i = 0; ; i++) {
@@ -445,4 +448,32 @@ test("Powertools: payload validation refuses a reused key with another payload",
   assert.equal(executions.get("v-1"), 1);
   const rec = await getRecord(table, recordKey("validate", "v-1"));
   assert.equal(typeof rec.validation, "string");
+});
+
+test("Powertools: a composite-key table (sortKeyAttr, static partition key)", async () => {
+  // Powertools' option for sharing a table with other items: partition key
+  // `id` holds `idempotency#<prefix>`, the idempotency key goes to the sort key.
+  const name = await makeIdempotencyTable("idem-sk", { sortKey: "sk" });
+  const executions = new Map();
+  const fn = makeIdempotent(chargeFunction(executions, { delayMs: 200 }), {
+    persistenceStore: new DynamoDBPersistenceLayer({
+      tableName: name, sortKeyAttr: "sk", staticPkValue: "idempotency#shared", awsSdkV3Client: makeClient(),
+    }),
+    config: new IdempotencyConfig({ eventKeyJmesPath: "orderId" }),
+    keyPrefix: "sk",
+  });
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 5 }, () => fn({ orderId: "k-1", amount: 4 }, lambdaContext())));
+  assert.equal(executions.get("k-1"), 1);
+  for (const o of outcomes) {
+    if (o.status === "fulfilled") assert.deepEqual(o.value, { orderId: "k-1", charged: 4, execution: 1 });
+    else assert.ok(o.reason instanceof IdempotencyAlreadyInProgressError, `${o.reason?.name}: ${o.reason?.message}`);
+  }
+  assert.deepEqual(await fn({ orderId: "k-1", amount: 4 }, lambdaContext()), { orderId: "k-1", charged: 4, execution: 1 });
+  assert.deepEqual(await fn({ orderId: "k-2", amount: 4 }, lambdaContext()), { orderId: "k-2", charged: 4, execution: 1 });
+  const { Item } = await doc.send(new GetCommand({
+    TableName: name, Key: { id: "idempotency#shared", sk: recordKey("sk", "k-1") }, ConsistentRead: true,
+  }));
+  assert.equal(Item?.status, "COMPLETED");
+  assert.equal(Item.data.execution, 1);
 });
