@@ -80,17 +80,20 @@ PGPID=$(head -1 "$STACK/pgdata/postmaster.pid")
 URL=http://127.0.0.1:$DPORT
 
 node "$DIR/load.mjs" "$URL" "$KEY" "$SECRET" none 0 1 SETUP bench >/dev/null
-declare -A OL_US OL_RPS
+declare -A OL_US OL_RPS OL_DAEMON_US
 for w in $WORKLOADS; do
 	node "$DIR/load.mjs" "$URL" "$KEY" "$SECRET" "$w" "$WARMUP" "$CONC" RUN bench >/dev/null # warm-up
-	a=$(( $(ticks "$DAEMON_PID") + $(tree_ticks "$PGPID") ))
+	da=$(ticks "$DAEMON_PID")
+	a=$((da + $(tree_ticks "$PGPID")))
 	out=$(node "$DIR/load.mjs" "$URL" "$KEY" "$SECRET" "$w" "$SECONDS_PER" "$CONC" RUN bench)
-	b=$(( $(ticks "$DAEMON_PID") + $(tree_ticks "$PGPID") ))
+	db=$(ticks "$DAEMON_PID")
+	b=$((db + $(tree_ticks "$PGPID")))
 	n=$(echo "$out" | sed -n 's/.*"requests":\([0-9]*\).*/\1/p')
 	e=$(echo "$out" | sed -n 's/.*"errors":\([0-9]*\).*/\1/p')
 	s=$(echo "$out" | sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p')
 	[ "$e" = 0 ] || log "onceledger $w: $e errors"
 	OL_US[$w]=$(awk -v t=$((b - a)) -v n="$n" -v k="$TICK" 'BEGIN { printf "%.0f", n ? t * 1e6 / k / n : 0 }')
+	OL_DAEMON_US[$w]=$(awk -v t=$((db - da)) -v n="$n" -v k="$TICK" 'BEGIN { printf "%.0f", n ? t * 1e6 / k / n : 0 }')
 	OL_RPS[$w]=$(awk -v n="$n" -v s="$s" 'BEGIN { printf "%.0f", n / s }')
 done
 
@@ -125,11 +128,11 @@ while read -r w t out; do
 done <<<"$LOCAL_OUT"
 
 mkdir -p bench/results
-printf '%-9s %14s %14s %12s %12s %22s\n' workload "onceledger µs" "DDB Local µs" "ol req/s" "local req/s" "local CPU / ol CPU"
+printf '%-9s %14s %10s %14s %12s %12s %22s\n' workload "onceledger µs" "(daemon)" "DDB Local µs" "ol req/s" "local req/s" "local CPU / ol CPU"
 json="["
 for w in $WORKLOADS; do
 	r=$(awk -v a="${DL_US[$w]:-0}" -v b="${OL_US[$w]:-0}" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
-	printf '%-9s %14s %14s %12s %12s %22s\n' "$w" "${OL_US[$w]}" "${DL_US[$w]:-?}" "${OL_RPS[$w]}" "${DL_RPS[$w]:-?}" "$r (target >= 3)"
-	json+="{\"workload\":\"$w\",\"onceledger_cpu_us\":${OL_US[$w]},\"ddb_local_cpu_us\":${DL_US[$w]:-0},\"ratio\":$r},"
+	printf '%-9s %14s %10s %14s %12s %12s %22s\n' "$w" "${OL_US[$w]}" "${OL_DAEMON_US[$w]}" "${DL_US[$w]:-?}" "${OL_RPS[$w]}" "${DL_RPS[$w]:-?}" "$r (target >= 3)"
+	json+="{\"workload\":\"$w\",\"onceledger_cpu_us\":${OL_US[$w]},\"daemon_cpu_us\":${OL_DAEMON_US[$w]},\"ddb_local_cpu_us\":${DL_US[$w]:-0},\"ratio\":$r},"
 done
 echo "${json%,}]" >bench/results/ddb_compare.json
