@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "util/util.h"
 
 typedef struct ev_key {
 	char kid[EV_KID_LEN];
@@ -100,6 +101,11 @@ static bool load(const char *path, ev_key **keys, int *n, struct stat *st, char 
 			*err = NULL;
 		return false;
 	}
+	/* Anyone who reads it can sign events as this service. */
+	if (!util_file_private(fd, path, err)) {
+		close(fd);
+		return false;
+	}
 	char *text = NULL;
 	bool ok = fstat(fd, st) == 0 && st->st_size < 1024 * 1024 && (text = calloc(1, (size_t)st->st_size + 1)) != NULL &&
 		  read(fd, text, (size_t)st->st_size) == st->st_size;
@@ -150,6 +156,10 @@ bool ev_keys_add(const char *path, char kid_out[EV_KID_LEN], char **err)
 	if (fd < 0) {
 		if (asprintf(err, "cannot open %s: %s", path, strerror(errno)) < 0)
 			*err = NULL;
+		return false;
+	}
+	if (!util_file_private(fd, path, err)) {
+		close(fd);
 		return false;
 	}
 	char line[160];

@@ -28,5 +28,9 @@ bool util_parse_ll(const char *s, long long min, long long max, long long *out) 
 bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port) OL_WARN_UNUSED;
 /* True when every byte is visible ASCII (0x21..0x7e). */
 bool util_visible_ascii(const char *s, size_t len);
+/* Refuses a secret file (fd open on path) that its group or other users may
+ * read, write or execute, as ssh refuses such a private key: false and *err
+ * ("... chmod 600 ...") when a 077 bit is set or fstat fails. */
+bool util_file_private(int fd, const char *path, char **err) OL_WARN_UNUSED;
 
 #endif
