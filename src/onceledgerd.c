@@ -134,6 +134,9 @@ int main(int argc, char **argv)
 		free(err);
 		return 1;
 	}
+	/* Every daemon of a database reads the same key file: a cursor one
+	 * issues, another accepts (docs/operations.md "List cursors"). */
+	ev_keys_derive(ap.keys, "onceledger list cursors v1", ap.cursor_key.k, sizeof(ap.cursor_key.k));
 	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
 		.max_body_bytes = (size_t)cfg.max_body_bytes,

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "api/cursor.h"
 #include "auth/cache.h"
 #include "auth/master.h"
 #include "config.h"
@@ -51,6 +52,7 @@ struct app {
 	const master_key *mk; /* NULL without a master key file */
 	struct ev_keys *keys;     /* event signing keys (docs/events.md) */
 	struct ev_relay *relay;   /* NULL when relay_enabled is 0 */
+	cursor_key cursor_key;    /* list cursors' tag key (from the events key file) */
 };
 
 typedef struct api_req {

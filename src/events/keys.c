@@ -290,6 +290,14 @@ bool ev_keys_public(ev_keys *k, const char *kid, char kid_out[EV_KID_LEN], char 
 	return found;
 }
 
+void ev_keys_derive(ev_keys *k, const char *purpose, unsigned char *out, size_t len)
+{
+	pthread_mutex_lock(&k->mu);
+	/* libsodium's secret key is seed || public key: the seed keys the hash. */
+	crypto_generichash(out, len, (const unsigned char *)purpose, strlen(purpose), k->keys[0].sk, crypto_sign_SEEDBYTES);
+	pthread_mutex_unlock(&k->mu);
+}
+
 void ev_keys_each(ev_keys *k, void (*fn)(const char *kid, const char *pub, bool signing, void *arg), void *arg)
 {
 	pthread_mutex_lock(&k->mu);

@@ -29,6 +29,11 @@ bool ev_keys_sign(ev_keys *k, const void *msg, size_t len, char sig[EV_SIG_B64_L
  * false when there is no such key. kid_out gets the key's id. */
 bool ev_keys_public(ev_keys *k, const char *kid, char kid_out[EV_KID_LEN], char pub[EV_PUB_B64_LEN]);
 
+/* A secret for another purpose (e.g. "list cursors"), the same in every
+ * daemon that reads the same file: keyed BLAKE2b of purpose under the
+ * oldest key's seed (rotations append, so it outlives them). len 16..64. */
+void ev_keys_derive(ev_keys *k, const char *purpose, unsigned char *out, size_t len);
+
 /* Calls fn for every key, oldest first (the last one signs). */
 void ev_keys_each(ev_keys *k, void (*fn)(const char *kid, const char *pub, bool signing, void *arg), void *arg);
 
