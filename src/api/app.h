@@ -61,6 +61,7 @@ typedef struct api_req {
 	json_t *body; /* the request's JSON object ({} when there was no body) */
 	idem_gate *gate; /* POST routes: the Idempotency-Key gate */
 	int v_index;     /* 1 + the list element being validated (0: none): 400s name it */
+	bool quiet;      /* a 5xx that is the client's doing: logged at debug, not warn */
 } api_req;
 
 /* Route flags. */

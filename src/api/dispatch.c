@@ -46,6 +46,14 @@ static void auth_done(auth_status st, const auth_principal *p, void *arg)
 		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
 		return;
 	}
+	if (st == AUTH_THROTTLED) {
+		/* Made-up keys, most likely: counted in /metrics, not logged at
+		 * warn once per request. */
+		a->quiet = true;
+		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s,
+				    "too many lookups of API keys this server does not know; retry shortly");
+		return;
+	}
 	if (st != AUTH_OK) {
 		http_req_add_header(r, "WWW-Authenticate", "Bearer");
 		problem_send(r, 401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>", NULL);
@@ -113,9 +121,9 @@ void api_on_complete(http_req *r, void *arg)
 	int64_t us = util_mono_us() - r->start_mono_us;
 	if (aw != NULL && aw->metrics != NULL)
 		metrics_observe(aw->metrics, r->route_id, r->status, us);
-	log_level lvl = (r->status >= 500 && r->status != 501) ? LOG_WARN : LOG_DEBUG;
+	api_req *a = r->on_dynamodb_listener ? NULL : api_ctx(r);
+	log_level lvl = (r->status >= 500 && r->status != 501 && !(a != NULL && a->quiet)) ? LOG_WARN : LOG_DEBUG;
 	if (lvl >= log_min_level) {
-		api_req *a = r->on_dynamodb_listener ? NULL : api_ctx(r);
 		log_emit(lvl, "request",
 			 json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "request_id", r->request_id, "method",
 				   r->method_str ? r->method_str : "-", "route", api_route_name(r->route_id), "status",
@@ -238,7 +246,8 @@ bool api_worker_init(http_worker *w, void *arg)
 	size_t nroutes;
 	api_routes(&nroutes);
 	aw->db = db_pool_new(http_worker_base(w), &pc);
-	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size) : NULL;
+	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size,
+							(int)cfg->auth_lookup_rate) : NULL;
 	aw->metrics = metrics_new((int)nroutes);
 	if (aw->db == NULL || aw->auth == NULL || aw->metrics == NULL) {
 		auth_cache_free(aw->auth);
