@@ -53,6 +53,7 @@ struct app {
 	struct ev_keys *keys;     /* event signing keys (docs/events.md) */
 	struct ev_relay *relay;   /* NULL when relay_enabled is 0 */
 	cursor_key cursor_key;    /* list cursors' tag key (from the events key file) */
+	struct rl_table *rl;      /* per-key rate limits (api/ratelimit.h) */
 };
 
 typedef struct api_req {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/ratelimit.h"
 #include "auth/keys.h"
 
 static const char *redis_state_name(int st)
@@ -122,6 +123,8 @@ void ops_metrics(http_req *r)
 	for (int i = 0; i < 5; i++)
 		evbuffer_add_printf(out, "# TYPE onceledger_idempotency_%s_total counter\nonceledger_idempotency_%s_total %ld\n",
 				    idem_names[i], idem_names[i], idem[i]);
+	if (ap->rl != NULL)
+		rl_metrics(ap->rl, out);
 	ev_relay_metrics(ap->relay, out);
 	size_t len = evbuffer_get_length(out);
 	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);

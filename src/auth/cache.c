@@ -51,7 +51,8 @@ struct lookup {
 
 static const db_stmt stmt_key_lookup = {
 	"auth_key_lookup",
-	"SELECT k.tenant, k.hash, array_to_string(k.scopes, ','), coalesce(t.idempotency_ttl_seconds, 0)"
+	"SELECT k.tenant, k.hash, array_to_string(k.scopes, ','), coalesce(t.idempotency_ttl_seconds, 0),"
+	" coalesce(t.rate_limit_rps, -1), coalesce(t.rate_limit_burst, -1)"
 	" FROM api_keys k JOIN tenants t ON t.name = k.tenant"
 	" WHERE k.id = $1 AND k.kind = 'bearer' AND k.revoked_at IS NULL",
 	1,
@@ -115,6 +116,8 @@ static void decide(const entry *e, const unsigned char *hash, auth_cb cb, void *
 	memcpy(p.key_id, e->id, sizeof(p.key_id));
 	p.scopes = e->scopes;
 	p.idempotency_ttl_s = e->idem_ttl_s;
+	p.rate_limit_rps = e->rl_rps;
+	p.rate_limit_burst = e->rl_burst;
 	cb(AUTH_OK, &p, arg);
 }
 
@@ -146,6 +149,8 @@ static void lookup_done(db_result *res, void *arg)
 		    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
 			util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
 			e->idem_ttl_s = atoi(PQgetvalue(r, 0, 3));
+			e->rl_rps = atoi(PQgetvalue(r, 0, 4));
+			e->rl_burst = atoi(PQgetvalue(r, 0, 5));
 			e->found = true;
 		}
 		/* Age counts from when the query was sent: its snapshot can be

@@ -15,6 +15,8 @@ typedef struct auth_principal {
 	char key_id[AUTH_KEY_ID_LEN + 1];
 	unsigned scopes;
 	int idempotency_ttl_s; /* the tenant's override, 0 = the server's */
+	int rate_limit_rps;    /* the tenant's override, -1 = the server's (0: none) */
+	int rate_limit_burst;  /* the tenant's override, -1 = the server's */
 } auth_principal;
 
 /* AUTH_THROTTLED: the key is not known to be valid and the worker's bucket

@@ -20,6 +20,7 @@ typedef struct keytab_entry {
 	char tenant[33];
 	unsigned scopes;
 	int idem_ttl_s;
+	int rl_rps, rl_burst;         /* the tenant's rate limit, -1: the server's */
 	int64_t fetched_ms;           /* when the query that filled it was sent */
 	void *pending;                /* the lookup in flight for this id, if any */
 	/* the table's links */
