@@ -294,7 +294,7 @@ bool api_worker_init(http_worker *w, void *arg)
 	if (aw->items == NULL || aw->idem_hints == NULL)
 		return false;
 	if (ap->mk != NULL) {
-		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024);
+		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024, (int)cfg->auth_lookup_rate);
 		if (aw->akids == NULL)
 			return false;
 	}

@@ -108,7 +108,8 @@ static void key_found(akid_status st, const akid_info *info, void *arg)
 	http_req *r = arg;
 	ddb_req *d = r->app;
 	app_worker *aw = api_worker(r);
-	if (st == AKID_UNAVAILABLE) {
+	if (st == AKID_UNAVAILABLE || st == AKID_THROTTLED) {
+		/* throttled: a flood of unknown access key ids; the SDKs retry */
 		http_req_add_header(r, "Retry-After", "1");
 		ddb_error(r, 503, "com.amazon.coral.availability#", "ServiceUnavailableException", "Service unavailable", NULL);
 		return;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/ratelimit.h"
+#include "auth/akid.h"
 #include "auth/keys.h"
 
 static const char *redis_state_name(int st)
@@ -64,7 +65,7 @@ void ops_metrics(http_req *r)
 	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0, swept = 0;
 	auth_cache_counters ac = {0};
 	long idem[5] = {0};
-	unsigned long round_trips = 0;
+	unsigned long round_trips = 0, sigv4_queries = 0, sigv4_throttled = 0;
 	for (int i = 0; i < n; i++) {
 		app_worker *aw = ap->workers[i];
 		all[i] = aw->metrics;
@@ -84,6 +85,12 @@ void ops_metrics(http_req *r)
 			db_queued += db_pool_queued(aw->db);
 			db_size += db_pool_size(aw->db);
 			round_trips += db_pool_round_trips(aw->db);
+		}
+		if (aw->akids != NULL) {
+			unsigned long q, t;
+			akid_stats(aw->akids, &q, &t);
+			sigv4_queries += q;
+			sigv4_throttled += t;
 		}
 		if (aw->auth != NULL) {
 			auth_cache_counters w;
@@ -119,6 +126,10 @@ void ops_metrics(http_req *r)
 			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP, swept);
 	evbuffer_add_printf(out, "# TYPE onceledger_db_round_trips_total counter\nonceledger_db_round_trips_total %lu\n",
 			    round_trips);
+	evbuffer_add_printf(out,
+			    "# TYPE onceledger_sigv4_key_queries_total counter\nonceledger_sigv4_key_queries_total %lu\n"
+			    "# TYPE onceledger_sigv4_lookups_throttled_total counter\nonceledger_sigv4_lookups_throttled_total %lu\n",
+			    sigv4_queries, sigv4_throttled);
 	static const char *const idem_names[5] = {"claims", "replays", "conflicts", "mismatches", "waits"};
 	for (int i = 0; i < 5; i++)
 		evbuffer_add_printf(out, "# TYPE onceledger_idempotency_%s_total counter\nonceledger_idempotency_%s_total %ld\n",

@@ -1,11 +1,14 @@
 /* akid.c — SigV4 access key lookups with a small per-worker cache. The
- * table is tiny (keys per instance are few), so a linear array that is
- * emptied when full keeps it obvious. Secrets are wiped when evicted. */
+ * table is small (keys per instance are few), so a linear array keeps it
+ * obvious; full, it evicts the least recently used entry (wiping the whole
+ * array let made-up ids flush the valid keys). Secrets are wiped when
+ * evicted. */
 #include "auth/akid.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/tbucket.h"
 #include "util/util.h"
 
 typedef struct akid_entry {
@@ -13,6 +16,7 @@ typedef struct akid_entry {
 	bool found;
 	akid_info info;
 	int64_t fetched_ms;
+	int64_t used_ms; /* last hit: the eviction order */
 } akid_entry;
 
 struct akid_cache {
@@ -22,6 +26,9 @@ struct akid_cache {
 	int max;
 	int n;
 	akid_entry *e;
+	tbucket unknown; /* lookups of ids not known as valid keys */
+	int lookup_rate;
+	unsigned long queries, throttled; /* for /metrics */
 };
 
 typedef struct akid_pending {
@@ -38,7 +45,7 @@ static const db_stmt stmt_akid = {
 	" WHERE id = $1 AND kind = 'sigv4' AND revoked_at IS NULL",
 	1};
 
-akid_cache *akid_cache_new(db_pool *db, const master_key *mk, int ttl_ms, int max_entries)
+akid_cache *akid_cache_new(db_pool *db, const master_key *mk, int ttl_ms, int max_entries, int lookup_rate)
 {
 	akid_cache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -47,6 +54,7 @@ akid_cache *akid_cache_new(db_pool *db, const master_key *mk, int ttl_ms, int ma
 	c->mk = *mk;
 	c->ttl_ms = ttl_ms;
 	c->max = max_entries;
+	c->lookup_rate = lookup_rate > 0 ? lookup_rate : 1;
 	c->e = calloc((size_t)max_entries, sizeof(akid_entry));
 	if (c->e == NULL) {
 		free(c);
@@ -65,6 +73,12 @@ void akid_cache_free(akid_cache *c)
 	free(c);
 }
 
+void akid_stats(const akid_cache *c, unsigned long *queries, unsigned long *throttled)
+{
+	*queries = __atomic_load_n(&c->queries, __ATOMIC_RELAXED);
+	*throttled = __atomic_load_n(&c->throttled, __ATOMIC_RELAXED);
+}
+
 static akid_entry *slot(akid_cache *c, const char *id, bool create)
 {
 	for (int i = 0; i < c->n; i++)
@@ -72,11 +86,16 @@ static akid_entry *slot(akid_cache *c, const char *id, bool create)
 			return &c->e[i];
 	if (!create)
 		return NULL;
+	akid_entry *e;
 	if (c->n == c->max) {
-		sodium_memzero(c->e, (size_t)c->max * sizeof(akid_entry));
-		c->n = 0;
+		e = &c->e[0];
+		for (int i = 1; i < c->n; i++)
+			if (c->e[i].used_ms < e->used_ms)
+				e = &c->e[i];
+		sodium_memzero(e, sizeof(*e));
+	} else {
+		e = &c->e[c->n++];
 	}
-	akid_entry *e = &c->e[c->n++];
 	memset(e, 0, sizeof(*e));
 	memcpy(e->id, id, sizeof(e->id));
 	return e;
@@ -109,6 +128,7 @@ static void looked_up(db_result *res, void *arg)
 		sodium_memzero(sealed, sizeof(sealed));
 	}
 	e->fetched_ms = p->sent_ms;
+	e->used_ms = util_mono_ms();
 	akid_info info = e->info;
 	bool found = e->found;
 	p->cb(found ? AKID_OK : AKID_UNKNOWN, found ? &info : NULL, p->arg);
@@ -135,12 +155,22 @@ void akid_lookup(akid_cache *c, const char *akid, akid_cb cb, void *arg)
 	}
 	id[AUTH_KEY_ID_LEN] = '\0';
 	akid_entry *e = slot(c, id, false);
-	if (e != NULL && util_mono_ms() - e->fetched_ms < c->ttl_ms) {
+	int64_t now = util_mono_ms();
+	if (e != NULL && now - e->fetched_ms < c->ttl_ms) {
+		e->used_ms = now;
 		akid_info info = e->info;
 		cb(e->found ? AKID_OK : AKID_UNKNOWN, e->found ? &info : NULL, arg);
 		sodium_memzero(&info, sizeof(info));
 		return;
 	}
+	/* a valid key's refresh is never held back; anything else takes a
+	 * token, so made-up ids cannot turn into a query each */
+	if ((e == NULL || !e->found) && !tbucket_take(&c->unknown, c->lookup_rate, c->lookup_rate, util_mono_us(), NULL)) {
+		__atomic_fetch_add(&c->throttled, 1, __ATOMIC_RELAXED);
+		cb(AKID_THROTTLED, NULL, arg);
+		return;
+	}
+	__atomic_fetch_add(&c->queries, 1, __ATOMIC_RELAXED);
 	akid_pending *p = calloc(1, sizeof(*p));
 	db_batch *b = db_batch_new();
 	const char *params[1] = {id};

@@ -724,3 +724,49 @@ def test_consumed_capacity_follows_dynamodbs_rules(ddb):
     r = c.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": big}}]},
                            ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
     assert r == [{"TableName": name, "CapacityUnits": 9.0, "WriteCapacityUnits": 9.0}], r
+
+
+# ---------------------------------------------------------------------------
+# #18.6 for SigV4: made-up access key ids
+
+
+def _metric(d_url, name):
+    import re as _re
+    text = requests.get(d_url + "/metrics", timeout=10).text
+    m = _re.search(r"^" + name + r" (\S+)$", text, _re.M)
+    return float(m.group(1))
+
+
+def test_made_up_access_key_ids_cost_bounded_lookups_and_keep_valid_keys_cached(stack, cli, tmp_path):
+    """The SigV4 key cache evicts one least recently used entry at a time
+    (it was wiped when full) and lookups of ids it does not know as valid
+    keys take a token of the worker's bucket (auth_lookup_rate)."""
+    mk = tmp_path / "master.key"
+    mk.write_bytes(secrets.token_bytes(32))
+    os.chmod(mk, 0o600)
+    tenant = cli.tenant_create()
+    akid, secret = cli.run("key", "create", "--tenant", tenant, "--scopes", "dynamodb", "--sigv4",
+                           "--master-key-file", str(mk)).stdout.split()
+    port = free_port()
+    d = start_daemon(stack, tmp_path, ["--dynamodb-listen", f"127.0.0.1:{port}", "--master-key-file", str(mk),
+                                       "--auth-lookup-rate", "20", "--auth-cache-ttl-ms", "5000"],
+                     name="akid", threads=1)
+    try:
+        o = type("O", (), {})()
+        o.url, o.creds = f"http://127.0.0.1:{port}", Credentials(akid, secret)
+        assert send(signed(o, "ListTables", {})).status_code == 200
+        q0 = _metric(d.url, "onceledger_sigv4_key_queries_total")
+        statuses = {}
+        t0 = __import__("time").monotonic()
+        for _ in range(200):
+            fake = Credentials("OLAK" + secrets.token_hex(8).upper(), "x" * 40)
+            r = send(signed(o, "ListTables", {}, creds=fake))
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            assert send(signed(o, "ListTables", {})).status_code == 200  # the valid key, from the cache
+        elapsed = __import__("time").monotonic() - t0
+        queries = _metric(d.url, "onceledger_sigv4_key_queries_total") - q0
+        assert queries <= 20 + 20 * elapsed + 1, (queries, elapsed, statuses)
+        assert _metric(d.url, "onceledger_sigv4_lookups_throttled_total") > 0
+        assert set(statuses) <= {400, 503}, statuses
+    finally:
+        d.terminate()
