@@ -1,4 +1,5 @@
-/* server.c — HTTP/1.1 connections on bufferevents: accept with a per-worker
+/* server.c — HTTP/1.1 connections on bufferevents: the listeners (one table,
+ * one accept path, one back-off when accept fails), accept with a per-worker
  * connection cap, read a head and body under size limits and a deadline that
  * starts at the request's first byte (slowloris defence), dispatch, write the
  * response, keep-alive and pipelining, and the two-stage drain on SIGTERM. */
@@ -35,6 +36,36 @@
  * -1 ("a reasonable default") calls listen(fd, 128) again and silently
  * shrinks the queue set above. */
 #define HTTP_ALREADY_LISTENING 0
+/* How long a listener rests after accept(2) failed for a reason other than
+ * a vanished client (EMFILE, ENFILE, ENOBUFS, ENOMEM): the pending
+ * connection keeps the socket readable, so retrying at once would spin.
+ * A connection closing on the worker ends the rest early. */
+#define HTTP_ACCEPT_RETRY_MS 100
+/* At most one accept_paused line per listener and worker in this interval,
+ * so a daemon hovering at its descriptor limit does not flood the log. */
+#define HTTP_ACCEPT_LOG_INTERVAL_US (10 * 1000000LL)
+
+/* The listeners, one row each: every row gets the same socket setup, the
+ * same accept path and the same error handling; the flags say what differs.
+ * The address comes from the settings (http_server_new); a row without one
+ * is not opened. */
+enum {
+	LF_CAPPED = 1 << 0,   /* stops accepting while the worker is at its connection share */
+	LF_OPS_ONLY = 1 << 1, /* requests are marked on_metrics_listener */
+	LF_DYNAMODB = 1 << 2, /* requests are marked on_dynamodb_listener; its own body limit */
+};
+
+typedef enum { L_API, L_DYNAMODB, L_METRICS, L_COUNT } listener_kind;
+
+static const struct listener_def {
+	const char *name; /* in logs */
+	unsigned flags;
+} listener_defs[L_COUNT] = {
+	[L_API] = {"api", LF_CAPPED},
+	[L_DYNAMODB] = {"dynamodb", LF_CAPPED | LF_DYNAMODB},
+	/* Not capped: a worker at its share can still be scraped and probed. */
+	[L_METRICS] = {"metrics", LF_OPS_ONLY},
+};
 
 enum conn_state { C_IDLE, C_HEAD, C_BODY, C_HANDLING, C_CLOSING };
 
@@ -49,21 +80,32 @@ struct http_conn {
 	http_chunked ck;
 	bool keep_alive;
 	bool in_process;     /* process_input is on the stack */
-	bool metrics_only;
-	bool dynamodb;
+	unsigned lflags;     /* LF_* of the listener it arrived on */
 	size_t max_body;     /* this listener's body limit */
 	TAILQ_ENTRY(http_conn) link;
 };
 TAILQ_HEAD(conn_list, http_conn);
+
+/* One listener of one worker: its accept events on a dup() of the row's
+ * socket, and the timer that ends a rest after accept failed. */
+typedef struct http_listener {
+	http_worker *w;
+	const struct listener_def *def;
+	struct evconnlistener *evl;
+	struct event *retry_ev;
+	bool resting;        /* accept failed; retry_ev (or a closing connection) ends it */
+	bool failing;        /* the last accept failed */
+	bool logged;         /* accept_paused was logged for this episode */
+	long failures;       /* failed accepts not yet reported by accept_resumed */
+	int64_t logged_us;   /* when accept_paused was last logged */
+} http_listener;
 
 struct http_worker {
 	http_server *srv;
 	int index;
 	pthread_t thread;
 	struct event_base *base;
-	struct evconnlistener *listener;
-	struct evconnlistener *mlistener;
-	struct evconnlistener *dlistener;
+	http_listener ls[L_COUNT];
 	struct event *stop_ev;
 	struct event *deadline_ev;
 	struct conn_list conns;
@@ -77,11 +119,10 @@ struct http_worker {
 };
 
 struct http_server {
-	int fd;
-	int mfd;
-	int dfd;
-	int port;
-	int dport;
+	struct {
+		int fd;      /* the bound socket the workers dup(); -1 when not configured */
+		int port;    /* as bound (useful with port 0) */
+	} listen[L_COUNT];
 	int nworkers;
 	http_worker *workers;
 	http_limits lim;
@@ -106,8 +147,8 @@ static http_req *req_new(http_worker *w, http_conn *c)
 	r->start_mono_us = util_mono_us();
 	TAILQ_INIT(&r->out_headers);
 	TAILQ_INIT(&r->final_headers);
-	r->on_metrics_listener = c != NULL && c->metrics_only;
-	r->on_dynamodb_listener = c != NULL && c->dynamodb;
+	r->on_metrics_listener = c != NULL && (c->lflags & LF_OPS_ONLY);
+	r->on_dynamodb_listener = c != NULL && (c->lflags & LF_DYNAMODB);
 	w->inflight++;
 	return r;
 }
@@ -381,14 +422,41 @@ static void conn_arm(http_conn *c, int ms)
 	evtimer_add(c->timer, &tv);
 }
 
+/* Enables or disables a listener's accept events from the worker's state:
+ * off while draining, resting after a failed accept, or (when capped) while
+ * the worker is at its connection share. */
+static void listener_sync(http_listener *l)
+{
+	if (l->evl == NULL)
+		return;
+	http_worker *w = l->w;
+	bool on = !w->draining && !l->resting && !((l->def->flags & LF_CAPPED) && w->paused);
+	if (on)
+		evconnlistener_enable(l->evl);
+	else
+		evconnlistener_disable(l->evl);
+}
+
+static void listener_rest_end(http_listener *l)
+{
+	if (!l->resting)
+		return;
+	l->resting = false;
+	listener_sync(l);
+}
+
+/* A connection closed: below the cap again, and a descriptor is free. */
 static void maybe_resume_accept(http_worker *w)
 {
-	if (w->paused && !w->draining && w->nconns < w->cap) {
+	if (w->draining)
+		return;
+	bool was_paused = w->paused;
+	if (w->paused && w->nconns < w->cap)
 		w->paused = false;
-		if (w->listener != NULL)
-			evconnlistener_enable(w->listener);
-		if (w->dlistener != NULL)
-			evconnlistener_enable(w->dlistener);
+	for (int k = 0; k < L_COUNT; k++) {
+		if (was_paused && !w->paused)
+			listener_sync(&w->ls[k]);
+		listener_rest_end(&w->ls[k]);
 	}
 }
 
@@ -591,8 +659,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only, bool dynamodb)
+static void accept_conn(http_listener *l, evutil_socket_t fd)
 {
+	http_worker *w = l->w;
 	const http_limits *lim = &w->srv->lim;
 	http_conn *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -602,9 +671,8 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only,
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w = w;
-	c->metrics_only = metrics_only;
-	c->dynamodb = dynamodb;
-	c->max_body = dynamodb ? lim->max_dynamodb_body_bytes : lim->max_body_bytes;
+	c->lflags = l->def->flags;
+	c->max_body = (c->lflags & LF_DYNAMODB) ? lim->max_dynamodb_body_bytes : lim->max_body_bytes;
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(w->base, conn_timer_cb, c);
 	if (c->bev == NULL || c->timer == NULL) {
@@ -630,65 +698,98 @@ static void accept_common(http_worker *w, evutil_socket_t fd, bool metrics_only,
 	w->nconns++;
 	if (w->nconns >= w->cap && !w->paused) {
 		w->paused = true;
-		evconnlistener_disable(w->listener);
-		if (w->dlistener != NULL)
-			evconnlistener_disable(w->dlistener);
+		for (int k = 0; k < L_COUNT; k++)
+			listener_sync(&w->ls[k]);
 		log_warn("max_connections_reached", "{s:i, s:I}", "worker", w->index, "connections", (json_int_t)w->nconns);
 	}
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-	(void)l;
+	(void)evl;
 	(void)sa;
 	(void)salen;
-	accept_common(arg, fd, false, false);
-}
-
-static void maccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
-{
-	(void)l;
-	(void)sa;
-	(void)salen;
-	accept_common(arg, fd, true, false);
-}
-
-static void daccept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
-{
-	(void)l;
-	(void)sa;
-	(void)salen;
-	accept_common(arg, fd, false, true);
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	(void)l;
-	http_worker *w = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	/* EMFILE and friends: back off by pausing until a connection closes. */
-	log_error("accept_failed", "{s:i, s:s}", "worker", w->index, "error", evutil_socket_error_to_string(err));
-	if (!w->paused && w->nconns > 0) {
-		w->paused = true;
-		evconnlistener_disable(w->listener);
+	http_listener *l = arg;
+	if (l->failing) {
+		l->failing = false;
+		if (l->logged) {
+			log_info("accept_resumed", "{s:i, s:s, s:I}", "worker", l->w->index, "listener", l->def->name,
+				 "failures", (json_int_t)l->failures);
+			l->logged = false;
+			l->failures = 0;
+		}
 	}
+	accept_conn(l, fd);
+}
+
+/* accept(2) failed for a reason libevent does not retry by itself (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM): the client waits in the backlog while this
+ * listener rests, instead of the loop retrying at once. Logged once per
+ * episode (and per HTTP_ACCEPT_LOG_INTERVAL_US); accept_resumed ends it. */
+static void accept_error_cb(struct evconnlistener *evl, void *arg)
+{
+	(void)evl;
+	http_listener *l = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	l->failures++;
+	if (!l->failing) {
+		l->failing = true;
+		int64_t now = util_mono_us();
+		if (l->logged_us == 0 || now - l->logged_us >= HTTP_ACCEPT_LOG_INTERVAL_US) {
+			log_error("accept_paused", "{s:i, s:s, s:s, s:i}", "worker", l->w->index, "listener", l->def->name,
+				  "error", evutil_socket_error_to_string(err), "retry_ms", HTTP_ACCEPT_RETRY_MS);
+			l->logged = true;
+			l->logged_us = now;
+		}
+	}
+	l->resting = true;
+	listener_sync(l);
+	struct timeval tv = {HTTP_ACCEPT_RETRY_MS / 1000, (HTTP_ACCEPT_RETRY_MS % 1000) * 1000};
+	evtimer_add(l->retry_ev, &tv);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	listener_rest_end(arg);
 }
 
 /* ---- workers ----------------------------------------------------------- */
 
+/* Opens this worker's listener of row k on its own dup() of the bound
+ * socket: the kernel spreads connections, no lock is shared. */
+static bool worker_listen(http_worker *w, listener_kind k, char **err)
+{
+	http_listener *l = &w->ls[k];
+	int fd = dup(w->srv->listen[k].fd);
+	if (fd < 0)
+		goto fail;
+	l->evl = evconnlistener_new(w->base, accept_cb, l, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+				    HTTP_ALREADY_LISTENING, fd);
+	if (l->evl == NULL) {
+		close(fd);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(l->evl, accept_error_cb);
+	return true;
+fail:
+	if (asprintf(err, "worker %d cannot listen (%s): %s", w->index, l->def->name, strerror(errno)) < 0)
+		*err = NULL;
+	return false;
+}
+
 static void worker_stop_listening(http_worker *w)
 {
-	if (w->listener != NULL) {
-		evconnlistener_free(w->listener);
-		w->listener = NULL;
-	}
-	if (w->mlistener != NULL) {
-		evconnlistener_free(w->mlistener);
-		w->mlistener = NULL;
-	}
-	if (w->dlistener != NULL) {
-		evconnlistener_free(w->dlistener);
-		w->dlistener = NULL;
+	for (int k = 0; k < L_COUNT; k++) {
+		http_listener *l = &w->ls[k];
+		if (l->evl != NULL) {
+			evconnlistener_free(l->evl);
+			l->evl = NULL;
+		}
+		if (l->retry_ev != NULL)
+			evtimer_del(l->retry_ev);
+		l->resting = false;
 	}
 }
 
@@ -782,68 +883,68 @@ static int bind_listener(const char *spec, int *port_out, char **err)
 	return fd;
 }
 
+/* One worker's event base, control events and listeners. */
+static bool worker_setup(http_server *s, http_worker *w, int index, long cap, char **err)
+{
+	w->srv = s;
+	w->index = index;
+	w->cap = cap < 1 ? 1 : cap;
+	TAILQ_INIT(&w->conns);
+	w->base = event_base_new();
+	if (w->base == NULL)
+		goto fail;
+	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+	w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
+	if (w->stop_ev == NULL || w->deadline_ev == NULL)
+		goto fail;
+	for (int k = 0; k < L_COUNT; k++) {
+		http_listener *l = &w->ls[k];
+		l->w = w;
+		l->def = &listener_defs[k];
+		if (s->listen[k].fd < 0)
+			continue;
+		l->retry_ev = evtimer_new(w->base, accept_retry_cb, l);
+		if (l->retry_ev == NULL)
+			goto fail;
+		if (!worker_listen(w, (listener_kind)k, err))
+			return false;
+	}
+	return true;
+fail:
+	if (asprintf(err, "worker %d: out of memory", index) < 0)
+		*err = NULL;
+	return false;
+}
+
 http_server *http_server_new(const char *listen, const char *metrics_listen, const char *dynamodb_listen, int nthreads,
 			     const http_limits *limits, const http_hooks *hooks, char **err)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+	const char *addr[L_COUNT] = {[L_API] = listen, [L_DYNAMODB] = dynamodb_listen, [L_METRICS] = metrics_listen};
 	http_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
 	s->lim = *limits;
 	s->hooks = *hooks;
-	s->fd = -1;
-	s->mfd = -1;
-	s->dfd = -1;
 	s->nworkers = nthreads;
-	s->fd = bind_listener(listen, &s->port, err);
-	if (s->fd < 0)
-		goto fail;
-	if (metrics_listen != NULL && metrics_listen[0] != '\0') {
-		s->mfd = bind_listener(metrics_listen, NULL, err);
-		if (s->mfd < 0)
-			goto fail;
-	}
-	if (dynamodb_listen != NULL && dynamodb_listen[0] != '\0') {
-		s->dfd = bind_listener(dynamodb_listen, &s->dport, err);
-		if (s->dfd < 0)
+	for (int k = 0; k < L_COUNT; k++)
+		s->listen[k].fd = -1;
+	for (int k = 0; k < L_COUNT; k++) {
+		/* The API listener is always opened; the others when configured. */
+		if (k != L_API && (addr[k] == NULL || addr[k][0] == '\0'))
+			continue;
+		s->listen[k].fd = bind_listener(addr[k], &s->listen[k].port, err);
+		if (s->listen[k].fd < 0)
 			goto fail;
 	}
 	s->workers = calloc((size_t)nthreads, sizeof(http_worker));
 	if (s->workers == NULL)
 		goto fail;
 	long cap = limits->max_connections / nthreads;
-	for (int i = 0; i < nthreads; i++) {
-		http_worker *w = &s->workers[i];
-		w->srv = s;
-		w->index = i;
-		w->cap = cap < 1 ? 1 : cap;
-		TAILQ_INIT(&w->conns);
-		w->base = event_base_new();
-		if (w->base == NULL)
+	for (int i = 0; i < nthreads; i++)
+		if (!worker_setup(s, &s->workers[i], i, cap, err))
 			goto fail;
-		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
-		w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
-		/* Each worker accepts on its own dup() of the one listening
-		 * socket: the kernel spreads connections, no lock is shared. */
-		int dfd = dup(s->fd);
-		w->listener = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, dfd);
-		if (w->listener == NULL)
-			goto fail;
-		evconnlistener_set_error_cb(w->listener, accept_error_cb);
-		if (s->mfd >= 0) {
-			int mdfd = dup(s->mfd);
-			w->mlistener = evconnlistener_new(w->base, maccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, mdfd);
-			if (w->mlistener == NULL)
-				goto fail;
-		}
-		if (s->dfd >= 0) {
-			int ddfd = dup(s->dfd);
-			w->dlistener = evconnlistener_new(w->base, daccept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, HTTP_ALREADY_LISTENING, ddfd);
-			if (w->dlistener == NULL)
-				goto fail;
-		}
-	}
 	return s;
 fail:
 	http_server_free(s);
@@ -878,17 +979,11 @@ void http_server_drain(http_server *s)
 	/* The workers close their dup()s; closing the original too closes the
 	 * socket, so new clients are refused at once instead of waiting in a
 	 * backlog nobody accepts from. */
-	if (s->fd >= 0) {
-		close(s->fd);
-		s->fd = -1;
-	}
-	if (s->mfd >= 0) {
-		close(s->mfd);
-		s->mfd = -1;
-	}
-	if (s->dfd >= 0) {
-		close(s->dfd);
-		s->dfd = -1;
+	for (int k = 0; k < L_COUNT; k++) {
+		if (s->listen[k].fd >= 0) {
+			close(s->listen[k].fd);
+			s->listen[k].fd = -1;
+		}
 	}
 }
 
@@ -906,6 +1001,9 @@ void http_server_free(http_server *s)
 		for (int i = 0; i < s->nworkers; i++) {
 			http_worker *w = &s->workers[i];
 			worker_stop_listening(w);
+			for (int k = 0; k < L_COUNT; k++)
+				if (w->ls[k].retry_ev != NULL)
+					event_free(w->ls[k].retry_ev);
 			if (w->stop_ev != NULL)
 				event_free(w->stop_ev);
 			if (w->deadline_ev != NULL)
@@ -915,19 +1013,16 @@ void http_server_free(http_server *s)
 		}
 		free(s->workers);
 	}
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->mfd >= 0)
-		close(s->mfd);
-	if (s->dfd >= 0)
-		close(s->dfd);
+	for (int k = 0; k < L_COUNT; k++)
+		if (s->listen[k].fd >= 0)
+			close(s->listen[k].fd);
 	free(s);
 }
 
 int http_server_nworkers(const http_server *s) { return s->nworkers; }
 http_worker *http_server_worker(http_server *s, int i) { return &s->workers[i]; }
-int http_server_port(const http_server *s) { return s->port; }
-int http_server_dynamodb_port(const http_server *s) { return s->dport; }
+int http_server_port(const http_server *s) { return s->listen[L_API].port; }
+int http_server_dynamodb_port(const http_server *s) { return s->listen[L_DYNAMODB].port; }
 struct event_base *http_worker_base(http_worker *w) { return w->base; }
 int http_worker_index(const http_worker *w) { return w->index; }
 void *http_worker_app(http_worker *w) { return w->app; }
