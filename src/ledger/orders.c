@@ -50,7 +50,7 @@ static void ocall_end(ocall *k, lg_status st, json_t *obj)
 
 static json_t *not_payable(const char *status)
 {
-	return json_pack("{s:s, s:s}", "status", status, "order_status", status);
+	return json_pack("{s:s}", "order_status", status);
 }
 
 static void slot_sk(char *out, size_t len, int64_t us, const char *id)

@@ -129,25 +129,11 @@ def _void(d, key, hid):
 
 
 def _not_pending(r, status):
-    """409 hold_not_pending with "status": <the hold's status> (API.md §5).
-
-    API.md §5 names the extension member "status", the name RFC 9457 (and
-    API.md §1) give the problem's numeric HTTP status; the contract's words
-    win here, so this checks the problem document by hand, all but the
-    integer "status" that assert_problem requires."""
-    assert r.status_code == 409, f"expected 409 hold_not_pending: {_desc(r)}"
-    ctype = r.headers.get("Content-Type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/problem+json", f"Content-Type {ctype!r}: {_desc(r)}"
-    body = r.json()
-    assert body.get("type") == "urn:onceledger:problem:hold_not_pending", body
-    assert body.get("code") == "hold_not_pending", body
-    assert isinstance(body.get("title"), str) and body["title"], body
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert r.headers.get("X-Request-Id"), "problem response without X-Request-Id"
-    assert body.get("status") == status, f"hold_not_pending with status {body.get('status')!r}, " \
-                                         f"expected {status!r}: {_desc(r)}"
-    # docs/errors.md: the same text is also in "hold_status"
-    assert body.get("hold_status") == status, f"hold_status {body.get('hold_status')!r}: {_desc(r)}"
+    """409 hold_not_pending with "hold_status": <the hold's status>
+    (docs/api.md, holds); "status" is the HTTP status, a number (RFC 9457)."""
+    body = assert_problem(r, 409, "hold_not_pending")
+    assert body.get("hold_status") == status, f"hold_status {body.get('hold_status')!r}, " \
+                                              f"expected {status!r}: {_desc(r)}"
     return body
 
 
