@@ -1,4 +1,4 @@
-/* holds.c — two-phase holds (API.md §5, docs/ledger.md).
+/* holds.c — two-phase holds (docs/api.md §5, docs/ledger.md).
  *
  * A hold is an item HOLD#<id> with its API document; while pending it is in
  * the sparse index open_by_expiry (GSI3PK "OPEN#HOLD", GSI3SK

@@ -1,4 +1,4 @@
-/* orders.c — checkout orders (API.md §6, docs/orders.md): the state machine
+/* orders.c — checkout orders (docs/api.md §6, docs/orders.md): the state machine
  * created → paid → partially_refunded → refunded, created → cancelled,
  * created → expired. Each transition is a conditional update of the order
  * item in one TransactWriteItems with its money movement (a transfer with

@@ -1,4 +1,4 @@
-"""The Idempotency-Key gate on every POST under /v1 (API.md §2): header
+"""The Idempotency-Key gate on every POST under /v1 (docs/api.md §2): header
 syntax, fingerprints (422), saved and replayed responses (byte for byte, with
 Idempotent-Replayed: true), what is not saved (400/403/413/415/5xx leave the
 key free), concurrent duplicates, in-flight waits and 409 idempotency_key_in_use,
@@ -352,7 +352,7 @@ def test_replay_of_201_is_byte_identical(daemon, wkey):
 
 
 def test_replay_carries_its_own_request_id(daemon, wkey):
-    # X-Request-Id belongs to the request (API.md §1: echoed when the client
+    # X-Request-Id belongs to the request (docs/api.md §1: echoed when the client
     # sent one), not to the saved response.
     k = _ik()
     owner = _owner()
