@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,9 +46,6 @@ def pytest_configure(config):
 # test that received it at its teardown; one received outside any test fails
 # the session.
 
-_spec_violations = []
-_spec_lock = threading.Lock()
-
 
 def _install_spec_check():
     if getattr(requests.Session.send, "_ol_spec_check", False):
@@ -58,13 +54,8 @@ def _install_spec_check():
 
     def send(self, request, **kw):
         resp = original(self, request, **kw)
-        if kw.get("stream") or urlsplit(request.url).netloc not in API_LISTENERS:
-            return resp
-        problems = openapi_check.spec().check(request.method, request.url, resp.status_code,
-                                               resp.headers, resp.content)
-        if problems:
-            with _spec_lock:
-                _spec_violations.extend(problems)
+        if not kw.get("stream") and urlsplit(request.url).netloc in API_LISTENERS:
+            openapi_check.record(request.method, request.url, resp.status_code, resp.headers, resp.content)
         return resp
 
     send._ol_spec_check = True
@@ -73,12 +64,9 @@ def _install_spec_check():
 
 @pytest.fixture(autouse=True)
 def _responses_conform_to_spec():
-    with _spec_lock:
-        start = len(_spec_violations)
+    start = openapi_check.mark()
     yield
-    with _spec_lock:
-        new = _spec_violations[start:]
-        del _spec_violations[start:]
+    new = openapi_check.take(start)
     if new:
         shown = "\n  ".join(new[:10])
         more = f"\n  ... and {len(new) - 10} more" if len(new) > 10 else ""
@@ -87,8 +75,7 @@ def _responses_conform_to_spec():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    with _spec_lock:
-        left = list(_spec_violations)
+    left = openapi_check.take(0)
     if left:
         emit_text = "\n  ".join(left[:20])
         session.config.get_terminal_writer().line(

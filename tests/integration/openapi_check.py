@@ -190,6 +190,32 @@ def _short(err):
 _spec = None
 _spec_lock = threading.Lock()
 
+# What did not conform, as found: failed by conftest.py at the end of the
+# test (or of the session) that received it.
+violations = []
+_violations_lock = threading.Lock()
+
+
+def record(method, url, status, headers, content):
+    """Checks one response against the spec and keeps what is wrong with it."""
+    problems = spec().check(method, url, status, headers, content)
+    if problems:
+        with _violations_lock:
+            violations.extend(problems)
+
+
+def mark():
+    with _violations_lock:
+        return len(violations)
+
+
+def take(since):
+    """The violations recorded since mark() returned `since`, removed."""
+    with _violations_lock:
+        new = violations[since:]
+        del violations[since:]
+        return new
+
 
 def spec():
     global _spec

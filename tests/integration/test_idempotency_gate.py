@@ -22,6 +22,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
+import openapi_check
 from oltest import SYSTEM_TABLE, assert_problem, lock_account, poll
 
 # ---------------------------------------------------------------------------
@@ -168,7 +169,10 @@ def _raw_post(d, path, key, body, idem_values):
         for v in idem_values:
             conn.putheader("Idempotency-Key", v if isinstance(v, bytes) else v.encode("latin-1"))
         conn.endheaders(data)
-        return _Raw(conn.getresponse())
+        resp = _Raw(conn.getresponse())
+        # checked against docs/openapi.yaml like the responses read with requests
+        openapi_check.record("POST", d.url + path, resp.status_code, resp.headers, resp.content)
+        return resp
     finally:
         conn.close()
 

@@ -16,7 +16,6 @@
 import re
 import uuid
 
-import pytest
 from jsonschema import Draft202012Validator
 
 import openapi_check
