@@ -1,4 +1,4 @@
-/* gate.c — the Idempotency-Key gate around every POST route (API.md §2):
+/* gate.c — the Idempotency-Key gate around every POST route (docs/api.md §2):
  * the header is checked, the handler runs inside the gate's transaction,
  * and its response is intercepted (http_req.reply_filter) so that it is
  * saved with the request's effects before it is sent — or replaced by the

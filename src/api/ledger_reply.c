@@ -1,5 +1,5 @@
 /* ledger_reply.c — one mapping from ledger outcomes to HTTP answers
- * (API.md §3–§5, docs/errors.md). */
+ * (docs/api.md §3–§5, docs/errors.md). */
 #include "api/ledger_api.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* validate.h — field-by-field validation of request bodies and query
  * strings, each failure answered with 400 invalid_request naming the field
- * (API.md §1). Every function replies itself and returns false on a bad
+ * (docs/api.md §1). Every function replies itself and returns false on a bad
  * value. */
 #ifndef OL_API_VALIDATE_H
 #define OL_API_VALIDATE_H

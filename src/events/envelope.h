@@ -1,4 +1,4 @@
-/* envelope.h — an outbox row as the CloudEvent text of API.md §8 (the
+/* envelope.h — an outbox row as the CloudEvent text of docs/api.md §8 (the
  * exact bytes that are signed), and the position ↔ sequence mapping:
  * sequence = txid × 1000000 + n, stream id "<txid>-<n>" (docs/events.md). */
 #ifndef OL_EVENTS_ENVELOPE_H

@@ -76,8 +76,10 @@ void problem_send(http_req *r, int status, const char *code, const char *detail,
 	json_t *p = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", title_for(code), "status", status, "code", code);
 	if (p != NULL && detail != NULL)
 		json_object_set_new(p, "detail", json_string(detail));
+	/* RFC 9457: the members above are the problem's own; an extension
+	 * member never replaces them (a numeric "status" above all). */
 	if (p != NULL && ext != NULL)
-		json_object_update(p, ext);
+		json_object_update_missing(p, ext);
 	json_decref(ext);
 	http_reply_json(r, status, p);
 }

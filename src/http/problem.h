@@ -7,7 +7,8 @@
 #include "http/http.h"
 
 /* Sends {"type":"urn:onceledger:problem:<code>","title","status","detail","code"}
- * plus the members of `ext` (stolen, may be NULL). */
+ * plus the members of `ext` (stolen, may be NULL) that do not clash with
+ * those: `status` is always the HTTP status (RFC 9457). */
 void problem_send(http_req *r, int status, const char *code, const char *detail, json_t *ext);
 /* 503 unavailable with Retry-After. */
 void problem_unavailable(http_req *r, int retry_after_s, const char *detail);

@@ -1,5 +1,5 @@
 /* idem.h — idempotency: the Idempotency-Key gate of the API's POST routes
- * and the idempotency-as-a-service records (API.md §2, §9;
+ * and the idempotency-as-a-service records (docs/api.md §2, §9;
  * docs/idempotency.md). Records are items of the tenant's system table,
  * written through the item layer. */
 #ifndef OL_IDEM_H

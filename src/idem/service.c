@@ -1,4 +1,4 @@
-/* service.c — idempotency as a service (API.md §9): lease-based records
+/* service.c — idempotency as a service (docs/api.md §9): lease-based records
  * written with conditional item-layer operations, never read-then-write.
  *
  * Item: PK "IDEMSVC#<key>", SK "METADATA", key, status (in_progress |

@@ -1,4 +1,4 @@
-/* history.c — what auditors read (API.md §7): entries by time, the balance
+/* history.c — what auditors read (docs/api.md §7): entries by time, the balance
  * at a time, statements, the hash chain's verification per account and the
  * double-entry invariant per currency. Everything here only reads; entries
  * are found by time through the index entries_by_time (GSI5SK = the entry's

@@ -1,4 +1,4 @@
-/* holds.c — two-phase holds (API.md §5, docs/ledger.md).
+/* holds.c — two-phase holds (docs/api.md §5, docs/ledger.md).
  *
  * A hold is an item HOLD#<id> with its API document; while pending it is in
  * the sparse index open_by_expiry (GSI3PK "OPEN#HOLD", GSI3SK
@@ -250,7 +250,7 @@ static void expired_done(it_reply *r, void *arg)
 		return;
 	}
 	json_decref(doc);
-	hcall_end(k, LG_NOT_PENDING, json_pack("{s:s, s:s}", "status", "expired", "hold_status", "expired"));
+	hcall_end(k, LG_NOT_PENDING, json_pack("{s:s}", "hold_status", "expired"));
 }
 
 /* The expiry of a pending hold past its time: released, status expired. */
@@ -371,7 +371,7 @@ static void loaded(it_reply *r, void *arg)
 		return;
 	}
 	if (!pending) {
-		hcall_end(k, LG_NOT_PENDING, json_pack("{s:s, s:s}", "status", st ? st : "", "hold_status", st ? st : ""));
+		hcall_end(k, LG_NOT_PENDING, json_pack("{s:s}", "hold_status", st ? st : ""));
 		return;
 	}
 	if (k->action == H_CAPTURE)

@@ -26,7 +26,7 @@ typedef enum {
 	LG_FROZEN,            /* 409 account_frozen */
 	LG_CURRENCY_MISMATCH, /* 422 currency_mismatch */
 	LG_OVERFLOW,          /* 422 amount_overflow */
-	LG_NOT_PENDING,       /* 409 hold_not_pending (obj: "status") */
+	LG_NOT_PENDING,       /* 409 hold_not_pending (obj: "hold_status") */
 	LG_TOO_MUCH,          /* capture above the hold's amount (400), refund above the rest (422) */
 	LG_INVALID,           /* 400 invalid_request (obj: "field"), e.g. a cursor of another list */
 } lg_status;
@@ -112,7 +112,7 @@ typedef struct lg_order_new {
 
 void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg);
 void lg_order_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
-/* LG_NOT_PENDING (obj: "status") when the order is not created. */
+/* LG_NOT_PENDING (obj: "order_status") when the order is not created. */
 void lg_order_settle(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 void lg_order_cancel(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 /* amount 0: the rest; LG_TOO_MUCH above what is refundable. */

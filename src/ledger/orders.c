@@ -1,4 +1,4 @@
-/* orders.c — checkout orders (API.md §6, docs/orders.md): the state machine
+/* orders.c — checkout orders (docs/api.md §6, docs/orders.md): the state machine
  * created → paid → partially_refunded → refunded, created → cancelled,
  * created → expired. Each transition is a conditional update of the order
  * item in one TransactWriteItems with its money movement (a transfer with
@@ -50,7 +50,7 @@ static void ocall_end(ocall *k, lg_status st, json_t *obj)
 
 static json_t *not_payable(const char *status)
 {
-	return json_pack("{s:s, s:s}", "status", status, "order_status", status);
+	return json_pack("{s:s}", "order_status", status);
 }
 
 static void slot_sk(char *out, size_t len, int64_t us, const char *id)

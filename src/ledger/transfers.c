@@ -1,4 +1,4 @@
-/* transfers.c — double-entry transfers (API.md §4, docs/ledger.md).
+/* transfers.c — double-entry transfers (docs/api.md §4, docs/ledger.md).
  *
  * A transfer is one TransactWriteItems: the transfer item (a Put that
  * fails when the id exists: client ids dedupe forever) and a conditional

@@ -22,16 +22,66 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
-from oltest import (CLI, REMOTE_URL, STACK_SH, Cli, Daemon, Stack, emit, parse_env_file,
+import openapi_check
+from oltest import (API_LISTENERS, CLI, REMOTE_URL, STACK_SH, Cli, Daemon, Stack, emit, parse_env_file,
                     start_daemon)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "controls_daemon: test starts/stops its own daemon")
     config.addinivalue_line("markers", "controls_stack: test stops/starts PostgreSQL or Redis")
+    _install_spec_check()
+
+
+# ---------------------------------------------------------------------------
+# Every response of a daemon's API listener is checked against
+# docs/openapi.yaml (tests/integration/openapi_check.py). A response that
+# does not conform is recorded, not raised where it arrives (a test may
+# catch broad exceptions, or receive it on another thread), and fails the
+# test that received it at its teardown; one received outside any test fails
+# the session.
+
+
+def _install_spec_check():
+    if getattr(requests.Session.send, "_ol_spec_check", False):
+        return
+    original = requests.Session.send
+
+    def send(self, request, **kw):
+        resp = original(self, request, **kw)
+        if not kw.get("stream") and urlsplit(request.url).netloc in API_LISTENERS:
+            openapi_check.record(request.method, request.url, resp.status_code, resp.headers, resp.content)
+        return resp
+
+    send._ol_spec_check = True
+    requests.Session.send = send
+
+
+@pytest.fixture(autouse=True)
+def _responses_conform_to_spec():
+    start = openapi_check.mark()
+    yield
+    new = openapi_check.take(start)
+    if new:
+        shown = "\n  ".join(new[:10])
+        more = f"\n  ... and {len(new) - 10} more" if len(new) > 10 else ""
+        pytest.fail(f"{len(new)} response(s) not as docs/openapi.yaml documents them:\n  {shown}{more}",
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = openapi_check.take(0)
+    if left:
+        emit_text = "\n  ".join(left[:20])
+        session.config.get_terminal_writer().line(
+            f"\n{len(left)} response(s) outside tests not as docs/openapi.yaml documents them:\n  {emit_text}",
+            red=True)
+        session.exitstatus = 1
 
 
 # ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ test modules): paths, the stack, the CLI, the daemon, problem assertions."""
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -11,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -141,11 +144,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# host:port of every API listener the suite talks to: the responses from
+# these are checked against docs/openapi.yaml (conftest.py).
+API_LISTENERS = set()
+
+
 class Daemon:
     """A daemon the tests talk to: one we started, or a remote one."""
 
     def __init__(self, url, proc=None, log_path=None, port=None):
         self.url = url
+        API_LISTENERS.add(urlsplit(url).netloc)
         self.proc = proc
         self.log_path = log_path
         self.port = port
@@ -294,6 +303,62 @@ def lock_account(database_url, tenant, acc_id):
 
 # ---------------------------------------------------------------------------
 # Assertions
+
+# ---------------------------------------------------------------------------
+# The routing table, parsed from src/api/routes.c (the isolation matrix and
+# the OpenAPI test both check the daemon's routes from it)
+
+ROUTES_C = REPO / "src" / "api" / "routes.c"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    scopes: frozenset      # SCOPE_* names, lower case, without the prefix; empty for 0
+    flags: frozenset       # ROUTE_* names
+
+    @property
+    def name(self):
+        return f"{self.method} {self.pattern}"
+
+    @property
+    def has_object(self):
+        return "{" in self.pattern
+
+    @property
+    def needs_idem_header(self):
+        return self.method == "POST" and "ROUTE_NO_IDEM" not in self.flags and "ROUTE_PUBLIC" not in self.flags
+
+
+_ENTRY_RE = re.compile(
+    r'\{\s*HTTP_M_([A-Z]+)\s*,\s*"([^"]*)"\s*,\s*([^,{}]+?)\s*,\s*([^,{}]+?)\s*,\s*([A-Za-z_]\w*)\s*\}')
+
+
+def _names(expr, prefix):
+    expr = expr.strip()
+    if expr == "0":
+        return frozenset()
+    out = set()
+    for part in expr.split("|"):
+        part = part.strip()
+        assert part.startswith(prefix), f"unexpected token {part!r} in routes.c (wanted {prefix}*)"
+        out.add(part[len(prefix):].lower() if prefix == "SCOPE_" else part)
+    return frozenset(out)
+
+
+def parse_routes():
+    text = ROUTES_C.read_text()
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", " ", text)
+    found = _ENTRY_RE.findall(text)
+    # every `{HTTP_M_` of the file must have been understood, so a route in
+    # an unexpected shape cannot silently escape the matrix
+    assert len(found) == len(re.findall(r"\{\s*HTTP_M_", text)), \
+        "routes.c has route entries the parser did not understand"
+    routes = [Route(m, p, _names(s, "SCOPE_"), _names(f, "ROUTE_")) for m, p, s, f, _h in found]
+    return routes
+
 
 def assert_problem(resp, status, code):
     """resp is an RFC 9457 problem document with this status and code."""

@@ -1,4 +1,4 @@
-"""Authentication and scopes (API.md §1; docs/development.md /v1/whoami)."""
+"""Authentication and scopes (docs/api.md §1; docs/development.md /v1/whoami)."""
 
 import secrets
 import time

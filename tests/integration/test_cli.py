@@ -1,4 +1,4 @@
-"""The admin CLI (API.md §11, docs/development.md): migrate, tenants, keys."""
+"""The admin CLI (docs/api.md §11, docs/development.md): migrate, tenants, keys."""
 
 import re
 import subprocess

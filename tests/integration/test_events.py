@@ -1,4 +1,4 @@
-"""Events (API.md §8; docs/events.md): every committed state change of §3-§6
+"""Events (docs/api.md §8; docs/events.md): every committed state change of §3-§6
 emits exactly the expected signed CloudEvents into the tenant's Redis stream
 `onceledger:events:<tenant>`, with `data` equal to the API object after the
 change; nothing is emitted by failures, replays and reused client ids; the
@@ -110,7 +110,7 @@ def _us(ts):
 
 
 class Entry:
-    """One stream entry, checked against API.md §8 / docs/events.md."""
+    """One stream entry, checked against docs/api.md §8 / docs/events.md."""
 
     def __init__(self, sid, fields, tenant):
         self.sid = sid.decode() if isinstance(sid, bytes) else sid

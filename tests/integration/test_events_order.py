@@ -24,7 +24,11 @@ POSITIONS = [(9, 0), (10, 0), (99, 0), (99, 1), (100, 0)]
 def test_numeric_order_across_digit_boundaries(stack, db, tenant, make_key, daemon_factory):
     with db.cursor() as cur:
         for txid, n in reversed(POSITIONS):  # inserted in another order on purpose
-            data = json.dumps({"id": f"x{txid}_{n}"})
+            # an account as the API shows it: GET /v1/events is checked
+            # against docs/openapi.yaml like every response of the suite
+            data = json.dumps({"id": f"x{txid}_{n}", "currency": "USD", "owner": None, "status": "active",
+                               "balance": {"posted": 0, "pending": 0, "available": 0}, "overdraft_limit": 0,
+                               "version": 1, "metadata": {}, "created_at": "2026-11-21T10:00:00.000000Z"})
             cur.execute("INSERT INTO outbox (txid, n, tenant, id, type, subject, time, data)"
                         " VALUES (%s::text::xid8, %s, %s, %s, 'account.created', %s, '2026-11-21T10:00:00.000000Z', %s)",
                         (str(txid), n, tenant, f"evt_order_{txid}_{n}", f"x{txid}_{n}", data))

@@ -1,4 +1,4 @@
-"""Hostile input (API.md §1, docs/errors.md, docs/configuration.md): each
+"""Hostile input (docs/api.md §1, docs/errors.md, docs/configuration.md): each
 hostile request is answered with a clear 4xx problem document (or, for slow
 and idle clients, its connection is closed by a timeout), never a 5xx or a
 crash, while a well-behaved client running alongside keeps normal latency.

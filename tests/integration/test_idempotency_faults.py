@@ -1,4 +1,4 @@
-"""Idempotency under faults (API.md §2: the claim, the effects and the saved
+"""Idempotency under faults (docs/api.md §2: the claim, the effects and the saved
 response commit in one transaction, so a crash leaves either nothing — the
 retry executes — or everything — the retry replays):
 

@@ -1,4 +1,4 @@
-"""Idempotency as a service (API.md §9): claim (201 in_progress / 200
+"""Idempotency as a service (docs/api.md §9): claim (201 in_progress / 200
 completed / 409 idempotency_key_in_use / 422 idempotency_key_reused),
 complete and release with the lease token (409 lease_lost otherwise), lease
 takeover, GET without the lease token, percent-encoded keys, validation,

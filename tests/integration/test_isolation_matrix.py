@@ -1,14 +1,14 @@
 """Tenant isolation and scope matrix, generated from the routing table.
 
 src/api/routes.c is parsed at test time; every /v1 route found there must
-have an entry in EXERCISE below (how to call it, which scope API.md §1 gives
+have an entry in EXERCISE below (how to call it, which scope docs/api.md §1 gives
 it, which object its path names), so adding a route without teaching this
 file how to exercise it fails `test_every_route_has_an_exercise` (and the
 route's own parametrised cases).
 
 For every /v1 route:
 - no key (and an unknown key) -> 401 unauthenticated;
-- every scope combination API.md §1 does not grant -> 403 forbidden, and
+- every scope combination docs/api.md §1 does not grant -> 403 forbidden, and
   the tenant's data (API view and stored items) is unchanged; every
   combination it grants passes the scope check (200 / 404 / 400 of the
   route itself, never 401/403/5xx); a key with exactly the minimal scope
@@ -23,7 +23,6 @@ For every /v1 route:
 """
 
 import json
-import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -32,62 +31,10 @@ from urllib.parse import quote
 
 import pytest
 
-from oltest import REPO, assert_problem
-
-ROUTES_C = REPO / "src" / "api" / "routes.c"
+from oltest import assert_problem, parse_routes
 
 # ---------------------------------------------------------------------------
-# The routing table
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: str
-    scopes: frozenset      # SCOPE_* names, lower case, without the prefix; empty for 0
-    flags: frozenset       # ROUTE_* names
-
-    @property
-    def name(self):
-        return f"{self.method} {self.pattern}"
-
-    @property
-    def has_object(self):
-        return "{" in self.pattern
-
-    @property
-    def needs_idem_header(self):
-        return self.method == "POST" and "ROUTE_NO_IDEM" not in self.flags and "ROUTE_PUBLIC" not in self.flags
-
-
-_ENTRY_RE = re.compile(
-    r'\{\s*HTTP_M_([A-Z]+)\s*,\s*"([^"]*)"\s*,\s*([^,{}]+?)\s*,\s*([^,{}]+?)\s*,\s*([A-Za-z_]\w*)\s*\}')
-
-
-def _names(expr, prefix):
-    expr = expr.strip()
-    if expr == "0":
-        return frozenset()
-    out = set()
-    for part in expr.split("|"):
-        part = part.strip()
-        assert part.startswith(prefix), f"unexpected token {part!r} in routes.c (wanted {prefix}*)"
-        out.add(part[len(prefix):].lower() if prefix == "SCOPE_" else part)
-    return frozenset(out)
-
-
-def parse_routes():
-    text = ROUTES_C.read_text()
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    text = re.sub(r"//[^\n]*", " ", text)
-    found = _ENTRY_RE.findall(text)
-    # every `{HTTP_M_` of the file must have been understood, so a route in
-    # an unexpected shape cannot silently escape the matrix
-    assert len(found) == len(re.findall(r"\{\s*HTTP_M_", text)), \
-        "routes.c has route entries the parser did not understand"
-    routes = [Route(m, p, _names(s, "SCOPE_"), _names(f, "ROUTE_")) for m, p, s, f, _h in found]
-    return routes
-
+# The routing table (parsed from src/api/routes.c by oltest.parse_routes)
 
 ALL_ROUTES = parse_routes()
 V1_ROUTES = [r for r in ALL_ROUTES if r.pattern.startswith("/v1/")]
@@ -109,7 +56,7 @@ NOT_FOUND = {"account": "account_not_found", "transfer": "transfer_not_found", "
 
 @dataclass
 class Ex:
-    scope: str                    # as API.md §1 documents it: read | write | audit | any
+    scope: str                    # as docs/api.md §1 documents it: read | write | audit | any
     ok: int                       # status of a successful call by the owner
     obj: Optional[str] = None     # kind of the object in the path (key of NOT_FOUND)
     target: Optional[str] = None  # World.ids key of tenant A's object this route acts on
@@ -410,11 +357,11 @@ def test_routes_c_scope_is_the_documented_one(route):
         assert "ROUTE_ANY_SCOPE" in route.flags and not route.scopes, route
     else:
         assert route.scopes == {ex.scope}, \
-            f"{route.name}: routes.c requires {sorted(route.scopes)}, API.md §1 says {ex.scope}"
+            f"{route.name}: routes.c requires {sorted(route.scopes)}, docs/api.md §1 says {ex.scope}"
     assert (ex.obj is not None) == route.has_object, f"{route.name}: EXERCISE obj/target disagree with the path"
     if route.method == "POST":
         assert ("ROUTE_NO_IDEM" in route.flags) == route.pattern.startswith("/v1/idempotency-keys"), \
-            f"{route.name}: API.md §2 requires Idempotency-Key on every POST but §9's"
+            f"{route.name}: docs/api.md §2 requires Idempotency-Key on every POST but §9's"
 
 
 # ---------------------------------------------------------------------------
@@ -743,7 +690,7 @@ def test_other_tenant_view_of_route_without_object(daemon, cli, db, route):
 
 
 def test_same_idempotency_key_in_two_tenants_is_two_keys(daemon, cli):
-    """API.md §2: the scope of an Idempotency-Key is (tenant, key): tenant B
+    """docs/api.md §2: the scope of an Idempotency-Key is (tenant, key): tenant B
     reusing tenant A's key never gets A's saved response (a replay would hand
     B A's object) nor A's 422 for a different body."""
     d = daemon

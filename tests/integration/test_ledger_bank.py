@@ -1,5 +1,5 @@
 """The bank test (issue #6): money is conserved and moves exactly once under
-concurrency (API.md §1-§4, §7; docs/ledger.md).
+concurrency (docs/api.md §1-§4, §7; docs/ledger.md).
 
 Setup: 100 USD accounts of one fresh tenant (every 10th with an
 overdraft_limit of 500), each funded by a credit from @world.

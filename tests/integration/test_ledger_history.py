@@ -1,4 +1,4 @@
-"""Ledger history for auditors (API.md §7; docs/ledger.md "The hash chain" and
+"""Ledger history for auditors (docs/api.md §7; docs/ledger.md "The hash chain" and
 "Choices where the contract is silent"): entries (seq, order, pagination,
 from/to ranges), the hash chain recomputed in Python exactly as documented,
 balance at a time, statements, per-account verification (and tampering with
@@ -71,7 +71,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _us(ts):
-    """RFC 3339 UTC with microseconds (API.md §1) -> integer microseconds since the epoch."""
+    """RFC 3339 UTC with microseconds (docs/api.md §1) -> integer microseconds since the epoch."""
     assert isinstance(ts, str), f"timestamp is not a string: {ts!r}"
     m = _TS.match(ts)
     assert m, f"not an RFC 3339 UTC timestamp with microseconds: {ts!r}"

@@ -1,4 +1,4 @@
-"""Holds, the two-phase money movement (API.md §5; docs/ledger.md "Holds" and
+"""Holds, the two-phase money movement (docs/api.md §5; docs/ledger.md "Holds" and
 "Choices where the contract is silent"): the hold object, the from account's
 pending/available, the debit guard (402, overdraft_limit, 409 account_frozen),
 404/422 like transfers, capture (full, partial, too much, twice), void,
@@ -70,7 +70,7 @@ _TS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})Z$")
 
 
 def _us(ts):
-    """RFC 3339 UTC with microseconds (API.md §1) -> integer microseconds since the epoch."""
+    """RFC 3339 UTC with microseconds (docs/api.md §1) -> integer microseconds since the epoch."""
     assert isinstance(ts, str), f"timestamp is not a string: {ts!r}"
     m = _TS.match(ts)
     assert m, f"not an RFC 3339 UTC timestamp with microseconds: {ts!r}"
@@ -129,30 +129,16 @@ def _void(d, key, hid):
 
 
 def _not_pending(r, status):
-    """409 hold_not_pending with "status": <the hold's status> (API.md §5).
-
-    API.md §5 names the extension member "status", the name RFC 9457 (and
-    API.md §1) give the problem's numeric HTTP status; the contract's words
-    win here, so this checks the problem document by hand, all but the
-    integer "status" that assert_problem requires."""
-    assert r.status_code == 409, f"expected 409 hold_not_pending: {_desc(r)}"
-    ctype = r.headers.get("Content-Type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/problem+json", f"Content-Type {ctype!r}: {_desc(r)}"
-    body = r.json()
-    assert body.get("type") == "urn:onceledger:problem:hold_not_pending", body
-    assert body.get("code") == "hold_not_pending", body
-    assert isinstance(body.get("title"), str) and body["title"], body
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert r.headers.get("X-Request-Id"), "problem response without X-Request-Id"
-    assert body.get("status") == status, f"hold_not_pending with status {body.get('status')!r}, " \
-                                         f"expected {status!r}: {_desc(r)}"
-    # docs/errors.md: the same text is also in "hold_status"
-    assert body.get("hold_status") == status, f"hold_status {body.get('hold_status')!r}: {_desc(r)}"
+    """409 hold_not_pending with "hold_status": <the hold's status>
+    (docs/api.md, holds); "status" is the HTTP status, a number (RFC 9457)."""
+    body = assert_problem(r, 409, "hold_not_pending")
+    assert body.get("hold_status") == status, f"hold_status {body.get('hold_status')!r}, " \
+                                              f"expected {status!r}: {_desc(r)}"
     return body
 
 
 def _hold_404(r):
-    # API.md names no code for a missing hold; docs/errors.md: hold_not_found
+    # docs/api.md §5, docs/errors.md: hold_not_found
     return assert_problem(r, 404, "hold_not_found")
 
 
@@ -274,7 +260,7 @@ def test_create_hold_shape_and_balances(daemon, wkey):
 
 
 def test_client_hold_id_dedupes(daemon, wkey):
-    """A client-chosen hold id is unique within the tenant (API.md §1): identical
+    """A client-chosen hold id is unique within the tenant (docs/api.md §1): identical
     parameters -> 200 with the existing hold, different ones -> 409 hold_exists."""
     d = daemon
     a, b = _account(d, wkey), _account(d, wkey)
@@ -323,7 +309,7 @@ def test_hold_is_guarded_like_a_debit(daemon, wkey):
 
 
 def test_hold_overflowing_pending_is_422(daemon, wkey):
-    """API.md §1 / docs/ledger.md: what would overflow a balance is 422
+    """docs/api.md §1 / docs/ledger.md: what would overflow a balance is 422
     amount_overflow. With overdraft_limit 2^63-1 the guard lets a hold of 1
     through after one of 2^63-1, but pending cannot hold 2^63."""
     d = daemon
@@ -489,7 +475,7 @@ def test_capture_more_than_the_hold_changes_nothing(daemon, wkey):
     a, b = _account(d, wkey), _account(d, wkey)
     _credit(d, wkey, a, 1000)
     h = _mk_hold(d, wkey, a, b, 300)
-    # API.md: amount <= hold amount (no code named); docs/errors.md: 400 invalid_request
+    # docs/api.md §5: amount <= hold amount; above it 400 invalid_request (docs/errors.md)
     assert_problem(_capture(d, wkey, h["id"], {"amount": 301}), 400, "invalid_request")
     assert_problem(_capture(d, wkey, h["id"], {"amount": 1000}), 400, "invalid_request")
     for bad in (0, -1, "100", 1.5, 100.0, True, [100], {"n": 1}):
@@ -513,7 +499,7 @@ def _replay_of(orig, r):
 
 
 def test_hold_requests_replay_under_their_idempotency_key(daemon, wkey):
-    """API.md §2 on the hold routes: a retried create or capture replays, it
+    """docs/api.md §2 on the hold routes: a retried create or capture replays, it
     neither reserves twice nor answers 409."""
     d = daemon
     a, b = _account(d, wkey), _account(d, wkey)

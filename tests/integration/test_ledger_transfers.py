@@ -1,4 +1,4 @@
-"""Double-entry transfers (API.md §4, docs/ledger.md): POST /v1/transfers,
+"""Double-entry transfers (docs/api.md §4, docs/ledger.md): POST /v1/transfers,
 credits and debits (the @world counterparty), GET /v1/transfers/{id}, the
 all-or-nothing batch, client-chosen ids that dedupe forever, the error
 problems (404 account_not_found, 422 currency_mismatch / same_account /
@@ -555,7 +555,7 @@ def test_amount_overflow(api):
 def test_sums_past_int64_stay_exact_integers(api):
     """Balances stay within int64, but sums over time do not: two credits
     of 2^63-1 (and a debit between) make @world's total and a statement's
-    credits exceed int64. Amounts are JSON integers (API.md §1): the audit
+    credits exceed int64. Amounts are JSON integers (docs/api.md §1): the audit
     and statement answers must stay exact integers, never floats."""
     a = api.account("JPY")
     b = api.account("JPY")
@@ -1075,7 +1075,7 @@ def test_non_json_and_non_object_bodies(mx):
 
 def test_transfer_guard_counts_pending_holds(api):
     """available = posted - pending: an open hold reduces what a transfer may
-    move (API.md §3)."""
+    move (docs/api.md §3)."""
     a = api.funded(100)
     b = api.account("USD")
     r = api.post("/v1/holds", {"from": a, "to": b, "amount": 60, "currency": "USD"})
@@ -1429,7 +1429,7 @@ def test_concurrent_batches_over_shared_accounts(daemon, api, shape):
 
 
 def test_business_failures_are_saved_and_replayed(api):
-    """Every executed answer is saved by the gate (API.md §2), not only 201
+    """Every executed answer is saved by the gate (docs/api.md §2), not only 201
     and 402: a retry replays it even when the world changed meanwhile."""
     a = api.funded(100)
     missing = "later-" + uuid.uuid4().hex[:8]

@@ -1,5 +1,5 @@
 """Operational endpoints, routing errors, problem documents, X-Request-Id
-(API.md §1, §10)."""
+(docs/api.md §1, §10)."""
 
 import re
 import uuid

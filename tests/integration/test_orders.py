@@ -1,4 +1,4 @@
-"""Orders, checkout settlement (API.md §6; docs/orders.md): the order object,
+"""Orders, checkout settlement (docs/api.md §6; docs/orders.md): the order object,
 client-chosen ids that dedupe, the create errors (404 account_not_found with
 the customer reported first, 422 currency_mismatch / same_account, 409
 order_exists) and the 400 input matrix; settle (customer -> merchant transfer
@@ -85,7 +85,7 @@ _TS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})Z$")
 
 
 def _us(ts):
-    """RFC 3339 UTC with microseconds (API.md §1) -> integer microseconds since the epoch."""
+    """RFC 3339 UTC with microseconds (docs/api.md §1) -> integer microseconds since the epoch."""
     assert isinstance(ts, str), f"timestamp is not a string: {ts!r}"
     m = _TS.match(ts)
     assert m, f"not an RFC 3339 UTC timestamp with microseconds: {ts!r}"
@@ -167,7 +167,7 @@ def _paid(d, key, customer, merchant, amount, **extra):
 
 def check_order(o, customer, merchant, amount, currency=CUR, oid=None, status="created", refunded=0,
                 metadata=None, expires_in=None):
-    """o is an order object of exactly the contract's shape (API.md §6)."""
+    """o is an order object of exactly the contract's shape (docs/api.md §6)."""
     assert isinstance(o, dict), o
     assert set(o) == ORDER_KEYS, f"order members {sorted(o)} != {sorted(ORDER_KEYS)}"
     if oid is None:
@@ -199,30 +199,16 @@ def check_order(o, customer, merchant, amount, currency=CUR, oid=None, status="c
 
 
 def _not_payable(r, status):
-    """409 order_not_payable with "status": <the order's status> (API.md §6).
-
-    The contract names the extension member "status", the name RFC 9457 gives
-    the numeric HTTP status; docs/orders.md: the contract wins, the same text
-    is also in "order_status".  So the problem is checked by hand, all but the
-    integer "status" that assert_problem requires."""
-    assert r.status_code == 409, f"expected 409 order_not_payable ({status}): {_desc(r)}"
-    ctype = r.headers.get("Content-Type", "")
-    assert ctype.split(";")[0].strip().lower() == "application/problem+json", \
-        f"Content-Type {ctype!r}: {_desc(r)}"
-    body = r.json()
-    assert body.get("type") == "urn:onceledger:problem:order_not_payable", _desc(r)
-    assert body.get("code") == "order_not_payable", _desc(r)
-    assert isinstance(body.get("title"), str) and body["title"], body
-    assert isinstance(body.get("detail"), str) and body["detail"], body
-    assert r.headers.get("X-Request-Id"), "problem response without X-Request-Id"
-    assert body.get("status") == status, \
-        f"order_not_payable with status {body.get('status')!r}, expected {status!r}: {_desc(r)}"
-    assert body.get("order_status") == status, f"order_status {body.get('order_status')!r}: {_desc(r)}"
+    """409 order_not_payable with "order_status": <the order's status>
+    (docs/api.md, orders); "status" is the HTTP status, a number (RFC 9457)."""
+    body = assert_problem(r, 409, "order_not_payable")
+    assert body.get("order_status") == status, \
+        f"order_status {body.get('order_status')!r}, expected {status!r}: {_desc(r)}"
     return body
 
 
 def _order_404(r):
-    # API.md names no code for a missing order; like hold_not_found / transfer_not_found
+    # docs/api.md §6: order_not_found, like hold_not_found / transfer_not_found
     return assert_problem(r, 404, "order_not_found")
 
 
@@ -1076,7 +1062,7 @@ def test_bad_list_parameters_are_400(daemon, wkey, params):
 
 
 def test_cursor_of_another_list_is_refused_cleanly(daemon, wkey):
-    """The cursor is opaque (API.md §1): one from another list (another
+    """The cursor is opaque (docs/api.md §1): one from another list (another
     filter) is a client's mistake, never a 5xx.  400 invalid_request, or a
     page that still only holds orders matching the filter."""
     d = daemon
@@ -1118,8 +1104,8 @@ def test_list_limit_bounds(daemon, wkey):
     page = _list_page(d, wkey, {"limit": 1})
     assert page["data"] == [o], page
     # A full last page may still carry a cursor (the item layer's Query answers
-    # like DynamoDB's LastEvaluatedKey when it filled the limit); API.md does
-    # not say.  Following it must give an empty last page with a null cursor.
+    # like DynamoDB's LastEvaluatedKey when it filled the limit), docs/api.md §1.
+    # Following it must give an empty last page with a null cursor.
     if page["next_cursor"] is not None:
         assert _list_page(d, wkey, {"limit": 1, "cursor": page["next_cursor"]}) == \
             {"data": [], "next_cursor": None}

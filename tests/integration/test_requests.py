@@ -1,4 +1,4 @@
-"""Request limits and body checks (API.md §1): body size, media type, JSON
+"""Request limits and body checks (docs/api.md §1): body size, media type, JSON
 shape, header block size."""
 
 import json

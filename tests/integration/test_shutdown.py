@@ -1,4 +1,4 @@
-"""SIGTERM drains in-flight requests and exits 0 (API.md §11)."""
+"""SIGTERM drains in-flight requests and exits 0 (docs/api.md §11)."""
 
 import os
 import signal

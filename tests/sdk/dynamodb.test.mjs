@@ -1,4 +1,4 @@
-// Drives onceledger's DynamoDB-compatible endpoint (../../../shared/API.md §12)
+// Drives onceledger's DynamoDB-compatible endpoint (docs/api.md §12)
 // with the real AWS SDK v3 for JavaScript, unchanged.  Run by tests/sdk/run.sh,
 // which starts a throwaway stack and daemon and exports:
 //

@@ -1,5 +1,5 @@
 /* test_idem.c — the Idempotency-Key header grammar, the canonical JSON and
- * the fingerprint (API.md §2). */
+ * the fingerprint (docs/api.md §2). */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
