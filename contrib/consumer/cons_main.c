@@ -83,6 +83,9 @@ static void cons_usage(FILE *f)
 	      "  --redis-url URL          redis://[[user]:password@]host[:port][/db] or unix:///path\n"
 	      "                           (default redis://127.0.0.1:6379)\n"
 	      "  --stream KEY             the tenant's stream, e.g. onceledger:events:acme\n"
+	      "  --stream-prefix PREFIX   the daemons' events_stream_prefix (onceledger:events:);\n"
+	      "                           the rest of --stream is the tenant every event's source\n"
+	      "                           must name (onceledger/<tenant>), else it is dead-lettered\n"
 	      "  --group NAME             consumer group (created at the stream's start if missing)\n"
 	      "  --consumer NAME          this consumer's name within the group (keep it stable)\n"
 	      "  --key KID:BASE64PUB      a trusted Ed25519 public key (GET /v1/events/signing-key);\n"
@@ -125,6 +128,7 @@ static void cons_on_signal(int sig)
 enum {
 	OPT_REDIS_URL = 256,
 	OPT_STREAM,
+	OPT_STREAM_PREFIX,
 	OPT_GROUP,
 	OPT_CONSUMER,
 	OPT_KEY,
@@ -143,6 +147,7 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 	static const struct option longopts[] = {
 		{"redis-url", required_argument, NULL, OPT_REDIS_URL},
 		{"stream", required_argument, NULL, OPT_STREAM},
+		{"stream-prefix", required_argument, NULL, OPT_STREAM_PREFIX},
 		{"group", required_argument, NULL, OPT_GROUP},
 		{"consumer", required_argument, NULL, OPT_CONSUMER},
 		{"key", required_argument, NULL, OPT_KEY},
@@ -166,6 +171,7 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 		switch (ch) {
 		case OPT_REDIS_URL: o->redis_url = optarg; break;
 		case OPT_STREAM: o->stream = optarg; break;
+		case OPT_STREAM_PREFIX: o->stream_prefix = optarg; break;
 		case OPT_GROUP: o->group = optarg; break;
 		case OPT_CONSUMER: o->consumer = optarg; break;
 		case OPT_FAIL_TYPE: o->fail_type = optarg; break;
@@ -204,6 +210,13 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 		fputs("onceledger-consume: --stream, --group and --consumer must not be empty\n", stderr);
 		return false;
 	}
+	if (!cons_stream_source(o->stream, o->stream_prefix, o->source, sizeof(o->source))) {
+		fprintf(stderr,
+			"onceledger-consume: --stream %s is not <prefix><tenant> with --stream-prefix '%s' and a tenant "
+			"name of 1-%d of [a-z0-9_-]: cannot tell whose events belong on it\n",
+			o->stream, o->stream_prefix, CONS_TENANT_MAX);
+		return false;
+	}
 	return true;
 }
 
@@ -212,6 +225,7 @@ int main(int argc, char **argv)
 	struct cons_keys keys = {NULL, 0};
 	struct cons_opts o = {
 		.redis_url = "redis://127.0.0.1:6379",
+		.stream_prefix = CONS_DEFAULT_STREAM_PREFIX,
 		.keys = &keys,
 		.max_deliveries = 5,
 		.claim_idle_ms = 30000,
@@ -249,8 +263,8 @@ int main(int argc, char **argv)
 
 	struct cons_state st = {.o = &o, .r = &r};
 	st.dead_stream = cons_xasprintf("%s:dead", o.stream);
-	cons_log(CONS_INFO, "consuming %s as %s/%s (%zu key%s)", o.stream, o.group, o.consumer, keys.n,
-		 keys.n == 1 ? "" : "s");
+	cons_log(CONS_INFO, "consuming %s (events of %s) as %s/%s (%zu key%s)", o.stream, o.source, o.group, o.consumer,
+		 keys.n, keys.n == 1 ? "" : "s");
 	int code = cons_run(&st);
 	free(st.dead_stream);
 	cons_redis_close(&r);
