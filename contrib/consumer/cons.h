@@ -24,6 +24,7 @@
 #define CONS_TENANT_MAX 32
 #define CONS_SOURCE_PREFIX "onceledger/"
 #define CONS_DEFAULT_STREAM_PREFIX "onceledger:events:"
+#define CONS_DEFAULT_REDIS_URL "redis://127.0.0.1:6379"
 
 /* A borrowed byte string (stream fields are binary safe, not NUL-terminated
  * by contract). */

@@ -81,7 +81,9 @@ static void cons_usage(FILE *f)
 	      "stdout (at least once, deduplicated by event id). See contrib/consumer/README.md.\n"
 	      "\n"
 	      "  --redis-url URL          redis://[[user]:password@]host[:port][/db] or unix:///path\n"
-	      "                           (default redis://127.0.0.1:6379)\n"
+	      "                           (default: $ONCELEDGER_REDIS_URL, else redis://127.0.0.1:6379;\n"
+	      "                           a URL with a password belongs in the environment, since\n"
+	      "                           every local user can read a command line)\n"
 	      "  --stream KEY             the tenant's stream, e.g. onceledger:events:acme\n"
 	      "  --stream-prefix PREFIX   the daemons' events_stream_prefix (onceledger:events:);\n"
 	      "                           the rest of --stream is the tenant every event's source\n"
@@ -224,7 +226,7 @@ int main(int argc, char **argv)
 {
 	struct cons_keys keys = {NULL, 0};
 	struct cons_opts o = {
-		.redis_url = "redis://127.0.0.1:6379",
+		.redis_url = CONS_DEFAULT_REDIS_URL,
 		.stream_prefix = CONS_DEFAULT_STREAM_PREFIX,
 		.keys = &keys,
 		.max_deliveries = 5,
@@ -232,6 +234,9 @@ int main(int argc, char **argv)
 		.dedupe_ttl_s = 7 * 86400,
 		.redis_retries = 10,
 	};
+	const char *env_url = getenv("ONCELEDGER_REDIS_URL");
+	if (env_url != NULL && env_url[0] != '\0')
+		o.redis_url = env_url;
 	if (!cons_verify_init()) {
 		fputs("onceledger-consume: libsodium failed to initialise\n", stderr);
 		return 1;

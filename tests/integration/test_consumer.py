@@ -87,15 +87,18 @@ def event_text(n, type="transfer.posted", eid=None, tenant=TEST_TENANT):
 
 
 def run(redis_url, stream, group, keys, *extra, consumer="c1", idle_exit_ms=800, timeout=60):
-    """Runs the consumer to its end; returns (exit code, stdout lines, stderr)."""
-    argv = [str(CONSUMER), "--redis-url", redis_url, "--stream", stream, *prefix_args(stream), "--group", group,
+    """Runs the consumer to its end; returns (exit code, stdout lines, stderr).
+    The URL (with the stack's password) goes in ONCELEDGER_REDIS_URL, as the
+    README advises, not on the command line."""
+    argv = [str(CONSUMER), "--stream", stream, *prefix_args(stream), "--group", group,
             "--consumer", consumer]
     for k in keys:
         argv += ["--key", k.arg if isinstance(k, Signer) else k]
     if idle_exit_ms is not None:
         argv += ["--idle-exit-ms", str(idle_exit_ms)]
     argv += [str(a) for a in extra]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, ONCELEDGER_REDIS_URL=redis_url)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     return p.returncode, p.stdout.splitlines(), p.stderr
 
 
@@ -361,12 +364,14 @@ def test_usage_errors_exit_2(redis_url, signer):
     assert p.returncode == 0 and "--max-deliveries" in p.stdout
 
 
-def test_redis_unreachable_exits_1(signer):
+def test_redis_unreachable_exits_1(redis_url, signer):
+    """(--redis-url beats ONCELEDGER_REDIS_URL, here a reachable one.)"""
     url = f"redis://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
     p = subprocess.run([str(CONSUMER), "--redis-url", url, "--stream", "onceledger:events:t_test", "--group", "g",
                         "--consumer", "c",
-                        "--key", signer.arg, "--redis-retries", "2"], capture_output=True, text=True, timeout=30)
+                        "--key", signer.arg, "--redis-retries", "2"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, ONCELEDGER_REDIS_URL=redis_url))
     assert p.returncode == 1, p.stderr
     assert "giving up after 2 retries" in p.stderr
     assert time.monotonic() - t0 < 10

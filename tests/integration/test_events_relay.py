@@ -30,7 +30,7 @@ import pytest
 import redis
 import requests
 
-from oltest import DAEMON, free_port, needs_control, poll
+from oltest import DAEMON, daemon_env, free_port, needs_control, poll
 
 pytestmark = [needs_control, pytest.mark.controls_daemon]
 
@@ -139,6 +139,14 @@ def _wait_published(rds, db, tenant, timeout):
     assert s == o, f"after {timeout} s the stream of {tenant} is not its outbox in order: {_diff(s, o)}"
     assert o, f"tenant {tenant} has no outbox rows"
     return s
+
+
+def _daemon_env(stack):
+    """The environment of a daemon started by hand: the stack's URLs (with
+    its password) there rather than on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env.update(daemon_env(stack))
+    return env
 
 
 def _tenant(cli):
@@ -568,9 +576,9 @@ def test_malformed_redis_url_stops_the_daemon(stack, tmp_path):
     for url, why in ((f"rediss://:{SECRET}@127.0.0.1:6379", "TLS"),
                      (f"redis://:{SECRET}@127.0.0.1:99999", "port"),
                      ("redis://127.0.0.1:6379/db3", "database")):
-        p = subprocess.run([str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--database-url", stack.database_url,
+        p = subprocess.run([str(DAEMON), "--listen", f"127.0.0.1:{free_port()}",
                             "--redis-url", url, "--events-key-file", str(tmp_path / "ek")],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=_daemon_env(stack))
         assert p.returncode != 0, f"{url}: the daemon started"
         assert "bad redis_url" in p.stderr and why in p.stderr, f"{url}: {p.stderr!r}"
         assert SECRET not in p.stderr + p.stdout, "the password reached the output"
@@ -590,11 +598,10 @@ def test_too_long_stream_prefix_stops_the_daemon(stack, tmp_path):
     Now such a prefix is a start-up error naming the setting and the limit;
     in a config file, the environment or a flag alike."""
     long_prefix = "p" * (PREFIX_MAX + 1)
-    base = [str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--database-url", stack.database_url,
-            "--redis-url", stack.redis_url, "--events-key-file", str(tmp_path / "ek")]
+    base = [str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--events-key-file", str(tmp_path / "ek")]
     conf = tmp_path / "ol.conf"
     conf.write_text(f"events_stream_prefix = {long_prefix}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env = _daemon_env(stack)
     for extra, env_extra in ((["--events-stream-prefix", long_prefix], {}),
                              ([], {"ONCELEDGER_EVENTS_STREAM_PREFIX": long_prefix}),
                              (["--config", str(conf)], {})):
