@@ -70,6 +70,8 @@ static const cfg_setting settings[] = {
 	 "How long a request waits for an in-flight request with the same Idempotency-Key before 409 idempotency_key_in_use; keep it below db_query_timeout_ms."},
 	{"idempotency_ttl_s", CFG_INT, "86400", 1, 2592000, S(idempotency_ttl_s),
 	 "Seconds an Idempotency-Key record is kept after its creation (a tenant may override it: onceledger tenant update NAME --idempotency-ttl-s N)."},
+	{"audit_page_entries", CFG_INT, "100000", 1, 100000000, S(audit_page_entries),
+	 "Chain entries and @world legs one page of GET /v1/audit/verify reads (an account's chain is never split); then it answers with a next_cursor."},
 	{"log_level", CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error."},
 };
 
