@@ -69,17 +69,18 @@ static json_t *i128_json(__int128 v)
 static bool i128_parse(const json_t *j, __int128 *out)
 {
 	const char *s = json_string_value(j);
-	if (s == NULL || *s == '\0' || strlen(s) > 40)
+	if (s == NULL)
 		return false;
 	bool neg = *s == '-';
 	const char *p = neg ? s + 1 : s;
-	if (*p == '\0')
+	/* 38 digits stay below 2^127; real sums of int64 balances have far fewer */
+	if (*p == '\0' || strlen(p) > 38)
 		return false;
 	__int128 v = 0;
 	for (; *p != '\0'; p++) {
 		if (*p < '0' || *p > '9')
 			return false;
-		v = v * 10 + (*p - '0'); /* 40 digits fit: sums of int64s stay far below 2^126 */
+		v = v * 10 + (*p - '0');
 	}
 	*out = neg ? -v : v;
 	return true;
