@@ -111,8 +111,9 @@ static void audited(lg_status st, json_t *obj, void *arg)
 {
 	if (st == LG_OK) {
 		const json_t *next = json_object_get(obj, "next");
-		char *c = json_is_null(next) ? NULL : v_cursor_encode(next);
-		if (!json_is_null(next) && c == NULL) {
+		bool more = json_is_object(next);
+		char *c = more ? v_cursor_encode(next) : NULL;
+		if (more && c == NULL) {
 			reply(LG_FAILED, NULL, arg);
 			return;
 		}
