@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(again != NULL && lg_audit_pos_load(again, cur, &q));
 		assert(q.world == p.world && q.shard == p.shard && q.accounts == p.accounts && q.sum == p.sum &&
 		       q.world_sum == p.world_sum && q.ok == p.ok &&
-		       (q.start == NULL ? p.start == NULL : json_equal(q.start, p.start)));
+		       (q.start == NULL ? p.start == NULL : json_equal(q.start, p.start)) && strcmp(q.snap, p.snap) == 0);
 		lg_audit_pos_clear(&q);
 		json_decref(again);
 		lg_audit_pos_clear(&p);

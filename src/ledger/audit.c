@@ -5,7 +5,11 @@
  * accounts_by_currency and stops after the account whose chain took it past
  * `max_entries` entries; then the @world legs, `max_entries` per page too.
  * The position and the running totals travel in the cursor, so the last page
- * answers for the whole currency. Each page reads in one snapshot. */
+ * answers for the whole currency. Each page reads in one snapshot; the last
+ * page of a pass of several says whether the tenant's ledger moved while the
+ * pass ran ("consistent"): a ledger change writes its event in the same
+ * transaction, so an outbox row of the tenant that the first page's
+ * snapshot did not see and the last page's does is a change in between. */
 #include "ledger/ledger_int.h"
 
 #include <stdio.h>
@@ -27,6 +31,8 @@ typedef struct audit {
 	 * ExclusiveStartKey of the next query, or NULL */
 	lg_audit_pos pos;
 	bool done;
+	bool paged;      /* this page continues a pass (it got a cursor) */
+	bool consistent; /* the last page: nothing moved since the first page's snapshot */
 	/* this page */
 	json_t *rows; /* the index rows of the current accounts query */
 	size_t next;
@@ -63,9 +69,10 @@ static void audit_end(audit *a, lg_status st)
 		bool done = a->done;
 		/* "ok" is the verdict on the whole currency: only the last page has
 		 * it (null before); "sum" and "world" are the totals so far. */
-		out = json_pack("{s:o, s:I, s:o, s:o, s:O, s:o}", "ok", done ? json_boolean(a->pos.ok && total == 0) : json_null(),
-				"accounts", (json_int_t)a->pos.accounts, "sum", i128_json(total), "world",
-				i128_json(a->pos.world_sum), "failed_accounts", a->bad, "next",
+		out = json_pack("{s:o, s:I, s:o, s:o, s:O, s:o, s:o}", "ok",
+				done ? json_boolean(a->pos.ok && total == 0) : json_null(), "accounts", (json_int_t)a->pos.accounts,
+				"sum", i128_json(total), "world", i128_json(a->pos.world_sum), "failed_accounts", a->bad,
+				"consistent", done ? json_boolean(a->consistent) : json_null(), "next",
 				done ? json_null() : lg_audit_pos_json(&a->pos, a->currency));
 		if (out == NULL)
 			st = LG_FAILED;
@@ -75,12 +82,86 @@ static void audit_end(audit *a, lg_status st)
 	audit_free(a);
 }
 
+/* ---- did the ledger move during the pass? ------------------------------------------ */
+
+static void page_full(audit *a);
+
+static lg_status db_status_of(const db_result *res)
+{
+	return res->status == DB_ERR_QUERY ? LG_FAILED : LG_UNAVAILABLE;
+}
+
+static void snap_got(db_result *res, void *arg)
+{
+	audit *a = arg;
+	const char *v = res->status == DB_OK && PQntuples(res->results[0]) == 1 ? PQgetvalue(res->results[0], 0, 0) : NULL;
+	if (res->status != DB_OK) {
+		audit_end(a, db_status_of(res));
+		return;
+	}
+	if (!lg_audit_snap_ok(v) || (a->pos.snap = strdup(v)) == NULL) {
+		audit_end(a, LG_FAILED); /* too many transactions in flight for a cursor */
+		return;
+	}
+	page_full(a);
+}
+
+/* The first page's snapshot (in REPEATABLE READ pg_current_snapshot() is
+ * the transaction's), carried in the cursor to the last page. */
+static void snap_read(audit *a)
+{
+	db_batch *b = db_batch_new();
+	if (b == NULL || !db_batch_add_sql(b, "SELECT pg_current_snapshot()::text", 0, NULL)) {
+		db_batch_free(b);
+		audit_end(a, LG_FAILED);
+		return;
+	}
+	db_tx_exec(a->ctx.tx, b, 0, snap_got, a);
+}
+
+static void moved_got(db_result *res, void *arg)
+{
+	audit *a = arg;
+	if (res->status != DB_OK) {
+		audit_end(a, db_status_of(res));
+		return;
+	}
+	a->consistent = PQntuples(res->results[0]) == 1 && strcmp(PQgetvalue(res->results[0], 0, 0), "f") == 0;
+	audit_end(a, LG_OK);
+}
+
+static void moved_check(audit *a)
+{
+	const char *p[2] = {a->ctx.tenant, a->pos.snap};
+	db_batch *b = db_batch_new();
+	if (b == NULL || a->ctx.tenant == NULL ||
+	    !db_batch_add_sql(b,
+			      "SELECT EXISTS (SELECT 1 FROM outbox WHERE tenant = $1"
+			      " AND txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot))",
+			      2, p)) {
+		db_batch_free(b);
+		audit_end(a, LG_FAILED);
+		return;
+	}
+	db_tx_exec(a->ctx.tx, b, 0, moved_got, a);
+}
+
+/* A page that ends before the pass: its cursor, with the first page's
+ * snapshot. */
+static void page_full(audit *a)
+{
+	if (a->pos.snap == NULL)
+		snap_read(a);
+	else
+		audit_end(a, LG_OK);
+}
+
+static void next_step(audit *a);
+
 static bool budget_left(const audit *a)
 {
 	return a->read < a->max_entries;
 }
-
-static void next_step(audit *a);
 
 static void world_got(it_reply *r, void *arg)
 {
@@ -159,7 +240,10 @@ static void next_row(audit *a)
 		/* Out of entries: the next page starts after the last row done. */
 		json_decref(a->pos.start);
 		a->pos.start = row_key(json_array_get(a->rows, a->next - 1));
-		audit_end(a, a->pos.start != NULL ? LG_OK : LG_FAILED);
+		if (a->pos.start == NULL)
+			audit_end(a, LG_FAILED);
+		else
+			page_full(a);
 		return;
 	}
 	if (a->next >= n) {
@@ -221,7 +305,11 @@ static void accounts_query(audit *a)
 static void next_step(audit *a)
 {
 	if (a->done) {
-		audit_end(a, LG_OK);
+		a->consistent = !a->paged; /* one page: one snapshot */
+		if (a->paged)
+			moved_check(a);
+		else
+			audit_end(a, LG_OK);
 		return;
 	}
 	if (!a->pos.world && a->limit > 0 && budget_left(a)) {
@@ -232,7 +320,7 @@ static void next_step(audit *a)
 		world_query(a);
 		return;
 	}
-	audit_end(a, LG_OK); /* the page is full: a cursor */
+	page_full(a); /* the page is full: a cursor */
 }
 
 void lg_audit_verify(const lg_ctx *c, const char *currency, const lg_audit_page *p, lg_cb cb, void *arg)
@@ -250,6 +338,7 @@ void lg_audit_verify(const lg_ctx *c, const char *currency, const lg_audit_page 
 	a->limit = p->limit > 0 ? p->limit : QUERY_PAGE;
 	a->max_entries = p->max_entries > 0 ? p->max_entries : 1;
 	util_strlcpy(a->currency, currency, sizeof(a->currency));
+	a->paged = p->cursor != NULL;
 	if (p->cursor != NULL && !lg_audit_pos_load(p->cursor, a->currency, &a->pos)) {
 		audit_free(a);
 		json_t *why = json_pack("{s:s}", "field", "cursor");

@@ -72,13 +72,36 @@ void lg_audit_pos_clear(lg_audit_pos *p)
 {
 	json_decref(p->start);
 	p->start = NULL;
+	free(p->snap);
+	p->snap = NULL;
+}
+
+bool lg_audit_snap_ok(const char *s)
+{
+	/* xmin:xmax:xip,xip,... (PostgreSQL's pg_snapshot text) */
+	size_t n = s != NULL ? strlen(s) : 0;
+	if (n < 4 || n > LG_AUDIT_SNAP_MAX)
+		return false;
+	int colons = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool digit = c >= '0' && c <= '9';
+		bool first = i == 0 || s[i - 1] == ':' || s[i - 1] == ',';
+		if (c == ':')
+			colons++;
+		if (!digit && !(c == ':' && colons <= 2 && !first) && !(c == ',' && colons == 2 && !first))
+			return false;
+		if (digit && c == '0' && first && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')
+			return false; /* no leading zeros */
+	}
+	return colons == 2 && s[n - 1] != ',';
 }
 
 bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out)
 {
 	static const char *const acc_key[] = {"PK", "SK", "GSI6PK", "GSI6SK"};
 	static const char *const world_key[] = {"PK", "SK"};
-	static const char *const members[] = {"c", "ph", "k", "sh", "n", "s", "w", "ok"};
+	static const char *const members[] = {"c", "ph", "k", "sh", "n", "s", "w", "ok", "sn"};
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(c))
 		return false;
@@ -103,6 +126,9 @@ bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out)
 	    !json_is_boolean(ok) || !i128_parse(json_object_get(c, "s"), &out->sum) ||
 	    !i128_parse(json_object_get(c, "w"), &out->world_sum))
 		return false;
+	const char *snap = json_string_value(json_object_get(c, "sn"));
+	if (!lg_audit_snap_ok(snap) || (out->snap = strdup(snap)) == NULL)
+		return false;
 	out->accounts = json_integer_value(n);
 	out->shard = (int)json_integer_value(sh);
 	out->ok = json_is_true(ok);
@@ -110,24 +136,27 @@ bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out)
 		char pk[16];
 		snprintf(pk, sizeof(pk), "CUR#%s", currency);
 		if (k == NULL || !key_ok(k, acc_key, OL_ARRAY_LEN(acc_key), "GSI6PK", pk) || out->shard != 0)
-			return false;
+			goto fail;
 		out->world = false;
 	} else if (strcmp(ph, "w") == 0) {
 		char pk[32];
 		lg_audit_world_pk(currency, out->shard, pk, sizeof(pk));
 		if (k != NULL && !key_ok(k, world_key, OL_ARRAY_LEN(world_key), "PK", pk))
-			return false;
+			goto fail;
 		out->world = true;
 	} else {
-		return false;
+		goto fail;
 	}
 	out->start = json_incref((json_t *)k);
 	return true;
+fail:
+	lg_audit_pos_clear(out);
+	return false;
 }
 
 json_t *lg_audit_pos_json(const lg_audit_pos *p, const char *currency)
 {
-	return json_pack("{s:s, s:s, s:O?, s:i, s:I, s:o, s:o, s:b}", "c", currency, "ph", p->world ? "w" : "a", "k", p->start,
-			 "sh", p->shard, "n", (json_int_t)p->accounts, "s", lg_i128_str(p->sum), "w", lg_i128_str(p->world_sum),
-			 "ok", p->ok);
+	return json_pack("{s:s, s:s, s:O?, s:i, s:I, s:o, s:o, s:b, s:s}", "c", currency, "ph", p->world ? "w" : "a", "k",
+			 p->start, "sh", p->shard, "n", (json_int_t)p->accounts, "s", lg_i128_str(p->sum), "w",
+			 lg_i128_str(p->world_sum), "ok", p->ok, "sn", p->snap ? p->snap : "");
 }

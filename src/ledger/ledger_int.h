@@ -43,6 +43,7 @@ typedef struct lg_audit_pos {
 	int64_t accounts; /* verified so far */
 	__int128 sum, world_sum;
 	bool ok;          /* every chain so far verified */
+	char *snap;       /* the first page's snapshot (pg_snapshot text), or NULL */
 } lg_audit_pos;
 
 /* The position from the client's cursor object: exactly what
@@ -50,6 +51,9 @@ typedef struct lg_audit_pos {
 bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out) OL_WARN_UNUSED;
 json_t *lg_audit_pos_json(const lg_audit_pos *p, const char *currency);
 void lg_audit_pos_clear(lg_audit_pos *p);
+/* A pg_snapshot's text as PostgreSQL writes it (digits, "xmin:xmax:xip,..."). */
+#define LG_AUDIT_SNAP_MAX 2048
+bool lg_audit_snap_ok(const char *s);
 /* "WORLD#<CUR>#<shard, 2 digits>" */
 void lg_audit_world_pk(const char *currency, int shard, char *out, size_t len);
 /* A 128-bit integer as a JSON string of decimal digits. */

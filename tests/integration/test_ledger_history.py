@@ -680,7 +680,7 @@ def _audit_pass(d, akey, currency=CUR, limit=None, first_params=None):
         if cursor is None:
             return pages
         assert isinstance(cursor, str) and cursor, v
-        assert v["ok"] is None, f"a verdict before the last page: {v}"
+        assert v["ok"] is None and v["consistent"] is None, f"a verdict before the last page: {v}"
 
 
 def _money(d, wkey, n_accounts, credits_each=1):
@@ -706,8 +706,9 @@ def test_audit_verify_pages_over_accounts(daemon, stack, tenant, wkey, akey):
     assert len(pages) >= 3, pages
     assert [p["accounts"] for p in pages] == [2, 4, 5], pages  # counts so far
     last = pages[-1]
-    for k in ("ok", "accounts", "sum", "world", "failed_accounts"):
+    for k in ("ok", "accounts", "sum", "world", "failed_accounts", "consistent"):
         assert last[k] == whole[k], (k, last, whole)
+    assert last["consistent"] is True, last
     assert all(p["failed_accounts"] == [] for p in pages), pages
     # a failed chain on the first page: the verdict at the end is false,
     # and the page that verified it names it
@@ -737,6 +738,32 @@ def test_audit_verify_pages_over_entries(daemon_factory, cli):
     whole = _expect(_aget(d2, akey, "/v1/audit/verify", {"currency": CUR}), 200)
     assert whole["next_cursor"] is None and {k: whole[k] for k in ("ok", "accounts", "sum", "world")} == \
         {k: last[k] for k in ("ok", "accounts", "sum", "world")}, (whole, last)
+
+
+def test_audit_verify_pass_tells_when_money_moved(daemon, wkey, akey):
+    """Each page reads in its own snapshot: money that moves between an
+    account of an earlier page and one of a later page while the pass runs
+    makes the total differ from 0. The last page says so ("consistent":
+    false: the tenant's ledger changed between the first page's snapshot and
+    its own), and a pass over the quiet ledger is clean again."""
+    d = daemon
+    stem = "mv-" + _hex()
+    a, b, c = (f"{stem}-{i}" for i in range(3))  # index order: a, b, c
+    for acc in (a, b, c):
+        _expect(_post(d, "/v1/accounts", wkey, {"id": acc, "currency": "CHF"}), 201)
+    _credit(d, wkey, a, 100)
+    p1 = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": "CHF", "limit": 1}), 200)
+    assert p1["accounts"] == 1 and p1["sum"] == 100 and p1["next_cursor"], p1  # a, read
+    _transfer(d, wkey, a, c, 30, currency="CHF")  # a was read before, c will be after
+    cursor, pages = p1["next_cursor"], [p1]
+    while cursor:
+        pages.append(_expect(_aget(d, akey, "/v1/audit/verify", {"currency": "CHF", "limit": 1, "cursor": cursor}), 200))
+        cursor = pages[-1]["next_cursor"]
+    last = pages[-1]
+    assert last["sum"] == 30 and last["ok"] is False and last["consistent"] is False, last
+    assert all(p["failed_accounts"] == [] for p in pages), pages  # every chain verified
+    again = _audit_pass(d, akey, currency="CHF", limit=1)
+    assert again[-1]["ok"] is True and again[-1]["sum"] == 0 and again[-1]["consistent"] is True, again[-1]
 
 
 def _cursor_json(c):
@@ -779,6 +806,9 @@ def test_audit_verify_bad_cursor_is_400(daemon, wkey, akey):
         "shard out of range": _cursor_text(dict(c, ph="w", sh=16, k=None)),
         "world key of another shard": _cursor_text(dict(c, ph="w", sh=0, k={"PK": {"S": f"WORLD#{CUR}#01"}, "SK": {"S": "x"}})),
         "verdict not a boolean": _cursor_text(dict(c, ok="yes")),
+        "no snapshot": _cursor_text({k: v for k, v in c.items() if k != "sn"}),
+        "snapshot not PostgreSQL's": _cursor_text(dict(c, sn="1:2:3'); DROP TABLE outbox; --")),
+        "snapshot empty": _cursor_text(dict(c, sn="")),
         "a page of entries": entries_cursor["next_cursor"],
         "one character changed": good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1],
     }
