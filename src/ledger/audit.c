@@ -99,8 +99,14 @@ static void snap_got(db_result *res, void *arg)
 		audit_end(a, db_status_of(res));
 		return;
 	}
-	if (!lg_audit_snap_ok(v) || (a->pos.snap = strdup(v)) == NULL) {
-		audit_end(a, LG_FAILED); /* too many transactions in flight for a cursor */
+	if (v == NULL || (a->pos.snap = strdup(v)) == NULL) {
+		audit_end(a, LG_FAILED);
+		return;
+	}
+	if (!lg_audit_snap_ok(v)) {
+		/* so many transactions in flight that the snapshot does not fit in
+		 * a cursor: a moment later it will */
+		audit_end(a, LG_UNAVAILABLE);
 		return;
 	}
 	page_full(a);
