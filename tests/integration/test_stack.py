@@ -5,19 +5,23 @@ without it, and the password lives only in files of mode 0600 inside a
 directory nobody else can list (the env file, DIR/secret, DIR/redis.conf),
 never on a command line.
 
+A stack made before the password gets one at its next start.
+
 Before the password, the cluster trusted every local user on 127.0.0.1 (a
 `nobody` shell connected as the superuser) and Redis had no password."""
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from oltest import needs_control, parse_env_file
+from oltest import STACK_SH, needs_control, parse_env_file
 
 pytestmark = needs_control
 
@@ -136,3 +140,36 @@ def test_another_local_user_gets_nothing(stack, env):
                                     "-d", "onceledger", "-Xtc", "SELECT 1"],
                        capture_output=True, text=True, timeout=30, env={"PATH": os.environ.get("PATH", "")})
     assert p.returncode != 0 and "password" in p.stderr, p
+
+
+def test_an_older_stack_gets_a_password_at_its_next_start():
+    """A stack directory made before the password (no DIR/secret; a cluster
+    whose superuser password is not the one about to be generated, as with
+    `trust`): its next `start` generates one, sets it on the running
+    cluster's superuser (restarting it) and on Redis, and the env file
+    carries it."""
+    d = Path(tempfile.mkdtemp(prefix="onceledger-stack-"))
+    os.chmod(d, 0o711)
+
+    def run(cmd):
+        p = subprocess.run([str(STACK_SH), cmd, str(d)], capture_output=True, text=True, timeout=180)
+        assert p.returncode == 0, (cmd, p.stdout, p.stderr)
+        return p
+
+    try:
+        run("start")
+        old = parse_env_file(d / "env")["ONCELEDGER_STACK_PASSWORD"]
+        (d / "secret").unlink()  # what an older stack.sh left: no secret
+        p = run("start")         # still running: it is restarted with a new password
+        assert "setting one" in p.stderr, p.stderr
+        env = parse_env_file(d / "env")
+        new = env["ONCELEDGER_STACK_PASSWORD"]
+        assert new != old and _mode(d / "secret") == 0o600 and _mode(d / "env") == 0o600
+        with pytest.raises(psycopg2.OperationalError):
+            _pg(env, password=old).close()
+        _pg(env, password=new).close()
+        assert _redis_raw("AUTH " + old, port=int(env["REDIS_PORT"])).startswith("-WRONGPASS")
+        assert _redis_raw("AUTH " + new, port=int(env["REDIS_PORT"])) == "+OK"
+    finally:
+        subprocess.run([str(STACK_SH), "stop", str(d)], capture_output=True, timeout=180)
+        shutil.rmtree(d, ignore_errors=True)
