@@ -4,6 +4,8 @@
  * by hand and run by pgbench on the same PostgreSQL (bench/run.sh).
  *
  *   items_bench --database-url URL [--setup-only] [--clients 16] [--threads 2]
+ *   (or the URL in ONCELEDGER_DATABASE_URL: a URL with a password does not
+ *   belong on a command line)
  *               [--seconds 10] [--items 10000]
  *
  * Prints one line "WRKJSON {...}" (rps, latency percentiles) for bench/run.sh. */
@@ -243,6 +245,7 @@ static bool setup(void)
 int main(int argc, char **argv)
 {
 	bool setup_only = false;
+	url = getenv("ONCELEDGER_DATABASE_URL");
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--database-url") == 0 && i + 1 < argc)
 			url = argv[++i];

@@ -311,23 +311,29 @@ ensure_stack() {
     STACK_UP=1
     scripts/stack.sh start "$STACK_DIR" >"$LOG_DIR/stack.log" 2>&1 ||
         { cat "$LOG_DIR/stack.log" >&2; die "scripts/stack.sh start $STACK_DIR failed"; }
+    # Exported: the stack's URLs, PGPASSWORD (psql and pgbench connect to
+    # 127.0.0.1, which wants the stack's password) and the password itself.
     set -a
     # shellcheck disable=SC1090,SC1091
     . "$STACK_DIR/env"
     set +a
+    [ -n "${PGPASSWORD:-}" ] && [ -n "${ONCELEDGER_STACK_PASSWORD:-}" ] ||
+        die "$STACK_DIR/env has no password (an old scripts/stack.sh?)"
 }
 
 ensure_daemon() {
     [ -n "$DAEMON_PID" ] && return 0
     build_daemon
     ensure_stack
-    local db=$ONCELEDGER_DATABASE_URL
+    # The CLI, the daemon and items_bench read the stack's URLs from the
+    # environment (exported by ensure_stack): they carry its password, which
+    # must not be on a command line.
     log "migrating, creating tenant 'bench' and a read,write,audit key"
-    src/onceledger migrate --database-url "$db" >>"$LOG_DIR/cli.log" 2>&1 ||
+    src/onceledger migrate >>"$LOG_DIR/cli.log" 2>&1 ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger migrate failed"; }
-    src/onceledger tenant create bench --database-url "$db" >>"$LOG_DIR/cli.log" 2>&1 ||
+    src/onceledger tenant create bench >>"$LOG_DIR/cli.log" 2>&1 ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger tenant create failed"; }
-    API_KEY=$(src/onceledger key create --tenant bench --scopes read,write,audit --database-url "$db" 2>>"$LOG_DIR/cli.log") ||
+    API_KEY=$(src/onceledger key create --tenant bench --scopes read,write,audit 2>>"$LOG_DIR/cli.log") ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger key create failed"; }
     API_KEY=$(printf '%s' "$API_KEY" | tr -d '[:space:]')
     [[ "$API_KEY" == olk_* ]] || die "onceledger key create printed '$API_KEY', not a key"
@@ -337,7 +343,7 @@ ensure_daemon() {
     log "starting src/onceledgerd --listen 127.0.0.1:$port --threads $SERVER_THREADS ${BENCH_DAEMON_ARGS:-}"
     # shellcheck disable=SC2086
     src/onceledgerd --listen "127.0.0.1:$port" --threads "$SERVER_THREADS" \
-        --database-url "$db" --redis-url "$ONCELEDGER_REDIS_URL" --events-key-file "$(cd "$STACK_DIR" && pwd -P)/events.key" ${BENCH_DAEMON_ARGS:-} \
+        --events-key-file "$(cd "$STACK_DIR" && pwd -P)/events.key" ${BENCH_DAEMON_ARGS:-} \
         >"$LOG_DIR/onceledgerd.out" 2>"$LOG_DIR/onceledgerd.log" &
     DAEMON_PID=$!
     local _ code=000
@@ -504,13 +510,13 @@ EOF
 ITEMS_CLIENTS=${BENCH_ITEMS_CLIENTS:-16}
 items_setup() {
     [ -x bench/items_bench ] || make -j2 bench/items_bench >/dev/null || return 1
-    bench/items_bench --database-url "$ONCELEDGER_DATABASE_URL" --setup-only
+    bench/items_bench --setup-only
 }
 
 items_update() {
     items_setup || return 1
     echo "+ bench/items_bench --clients $ITEMS_CLIENTS --threads $WRK_THREADS --seconds $DURATION"
-    bench/items_bench --database-url "$ONCELEDGER_DATABASE_URL" --clients "$ITEMS_CLIENTS" --threads "$WRK_THREADS" \
+    bench/items_bench --clients "$ITEMS_CLIENTS" --threads "$WRK_THREADS" \
         --seconds "$DURATION"
 }
 

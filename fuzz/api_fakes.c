@@ -306,10 +306,12 @@ void lg_verify(const lg_ctx *c, const char *account, lg_cb cb, void *arg)
 	lg_account_get(c, account, cb, arg);
 }
 
-void lg_audit_verify(const lg_ctx *c, const char *currency, lg_cb cb, void *arg)
+void lg_audit_verify(const lg_ctx *c, const char *currency, const lg_audit_page *p, lg_cb cb, void *arg)
 {
 	chk_ctx(c);
 	chk_currency(currency);
+	assert(p->limit >= 1 && p->limit <= 1000 && p->max_entries >= 1);
+	assert(p->cursor == NULL || json_is_object(p->cursor));
 	answer_as(cb, arg, false, READS);
 }
 

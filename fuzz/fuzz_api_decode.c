@@ -31,7 +31,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static ol_config cfg = {.retry_after_s = 1};
+static ol_config cfg = {.retry_after_s = 1, .audit_page_entries = 100000};
 static app the_app = {.cfg = &cfg};
 static app_worker worker = {.app = &the_app};
 static const char *content_type;

@@ -20,6 +20,8 @@ fi
 
 scripts/stack.sh start "$DIR"
 trap 'echo; echo "demo: stopping PostgreSQL and Redis"; scripts/stack.sh stop "$DIR"' EXIT
+# The stack's URLs carry its password (PostgreSQL and Redis want it; the
+# env file is 0600): the CLI and the daemon read them from the environment.
 set -a
 . "$DIR/env"
 set +a
@@ -53,7 +55,7 @@ cat <<BANNER
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/accounts/alice/entries
 
   Events (docs/events.md): the stream, the replay, the key that signs them:
-  redis-cli -u $ONCELEDGER_REDIS_URL XRANGE onceledger:events:demo - +
+  (set -a; . $DIR/env; redis-cli -p $REDIS_PORT XRANGE onceledger:events:demo - +)
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/events
   curl -s -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT/v1/events/signing-key
 
@@ -67,6 +69,8 @@ cat <<BANNER
 
   PostgreSQL: $ONCELEDGER_DATABASE_URL
   Redis:      $ONCELEDGER_REDIS_URL
+  (both want the stack's password; it is in $DIR/env, mode 0600: \`set -a; . $DIR/env\`
+   makes psql and redis-cli use it)
 
 BANNER
 src/onceledgerd --listen "127.0.0.1:$PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" --events-key-file "$PWD/$DIR/events.key" || true

@@ -5,9 +5,13 @@
 #
 # Everything lives under DIR: pgdata/ (the cluster), run/ (unix sockets of
 # both servers), redis/ (Redis working dir), log/, ports (the TCP ports chosen
-# the first time, so they stay stable across restarts) and env (shell
-# KEY=value lines for clients, see docs/development.md).  Both servers listen
-# on their private socket and on 127.0.0.1 only; authentication is `trust`.
+# the first time, so they stay stable across restarts), secret (the stack's
+# password, mode 0600), redis.conf (0600) and env (shell KEY=value lines for
+# clients, mode 0600, see docs/development.md).  Both servers listen on their
+# private socket and on 127.0.0.1 only, and both want the stack's password,
+# generated the first time: SCRAM-SHA-256 for PostgreSQL (socket and TCP
+# alike), `requirepass` for Redis.  DIR is 0711: other users may pass through
+# it (PostgreSQL's user must) but not list it, and cannot read the secrets.
 # When run as root, PostgreSQL runs as the `postgres` user (it refuses root).
 set -euo pipefail
 
@@ -36,6 +40,8 @@ LOG_DIR=$DIR/log
 REDIS_DIR=$DIR/redis
 PORTS_FILE=$DIR/ports
 ENV_FILE=$DIR/env
+SECRET_FILE=$DIR/secret
+REDIS_CONF=$DIR/redis.conf
 REDIS_PID=$DIR/redis.pid
 REDIS_SOCK=$RUN_DIR/redis.sock
 
@@ -113,26 +119,55 @@ load_ports() {
     mv -f "$PORTS_FILE.tmp" "$PORTS_FILE"
 }
 
+# The stack's password: made the first time a server of DIR starts, kept in
+# DIR/secret (0600).  URL-safe base64 ([A-Za-z0-9_-]), so it goes into URLs,
+# conninfo strings and config files as it is.  NEW_SECRET=1 when this run
+# made it: servers of an older stack (no password) must get it.
+load_secret() {
+    STACK_PASSWORD=""
+    NEW_SECRET=0
+    if [ -f "$SECRET_FILE" ]; then
+        # shellcheck disable=SC1090
+        . "$SECRET_FILE"
+    fi
+    if [ -z "$STACK_PASSWORD" ]; then
+        STACK_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        [ ${#STACK_PASSWORD} -eq 32 ] || die "cannot generate a password"
+        (umask 077 && printf 'STACK_PASSWORD=%s\n' "$STACK_PASSWORD" >"$SECRET_FILE.tmp")
+        mv -f "$SECRET_FILE.tmp" "$SECRET_FILE"
+        NEW_SECRET=1
+    fi
+    chmod 0600 "$SECRET_FILE"
+}
+
+# Clients of the stack: libpq (PGPASSWORD), redis-cli (REDISCLI_AUTH) and the
+# URLs carry the password; hence mode 0600.
 write_env() {
-    cat >"$ENV_FILE.tmp" <<EOF
+    (umask 077 && cat >"$ENV_FILE.tmp" <<EOF
 PGHOST=$RUN_DIR
 PGPORT=$PG_PORT
 PGDATABASE=onceledger
 PGUSER=postgres
-ONCELEDGER_DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/onceledger
-ONCELEDGER_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+PGPASSWORD=$STACK_PASSWORD
+ONCELEDGER_DATABASE_URL=postgresql://postgres:$STACK_PASSWORD@127.0.0.1:$PG_PORT/onceledger
+ONCELEDGER_REDIS_URL=redis://:$STACK_PASSWORD@127.0.0.1:$REDIS_PORT
+ONCELEDGER_STACK_PASSWORD=$STACK_PASSWORD
 REDIS_PORT=$REDIS_PORT
 REDIS_SOCKET=$REDIS_SOCK
+REDISCLI_AUTH=$STACK_PASSWORD
 ONCELEDGER_STACK_DIR=$DIR
 PG_BIN=$PG_BIN
 EOF
+    )
+    chmod 0600 "$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
 prepare_dirs() {
     mkdir -p "$RUN_DIR" "$LOG_DIR" "$REDIS_DIR"
-    # The postgres user must be able to reach DIR and write run/ and log/.
-    chmod 0755 "$DIR"
+    # The postgres user must be able to reach DIR and write run/ and log/;
+    # nobody else needs to list it (env and secret are 0600 besides).
+    chmod 0711 "$DIR"
     if [ "$(id -u)" -eq 0 ]; then
         chown "$PG_USER" "$RUN_DIR" "$LOG_DIR"
         [ -d "$PGDATA_DIR" ] && chown -R "$PG_USER" "$PGDATA_DIR"
@@ -154,14 +189,16 @@ pg_init() {
     mkdir -p "$PGDATA_DIR"
     [ "$(id -u)" -eq 0 ] && chown "$PG_USER" "$PGDATA_DIR"
     chmod 0700 "$PGDATA_DIR"
-    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 \
-        --locale=C --no-sync >"$LOG_DIR/initdb.log" 2>&1 ||
-        { cat "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
-    as_pg sh -c "cat > '$PGDATA_DIR/pg_hba.conf'" <<EOF
-# throwaway cluster: trust on the private socket and on 127.0.0.1 only
-local   all   all                 trust
-host    all   all   127.0.0.1/32  trust
-EOF
+    # initdb reads the superuser's password from a file PG_USER can read:
+    # 0600, PG_USER's, in run/ (initdb wants an empty data directory),
+    # removed right after.
+    local pwfile=$RUN_DIR/.initdb-password
+    as_pg sh -c "umask 077 && cat > '$pwfile'" <<<"$STACK_PASSWORD"
+    local rc=0
+    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=scram-sha-256 --auth-host=scram-sha-256 \
+        --pwfile="$pwfile" -E UTF8 --locale=C --no-sync >"$LOG_DIR/initdb.log" 2>&1 || rc=$?
+    rm -f "$pwfile"
+    [ $rc -eq 0 ] || { cat "$LOG_DIR/initdb.log" >&2; die "initdb failed"; }
     as_pg sh -c "cat >> '$PGDATA_DIR/postgresql.conf'" <<EOF
 
 # --- onceledger throwaway cluster (scripts/stack.sh) ---
@@ -169,15 +206,33 @@ include_if_exists = 'stack.conf'
 EOF
 }
 
+# Sets the superuser's password of a cluster that is not running (an older
+# stack made before the password, with `trust`), in single-user mode.
+pg_set_password_offline() {
+    as_pg "$PG_BIN/postgres" --single -D "$PGDATA_DIR" postgres >>"$LOG_DIR/initdb.log" 2>&1 <<EOF ||
+SET password_encryption = 'scram-sha-256';
+ALTER ROLE postgres PASSWORD '$STACK_PASSWORD';
+EOF
+        die "could not set the password of the existing cluster (see $LOG_DIR/initdb.log)"
+}
+
 pg_write_conf() {
     # STACK_DURABLE=1: fsync, synchronous_commit and full_page_writes on, as
     # a payments database runs (benchmarks); else off (tests, the demo).
     local durable=off
     [ "${STACK_DURABLE:-0}" = 1 ] && durable=on
+    # Rewritten on every start: an older stack's `trust` lines go too.
+    as_pg sh -c "cat > '$PGDATA_DIR/pg_hba.conf'" <<EOF
+# scripts/stack.sh: the private socket and 127.0.0.1 only, and always the
+# stack's password (DIR/secret): other local users must not get in.
+local   all   all                 scram-sha-256
+host    all   all   127.0.0.1/32  scram-sha-256
+EOF
     as_pg sh -c "cat > '$PGDATA_DIR/stack.conf'" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$RUN_DIR'
+password_encryption = 'scram-sha-256'
 max_connections = 200
 shared_buffers = 64MB
 fsync = $durable
@@ -209,10 +264,10 @@ pg_start() {
     done
     "$PG_BIN/pg_isready" -q -h "$RUN_DIR" -p "$PG_PORT" || die "PostgreSQL is not accepting connections"
     local have
-    have=$("$PG_BIN/psql" -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres -XtAq \
+    have=$(PGPASSWORD=$STACK_PASSWORD "$PG_BIN/psql" -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres -XtAq \
         -c "SELECT 1 FROM pg_database WHERE datname = 'onceledger'")
     if [ "$have" != "1" ]; then
-        "$PG_BIN/psql" -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres -Xq \
+        PGPASSWORD=$STACK_PASSWORD "$PG_BIN/psql" -h "$RUN_DIR" -p "$PG_PORT" -U postgres -d postgres -Xq \
             -v ON_ERROR_STOP=1 -c "CREATE DATABASE onceledger" >/dev/null
     fi
 }
@@ -238,16 +293,30 @@ redis_start() {
     prepare_dirs
     if ! redis_pid >/dev/null; then
         rm -f "$REDIS_PID" "$REDIS_SOCK"
-        "$REDIS_SERVER" --daemonize yes --port "$REDIS_PORT" --bind 127.0.0.1 \
-            --unixsocket "$REDIS_SOCK" --unixsocketperm 770 \
-            --pidfile "$REDIS_PID" --logfile "$LOG_DIR/redis.log" --dir "$REDIS_DIR" \
-            --save '' --appendonly no --protected-mode yes >/dev/null 9>&- ||
-            die "redis-server failed to start"
+        # A config file, not flags: a command line is readable by every
+        # local user (/proc/PID/cmdline), and requirepass is the secret.
+        (umask 077 && cat >"$REDIS_CONF" <<EOF
+daemonize yes
+port $REDIS_PORT
+bind 127.0.0.1
+protected-mode yes
+unixsocket $REDIS_SOCK
+unixsocketperm 770
+pidfile $REDIS_PID
+logfile $LOG_DIR/redis.log
+dir $REDIS_DIR
+save ""
+appendonly no
+requirepass $STACK_PASSWORD
+EOF
+        )
+        chmod 0600 "$REDIS_CONF"
+        "$REDIS_SERVER" "$REDIS_CONF" >/dev/null 9>&- || die "redis-server failed to start"
     fi
     local _
     for _ in $(seq 1 100); do
         if [ -n "$REDIS_CLI" ]; then
-            [ "$("$REDIS_CLI" -s "$REDIS_SOCK" ping 2>/dev/null)" = "PONG" ] && return 0
+            [ "$(REDISCLI_AUTH=$STACK_PASSWORD "$REDIS_CLI" -s "$REDIS_SOCK" ping 2>/dev/null)" = "PONG" ] && return 0
         else
             [ -S "$REDIS_SOCK" ] && return 0
         fi
@@ -272,7 +341,34 @@ redis_stop() {
     rm -f "$REDIS_PID" "$REDIS_SOCK"
 }
 
+# An older stack (before the password) gets one at its next start: its
+# running servers are stopped, the cluster's superuser gets the password,
+# and whatever was running starts again with it.
+adopt_secret() {
+    [ "$NEW_SECRET" = 1 ] || return 0
+    [ -f "$PGDATA_DIR/PG_VERSION" ] || [ -n "$(redis_pid || true)" ] || return 0
+    log "no password yet in $DIR: setting one (servers restart)"
+    local pg_was=0 redis_was=0
+    if [ -f "$PGDATA_DIR/PG_VERSION" ]; then
+        pg_running && pg_was=1
+        pg_stop
+        prepare_dirs
+        pg_set_password_offline
+    fi
+    redis_pid >/dev/null && redis_was=1
+    redis_stop
+    if [ "$pg_was" = 1 ]; then pg_start; fi
+    if [ "$redis_was" = 1 ]; then redis_start; fi
+    return 0
+}
+
 load_ports
+case "$cmd" in
+    start|pg-start|redis-start)
+        load_secret
+        adopt_secret
+        ;;
+esac
 case "$cmd" in
     start)
         pg_start

@@ -3,7 +3,8 @@
 # suite; the last line is "N passed, N failed" summed over all suites, and
 # the exit status is non-zero when anything failed. .ci/run calls this.
 #
-#   scripts/test.sh                 # everything
+#   scripts/test.sh                 # everything (what CI runs)
+#   scripts/test.sh quick           # the developer's loop: unit, db, integration
 #   SUITES="unit integration" scripts/test.sh
 #   FUZZ_SECONDS=60 scripts/test.sh
 #
@@ -17,10 +18,28 @@
 # Redis restarted, under load for CHAOS_SECONDS, then every invariant),
 # valgrind (`make valgrind-check`: the integration suite with the daemon under
 # memcheck; an invalid access or a definite leak fails them).
+#
+# `quick` runs unit, db and integration only (no chaos, valgrind, sdk, ASan
+# or fuzzing); `full` (the default) runs every suite. SUITES, when set,
+# overrides either.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-SUITES=${SUITES:-"unit db integration chaos valgrind sdk asan fuzz"}
+case ${1:-full} in
+quick) default_suites="unit db integration" ;;
+full) default_suites="unit db integration chaos valgrind sdk asan fuzz" ;;
+*)
+	echo "usage: scripts/test.sh [quick|full]"
+	echo "0 passed, 1 failed"
+	exit 2
+	;;
+esac
+if [ $# -gt 1 ]; then
+	echo "usage: scripts/test.sh [quick|full]"
+	echo "0 passed, 1 failed"
+	exit 2
+fi
+SUITES=${SUITES:-$default_suites}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 JOBS=${JOBS:-2}
 PY=/usr/bin/python3   # Debian's python3-* packages live here

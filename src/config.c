@@ -24,7 +24,7 @@ static const cfg_setting settings[] = {
 	{"database_url", CFG_STR, "postgresql:///onceledger", 0, 0, S(database_url), "libpq connection URL of PostgreSQL."},
 	{"redis_url", CFG_STR, "redis://127.0.0.1:6379", 0, 0, S(redis_url), "Redis URL for the event streams: redis://[[user]:password@]host[:port][/db] or unix:///path."},
 	{"events_stream_prefix", CFG_STR, "onceledger:events:", 0, 0, S(events_stream_prefix),
-	 "Prefix of the tenants' Redis stream keys; the tenant's name follows."},
+	 "Prefix of the tenants' Redis stream keys; the tenant's name follows. At most 223 bytes (stream keys have at most 255)."},
 	{"events_key_file", CFG_STR, "onceledger-events.key", 0, 0, S(events_key_file),
 	 "Ed25519 event signing keys (docs/events.md); created (mode 0600) with a first key when missing. Must be private to its owner: a file its group or others may access stops the daemon at start-up. Every daemon of one database must use the same file."},
 	{"events_stream_maxlen", CFG_INT, "1000000", 0, 1000000000000LL, S(events_stream_maxlen),
@@ -77,6 +77,8 @@ static const cfg_setting settings[] = {
 	 "How long a request waits for an in-flight request with the same Idempotency-Key before 409 idempotency_key_in_use; keep it below db_query_timeout_ms."},
 	{"idempotency_ttl_s", CFG_INT, "86400", 1, 2592000, S(idempotency_ttl_s),
 	 "Seconds an Idempotency-Key record is kept after its creation (a tenant may override it: onceledger tenant update NAME --idempotency-ttl-s N)."},
+	{"audit_page_entries", CFG_INT, "100000", 1, 100000000, S(audit_page_entries),
+	 "Chain entries and @world legs one page of GET /v1/audit/verify reads (an account's chain is never split); then it answers with a next_cursor."},
 	{"log_level", CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error."},
 };
 
@@ -125,6 +127,14 @@ bool cfg_set(ol_config *cfg, const char *name, const char *value, char **err)
 		if (strcmp(name, "log_level") == 0 && strcmp(value, "debug") != 0 && strcmp(value, "info") != 0 &&
 		    strcmp(value, "warn") != 0 && strcmp(value, "error") != 0) {
 			*err = xasprintf("log_level must be debug, info, warn or error, not '%s'", value);
+			return false;
+		}
+		/* Two tenants whose names differ only past a cut would share a
+		 * stream: refuse the prefix instead of ever truncating a key. */
+		if (strcmp(name, "events_stream_prefix") == 0 && strlen(value) > OL_STREAM_KEY_MAX - OL_TENANT_NAME_MAX) {
+			*err = xasprintf("events_stream_prefix is %zu bytes; at most %d fit, so that the stream key of a tenant with the longest "
+					 "name (%d bytes) stays within %d bytes",
+					 strlen(value), OL_STREAM_KEY_MAX - OL_TENANT_NAME_MAX, OL_TENANT_NAME_MAX, OL_STREAM_KEY_MAX);
 			return false;
 		}
 		return true;

@@ -49,6 +49,7 @@ typedef struct ol_config {
 	long long hold_sweep_interval_ms;
 	long long idempotency_wait_ms;
 	long long idempotency_ttl_s;
+	long long audit_page_entries;
 	char *log_level;
 } ol_config;
 

@@ -19,6 +19,13 @@
 #define CONS_COMMAND_TIMEOUT_MS (CONS_BLOCK_MAX_MS + 3000)
 #define CONS_CLAIM_EVERY_MAX_MS 5000
 
+/* onceledger's tenant names: [a-z0-9_-]{1,32}; an event's "source" is
+ * "onceledger/<tenant>". */
+#define CONS_TENANT_MAX 32
+#define CONS_SOURCE_PREFIX "onceledger/"
+#define CONS_DEFAULT_STREAM_PREFIX "onceledger:events:"
+#define CONS_DEFAULT_REDIS_URL "redis://127.0.0.1:6379"
+
 /* A borrowed byte string (stream fields are binary safe, not NUL-terminated
  * by contract). */
 struct cons_slice {
@@ -32,6 +39,10 @@ struct cons_keys; /* cons_verify.h */
 struct cons_opts {
 	const char *redis_url;
 	const char *stream;
+	const char *stream_prefix; /* the daemons' events_stream_prefix */
+	/* "onceledger/<tenant>", the tenant being the stream's name after
+	 * stream_prefix: every event on the stream must have this source. */
+	char source[sizeof(CONS_SOURCE_PREFIX) + CONS_TENANT_MAX];
 	const char *group;
 	const char *consumer;
 	struct cons_keys *keys;

@@ -243,7 +243,7 @@ bool cons_entry_process(struct cons_state *st, const redisReply *entry, long lon
 	}
 	if (!cons_fields_get(list, &f, &cause) ||
 	    !cons_verify_signature(st->o->keys, f.kid, f.signature, f.event, &cause) ||
-	    !cons_verify_event(f.event, f.id, f.type, &cause))
+	    !cons_verify_event(f.event, f.id, f.type, st->o->source, &cause))
 		goto dead;
 
 	int seen = cons_seen(st, f.id);

@@ -81,8 +81,13 @@ static void cons_usage(FILE *f)
 	      "stdout (at least once, deduplicated by event id). See contrib/consumer/README.md.\n"
 	      "\n"
 	      "  --redis-url URL          redis://[[user]:password@]host[:port][/db] or unix:///path\n"
-	      "                           (default redis://127.0.0.1:6379)\n"
+	      "                           (default: $ONCELEDGER_REDIS_URL, else redis://127.0.0.1:6379;\n"
+	      "                           a URL with a password belongs in the environment, since\n"
+	      "                           every local user can read a command line)\n"
 	      "  --stream KEY             the tenant's stream, e.g. onceledger:events:acme\n"
+	      "  --stream-prefix PREFIX   the daemons' events_stream_prefix (onceledger:events:);\n"
+	      "                           the rest of --stream is the tenant every event's source\n"
+	      "                           must name (onceledger/<tenant>), else it is dead-lettered\n"
 	      "  --group NAME             consumer group (created at the stream's start if missing)\n"
 	      "  --consumer NAME          this consumer's name within the group (keep it stable)\n"
 	      "  --key KID:BASE64PUB      a trusted Ed25519 public key (GET /v1/events/signing-key);\n"
@@ -125,6 +130,7 @@ static void cons_on_signal(int sig)
 enum {
 	OPT_REDIS_URL = 256,
 	OPT_STREAM,
+	OPT_STREAM_PREFIX,
 	OPT_GROUP,
 	OPT_CONSUMER,
 	OPT_KEY,
@@ -143,6 +149,7 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 	static const struct option longopts[] = {
 		{"redis-url", required_argument, NULL, OPT_REDIS_URL},
 		{"stream", required_argument, NULL, OPT_STREAM},
+		{"stream-prefix", required_argument, NULL, OPT_STREAM_PREFIX},
 		{"group", required_argument, NULL, OPT_GROUP},
 		{"consumer", required_argument, NULL, OPT_CONSUMER},
 		{"key", required_argument, NULL, OPT_KEY},
@@ -166,6 +173,7 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 		switch (ch) {
 		case OPT_REDIS_URL: o->redis_url = optarg; break;
 		case OPT_STREAM: o->stream = optarg; break;
+		case OPT_STREAM_PREFIX: o->stream_prefix = optarg; break;
 		case OPT_GROUP: o->group = optarg; break;
 		case OPT_CONSUMER: o->consumer = optarg; break;
 		case OPT_FAIL_TYPE: o->fail_type = optarg; break;
@@ -204,6 +212,13 @@ static bool cons_parse_args(int argc, char **argv, struct cons_opts *o)
 		fputs("onceledger-consume: --stream, --group and --consumer must not be empty\n", stderr);
 		return false;
 	}
+	if (!cons_stream_source(o->stream, o->stream_prefix, o->source, sizeof(o->source))) {
+		fprintf(stderr,
+			"onceledger-consume: --stream %s is not <prefix><tenant> with --stream-prefix '%s' and a tenant "
+			"name of 1-%d of [a-z0-9_-]: cannot tell whose events belong on it\n",
+			o->stream, o->stream_prefix, CONS_TENANT_MAX);
+		return false;
+	}
 	return true;
 }
 
@@ -211,13 +226,17 @@ int main(int argc, char **argv)
 {
 	struct cons_keys keys = {NULL, 0};
 	struct cons_opts o = {
-		.redis_url = "redis://127.0.0.1:6379",
+		.redis_url = CONS_DEFAULT_REDIS_URL,
+		.stream_prefix = CONS_DEFAULT_STREAM_PREFIX,
 		.keys = &keys,
 		.max_deliveries = 5,
 		.claim_idle_ms = 30000,
 		.dedupe_ttl_s = 7 * 86400,
 		.redis_retries = 10,
 	};
+	const char *env_url = getenv("ONCELEDGER_REDIS_URL");
+	if (env_url != NULL && env_url[0] != '\0')
+		o.redis_url = env_url;
 	if (!cons_verify_init()) {
 		fputs("onceledger-consume: libsodium failed to initialise\n", stderr);
 		return 1;
@@ -249,8 +268,8 @@ int main(int argc, char **argv)
 
 	struct cons_state st = {.o = &o, .r = &r};
 	st.dead_stream = cons_xasprintf("%s:dead", o.stream);
-	cons_log(CONS_INFO, "consuming %s as %s/%s (%zu key%s)", o.stream, o.group, o.consumer, keys.n,
-		 keys.n == 1 ? "" : "s");
+	cons_log(CONS_INFO, "consuming %s (events of %s) as %s/%s (%zu key%s)", o.stream, o.source, o.group, o.consumer,
+		 keys.n, keys.n == 1 ? "" : "s");
 	int code = cons_run(&st);
 	free(st.dead_stream);
 	cons_redis_close(&r);

@@ -3,6 +3,7 @@
  * trusted once it agrees with the signed event. */
 #include "cons_verify.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,7 +122,21 @@ bool cons_verify_signature(const struct cons_keys *keys, struct cons_slice kid, 
 	return true;
 }
 
-bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct cons_slice type, char **cause)
+bool cons_stream_source(const char *stream, const char *prefix, char *source, size_t len)
+{
+	size_t pn = strlen(prefix);
+	if (strncmp(stream, prefix, pn) != 0)
+		return false;
+	const char *tenant = stream + pn;
+	size_t tn = strlen(tenant);
+	if (tn == 0 || tn > CONS_TENANT_MAX || strspn(tenant, "abcdefghijklmnopqrstuvwxyz0123456789_-") != tn)
+		return false;
+	int n = snprintf(source, len, "%s%s", CONS_SOURCE_PREFIX, tenant);
+	return n > 0 && (size_t)n < len;
+}
+
+bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct cons_slice type, const char *source,
+		       char **cause)
 {
 	/* stdout carries one event per line: a signed text with a raw newline
 	 * (legal JSON whitespace, never produced by the relay) cannot be framed. */
@@ -138,8 +153,9 @@ bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct con
 	}
 	json_t *eid = json_object_get(ev, "id");
 	json_t *etype = json_object_get(ev, "type");
-	if (!json_is_object(ev) || !json_is_string(eid) || !json_is_string(etype)) {
-		*cause = cons_xasprintf("event is not an object with string id and type");
+	json_t *esource = json_object_get(ev, "source");
+	if (!json_is_object(ev) || !json_is_string(eid) || !json_is_string(etype) || !json_is_string(esource)) {
+		*cause = cons_xasprintf("event is not an object with string id, type and source");
 		goto out;
 	}
 	if (!cons_slice_eq(id, json_string_value(eid), json_string_length(eid))) {
@@ -148,6 +164,13 @@ bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct con
 	}
 	if (!cons_slice_eq(type, json_string_value(etype), json_string_length(etype))) {
 		*cause = cons_xasprintf("event type does not match the type field");
+		goto out;
+	}
+	/* A validly signed event of another tenant copied into this stream. */
+	if (strcmp(json_string_value(esource), source) != 0 || json_string_length(esource) != strlen(source)) {
+		char buf[CONS_KID_MAX + 1];
+		struct cons_slice es = {json_string_value(esource), json_string_length(esource)};
+		*cause = cons_xasprintf("event source %s is not this stream's tenant (%s)", cons_printable(es, buf), source);
 		goto out;
 	}
 	ok = true;

@@ -31,8 +31,15 @@ void cons_keys_free(struct cons_keys *keys);
 bool cons_verify_signature(const struct cons_keys *keys, struct cons_slice kid, struct cons_slice sig,
 			   struct cons_slice event, char **cause) CONS_WARN_UNUSED;
 /* The (already verified) event is one line of JSON, an object whose "id"
- * and "type" equal the entry's unsigned id and type fields. */
-bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct cons_slice type,
+ * and "type" equal the entry's unsigned id and type fields and whose
+ * "source" is the stream's tenant's (source: "onceledger/<tenant>"): one
+ * signing key serves every tenant, so a signature alone does not say whose
+ * stream an event belongs on. */
+bool cons_verify_event(struct cons_slice event, struct cons_slice id, struct cons_slice type, const char *source,
 		       char **cause) CONS_WARN_UNUSED;
+/* The tenant of a stream named <prefix><tenant> into source as
+ * "onceledger/<tenant>" (len >= sizeof "onceledger/" + 32); false when the
+ * name does not start with prefix or what follows is no tenant name. */
+bool cons_stream_source(const char *stream, const char *prefix, char *source, size_t len) CONS_WARN_UNUSED;
 
 #endif

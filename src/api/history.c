@@ -105,6 +105,25 @@ void api_verify(http_req *r)
 	lg_verify(&c, api_param(r, 0), reply, r);
 }
 
+/* The audit's page: its position becomes the opaque next_cursor (the same
+ * codec as the lists', validate.c). */
+static void audited(lg_status st, json_t *obj, void *arg)
+{
+	if (st == LG_OK) {
+		const json_t *next = json_object_get(obj, "next");
+		bool more = json_is_object(next);
+		char *c = more ? v_cursor_encode(next) : NULL;
+		if (more && c == NULL) {
+			reply(LG_FAILED, NULL, arg);
+			return;
+		}
+		json_object_set_new(obj, "next_cursor", c != NULL ? json_string(c) : json_null());
+		json_object_del(obj, "next");
+		free(c);
+	}
+	reply(st, obj, arg);
+}
+
 void api_audit_verify(http_req *r)
 {
 	char *cur = v_query(r, "currency");
@@ -115,7 +134,20 @@ void api_audit_verify(http_req *r)
 			     json_pack("{s:s}", "field", "currency"));
 		return;
 	}
+	lg_audit_page page = {.limit = 1000, .max_entries = api_worker(r)->app->cfg->audit_page_entries};
+	json_t *cursor = NULL;
+	char *limit = v_query(r, "limit"); /* absent: 1000, not the lists' 100 */
+	bool ok = (limit == NULL || v_limit(r, &page.limit)) && v_cursor(r, &cursor);
+	free(limit);
+	if (!ok) {
+		free(cur);
+		return;
+	}
+	if (page.max_entries < 1)
+		page.max_entries = 1;
+	page.cursor = cursor;
 	lg_ctx c = api_lg_ctx(r);
-	lg_audit_verify(&c, cur, reply, r);
+	lg_audit_verify(&c, cur, &page, audited, r);
+	json_decref(cursor);
 	free(cur);
 }

@@ -43,7 +43,7 @@ typedef enum { R_NONE, R_CONNECTING, R_UP } redis_state;
 /* A row of the round in flight: what its reply needs. */
 typedef struct round_row {
 	double created; /* insert time (epoch s), for the lag */
-	char key[256];  /* its stream */
+	char key[OL_STREAM_KEY_MAX + 1]; /* its stream */
 	char sid[48];   /* its entry id */
 } round_row;
 
@@ -484,6 +484,19 @@ static void on_xadd(redisAsyncContext *ac, void *reply, void *privdata)
 	}
 }
 
+/* <prefix><tenant> into buf; false (and nothing published) rather than a
+ * cut key: a cut could put two tenants into one stream. The start-up check
+ * of the prefix (config.c) makes this unreachable for valid tenant names. */
+static bool stream_key(const ev_relay *r, const char *tenant, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s%s", r->prefix, tenant);
+	if (n < 0 || (size_t)n >= len) {
+		log_error("relay_stream_key_too_long", "{s:s, s:i}", "tenant", tenant, "max", (int)len - 1);
+		return false;
+	}
+	return true;
+}
+
 static bool send_row(ev_relay *r, PGresult *res, int i, struct evbuffer *buf)
 {
 	ev_row row = ev_row_at(res, i);
@@ -495,7 +508,8 @@ static bool send_row(ev_relay *r, PGresult *res, int i, struct evbuffer *buf)
 	char sig[EV_SIG_B64_LEN], kid[EV_KID_LEN];
 	ev_keys_sign(r->cfg.keys, text, len, sig, kid);
 	char *key = r->rows[i].key, *sid = r->rows[i].sid;
-	snprintf(key, sizeof(r->rows[i].key), "%s%s", r->prefix, row.tenant);
+	if (!stream_key(r, row.tenant, key, sizeof(r->rows[i].key)))
+		return false;
 	snprintf(sid, sizeof(r->rows[i].sid), "%llu-%d", (unsigned long long)row.txid, row.n);
 	const char *argv[16];
 	size_t argl[16];
@@ -679,8 +693,11 @@ static void reconcile(ev_relay *r)
 			break;
 		}
 		r->ntops++;
-		char key[512];
-		snprintf(key, sizeof(key), "%s%s", r->prefix, tt->tenant);
+		char key[OL_STREAM_KEY_MAX + 1];
+		if (!stream_key(r, tt->tenant, key, sizeof(key))) {
+			r->failed = true;
+			break;
+		}
 		const char *argv[6] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
 		if (redisAsyncCommandArgv(r->rc, on_top, (void *)(intptr_t)(r->ntops - 1), 6, argv, NULL) != REDIS_OK)
 			r->failed = true;
@@ -775,6 +792,10 @@ static void relay_free(ev_relay *r)
 ev_relay *ev_relay_start(const ev_relay_config *cfg, char **err)
 {
 	*err = NULL;
+	if (strlen(cfg->prefix) > OL_STREAM_KEY_MAX - OL_TENANT_NAME_MAX) {
+		*err = strdup("events_stream_prefix too long for the longest tenant name");
+		return NULL;
+	}
 	ev_relay *r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		*err = strdup("out of memory");

@@ -146,8 +146,16 @@ void lg_balance_at(const lg_ctx *c, const char *account, int64_t at_us, lg_cb cb
 void lg_statement(const lg_ctx *c, const char *account, int64_t from_us, int64_t to_us, lg_cb cb, void *arg);
 /* obj = {"account","ok","entries","head","balance_matches"[,"first_bad_seq"]} */
 void lg_verify(const lg_ctx *c, const char *account, lg_cb cb, void *arg);
-/* obj = {"ok","accounts","sum"} */
-void lg_audit_verify(const lg_ctx *c, const char *currency, lg_cb cb, void *arg);
+/* A page of the audit of a currency (audit.c). */
+typedef struct lg_audit_page {
+	int limit;            /* rows of accounts_by_currency (accounts, inbox credits) per page */
+	int64_t max_entries;  /* chain entries and @world legs per page (a started chain is finished) */
+	const json_t *cursor; /* the previous page's "next", or NULL for the first */
+} lg_audit_page;
+/* obj = {"ok" (the verdict; null before the last page),"accounts","sum","world",
+ * "failed_accounts" (this page's),"next" (position or null)}; LG_INVALID
+ * (obj {"field":"cursor"}) for a cursor this audit did not issue for the currency. */
+void lg_audit_verify(const lg_ctx *c, const char *currency, const lg_audit_page *p, lg_cb cb, void *arg);
 
 /* A new id: prefix + 12 hex digits of milliseconds + 20 random hex digits
  * (time-ordered, unguessable). */

@@ -9,6 +9,12 @@
 
 #define OL_WARN_UNUSED __attribute__((warn_unused_result))
 #define OL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* The longest tenant name: sql/001_foundation.sql checks '^[a-z0-9_-]{1,32}$'. */
+#define OL_TENANT_NAME_MAX 32
+/* The longest Redis stream key the relay builds (events_stream_prefix plus
+ * the tenant's name, docs/events.md); a prefix that cannot hold the longest
+ * tenant name is refused at start-up, so no key is ever cut. */
+#define OL_STREAM_KEY_MAX 255
 
 /* Wall clock in microseconds since the epoch. */
 int64_t util_now_us(void);

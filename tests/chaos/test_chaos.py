@@ -56,10 +56,13 @@ class Node:
         self.starts = 0
 
     def start(self):
-        argv = [str(DAEMON), "--listen", f"127.0.0.1:{self.port}", "--database-url", self.env["ONCELEDGER_DATABASE_URL"],
-                "--redis-url", self.env["ONCELEDGER_REDIS_URL"], "--threads", "2", "--events-key-file", str(self.keyfile),
+        # The URLs carry the stack's password: in the environment, not on a
+        # command line (readable by every local user).
+        argv = [str(DAEMON), "--listen", f"127.0.0.1:{self.port}", "--threads", "2", "--events-key-file", str(self.keyfile),
                 "--hold-sweep-interval-ms", "500", "--db-pool-size", "4"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+        env["ONCELEDGER_DATABASE_URL"] = self.env["ONCELEDGER_DATABASE_URL"]
+        env["ONCELEDGER_REDIS_URL"] = self.env["ONCELEDGER_REDIS_URL"]
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         self.starts += 1
@@ -104,11 +107,12 @@ def world():
     assert p.returncode == 0, p.stderr
     env = parse_env_file(d / "stack" / "env")
     db = env["ONCELEDGER_DATABASE_URL"]
+    cli_env = dict(os.environ, ONCELEDGER_DATABASE_URL=db)  # the URL has the password: not in argv
     for args in (["migrate"], ["tenant", "create", "chaos"]):
-        p = subprocess.run([str(CLI), *args, "--database-url", db], capture_output=True, text=True, timeout=60)
+        p = subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=60, env=cli_env)
         assert p.returncode == 0, p.stderr
-    key = subprocess.run([str(CLI), "key", "create", "--tenant", "chaos", "--scopes", "read,write,audit",
-                          "--database-url", db], capture_output=True, text=True, timeout=60).stdout.strip()
+    key = subprocess.run([str(CLI), "key", "create", "--tenant", "chaos", "--scopes", "read,write,audit"],
+                         capture_output=True, text=True, timeout=60, env=cli_env).stdout.strip()
     nodes = [Node(env, d, i) for i in range(3)]
     for n in nodes:
         n.start()

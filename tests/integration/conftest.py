@@ -137,7 +137,7 @@ def stack():
         owned = False
     else:
         directory = Path(tempfile.mkdtemp(prefix="onceledger-it-"))
-        os.chmod(directory, 0o755)  # PostgreSQL runs as `postgres` when we are root
+        os.chmod(directory, 0o711)  # PostgreSQL runs as `postgres` when we are root: it must pass through
         env = _start_stack(directory)
         owned = True
     st = Stack(directory, env, env["ONCELEDGER_DATABASE_URL"], env["ONCELEDGER_REDIS_URL"], owned)

@@ -97,11 +97,13 @@ class Cli:
         self.database_url = database_url
 
     def run(self, *args, check=True, db=True, timeout=60):
+        # The URL carries the stack's password: in the environment, not on
+        # a command line every local user can read (/proc/PID/cmdline).
         argv = [str(CLI), *args]
-        if db:
-            argv += ["--database-url", self.database_url]
         env = dict(os.environ)
         env.pop("ONCELEDGER_DATABASE_URL", None)
+        if db:
+            env["ONCELEDGER_DATABASE_URL"] = self.database_url
         p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
         if check and p.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
@@ -246,6 +248,13 @@ def events_key_file(stack):
     return str(Path(stack.dir) / "events.key") if stack.dir is not None else None
 
 
+def daemon_env(stack):
+    """The stack's URLs for a daemon's environment: they carry the stack's
+    password, which must not be on a command line (/proc/PID/cmdline is
+    readable by every local user). Flags in extra_args still win."""
+    return {"ONCELEDGER_DATABASE_URL": stack.database_url, "ONCELEDGER_REDIS_URL": stack.redis_url}
+
+
 def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd", env_extra=None):
     """env_extra: variables added to the daemon's environment (e.g.
     {"ONCELEDGER_FAILPOINT": "relay_after_xadd"})."""
@@ -253,11 +262,11 @@ def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd", e
         pytest.fail(f"{DAEMON} does not exist: build first (make -j2)")
     port = free_port()
     log_path = Path(log_dir) / f"{name}-{port}.log"
-    argv = [str(DAEMON), "--listen", f"127.0.0.1:{port}", "--database-url", stack.database_url,
-            "--redis-url", stack.redis_url, "--threads", str(threads),
+    argv = [str(DAEMON), "--listen", f"127.0.0.1:{port}", "--threads", str(threads),
             *(["--events-key-file", events_key_file(stack)] if stack.dir is not None else []),
             *shlex.split(os.environ.get("ONCELEDGER_TEST_DAEMON_ARGS", "")), *extra_args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env.update(daemon_env(stack))
     env.update(env_extra or {})
     logf = open(log_path, "wb")
     try:

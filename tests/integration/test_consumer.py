@@ -63,9 +63,23 @@ class Signer:
                 "signature": self.sign(text), "kid": self.kid}
 
 
-def event_text(n, type="transfer.posted", eid=None):
+# The hand-made entries' tenant: their streams are oltest:consumer:<hex>:t_test,
+# read with --stream-prefix oltest:consumer:<hex>: (the consumer checks that
+# every event's source is the stream's tenant's).
+TEST_TENANT = "t_test"
+
+
+def prefix_args(stream):
+    """--stream-prefix for a test stream; none (the default) for a tenant's."""
+    if stream.startswith("oltest:consumer:"):
+        assert stream.endswith(":" + TEST_TENANT), stream
+        return ["--stream-prefix", stream[:-len(TEST_TENANT)]]
+    return []
+
+
+def event_text(n, type="transfer.posted", eid=None, tenant=TEST_TENANT):
     """A CloudEvent as the relay writes it: compact, members in order."""
-    ev = {"specversion": "1.0", "id": eid or f"evt_{uuid.uuid4().hex[:20]}", "source": "onceledger/t_test",
+    ev = {"specversion": "1.0", "id": eid or f"evt_{uuid.uuid4().hex[:20]}", "source": f"onceledger/{tenant}",
           "type": type, "subject": f"obj_{n}", "time": "2026-11-21T10:00:00.123456Z",
           "datacontenttype": "application/json", "sequence": str(1000000 * (100 + n)),
           "data": {"id": f"obj_{n}", "amount": 100 + n}}
@@ -73,15 +87,18 @@ def event_text(n, type="transfer.posted", eid=None):
 
 
 def run(redis_url, stream, group, keys, *extra, consumer="c1", idle_exit_ms=800, timeout=60):
-    """Runs the consumer to its end; returns (exit code, stdout lines, stderr)."""
-    argv = [str(CONSUMER), "--redis-url", redis_url, "--stream", stream, "--group", group,
+    """Runs the consumer to its end; returns (exit code, stdout lines, stderr).
+    The URL (with the stack's password) goes in ONCELEDGER_REDIS_URL, as the
+    README advises, not on the command line."""
+    argv = [str(CONSUMER), "--stream", stream, *prefix_args(stream), "--group", group,
             "--consumer", consumer]
     for k in keys:
         argv += ["--key", k.arg if isinstance(k, Signer) else k]
     if idle_exit_ms is not None:
         argv += ["--idle-exit-ms", str(idle_exit_ms)]
     argv += [str(a) for a in extra]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, ONCELEDGER_REDIS_URL=redis_url)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
     return p.returncode, p.stdout.splitlines(), p.stderr
 
 
@@ -115,7 +132,7 @@ def r(redis_url):
 def stream(r):
     """A stream of this test's own (not a tenant's: the relay never writes
     it), deleted afterwards with its dead letters and done markers."""
-    name = f"oltest:consumer:{uuid.uuid4().hex[:12]}"
+    name = f"oltest:consumer:{uuid.uuid4().hex[:12]}:{TEST_TENANT}"
     yield name
     keys = [name, name + ":dead"] + list(r.scan_iter(match=name + ":*:done:*", count=1000))
     r.delete(*keys)
@@ -180,6 +197,13 @@ def test_forged_and_malformed_entries_go_to_dead_letter(r, redis_url, stream, si
         ("type mismatch", signer.fields(event_text(10), type="account.created"), "event type does not match"),
         ("signed but not JSON", signer.fields(not_json, id="evt_x", type="transfer.posted"), "not JSON"),
         ("signed with a newline", signer.fields(event_text(11).replace(",", ",\n", 1)), "newline"),
+        # validly signed, but another tenant's event (one key signs for all)
+        ("another tenant's event", signer.fields(event_text(12, tenant="t_other")),
+         "event source onceledger/t_other is not this stream's tenant (onceledger/" + TEST_TENANT + ")"),
+        ("a tenant's name as a prefix", signer.fields(event_text(13, tenant=TEST_TENANT + "x")),
+         "is not this stream's tenant"),
+        ("no source", signer.fields(event_text(14).replace(f'"source":"onceledger/{TEST_TENANT}",', "", 1)),
+         "string id, type and source"),
     ]
     r.xadd(stream, signer.fields(good1))
     for _, fields, _ in bad:
@@ -287,7 +311,7 @@ def test_waits_for_entries_added_while_running(r, redis_url, stream, signer):
     """A consumer blocked in XREADGROUP picks entries up as they arrive,
     also after the stream was deleted under it (a Redis that lost its data:
     the group is recreated)."""
-    argv = [str(CONSUMER), "--redis-url", redis_url, "--stream", stream, "--group", "g",
+    argv = [str(CONSUMER), "--redis-url", redis_url, "--stream", stream, *prefix_args(stream), "--group", "g",
             "--consumer", "c1", "--key", signer.arg, "--count", "3", "--claim-idle-ms", "500"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -310,7 +334,7 @@ def test_waits_for_entries_added_while_running(r, redis_url, stream, signer):
 
 
 def test_usage_errors_exit_2(redis_url, signer):
-    base = ["--stream", "s", "--group", "g", "--consumer", "c"]
+    base = ["--stream", "onceledger:events:t_test", "--group", "g", "--consumer", "c"]
     cases = [
         [],
         base,                                                   # no --key
@@ -325,6 +349,12 @@ def test_usage_errors_exit_2(redis_url, signer):
         base + ["--key", signer.arg, "--frobnicate"],
         base + ["--key", signer.arg, "extra"],
         ["--group", "g", "--consumer", "c", "--key", signer.arg],
+        # no tenant to check the events' source against
+        base[:1] + ["oltest:s"] + base[2:] + ["--key", signer.arg],
+        base[:1] + ["onceledger:events:"] + base[2:] + ["--key", signer.arg],
+        base[:1] + ["onceledger:events:Acme"] + base[2:] + ["--key", signer.arg],
+        base[:1] + ["onceledger:events:" + "a" * 33] + base[2:] + ["--key", signer.arg],
+        base + ["--key", signer.arg, "--stream-prefix", "other:"],
     ]
     for args in cases:
         p = subprocess.run([str(CONSUMER), *args], capture_output=True, text=True, timeout=10)
@@ -334,18 +364,21 @@ def test_usage_errors_exit_2(redis_url, signer):
     assert p.returncode == 0 and "--max-deliveries" in p.stdout
 
 
-def test_redis_unreachable_exits_1(signer):
+def test_redis_unreachable_exits_1(redis_url, signer):
+    """(--redis-url beats ONCELEDGER_REDIS_URL, here a reachable one.)"""
     url = f"redis://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
-    p = subprocess.run([str(CONSUMER), "--redis-url", url, "--stream", "s", "--group", "g", "--consumer", "c",
-                        "--key", signer.arg, "--redis-retries", "2"], capture_output=True, text=True, timeout=30)
+    p = subprocess.run([str(CONSUMER), "--redis-url", url, "--stream", "onceledger:events:t_test", "--group", "g",
+                        "--consumer", "c",
+                        "--key", signer.arg, "--redis-retries", "2"], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, ONCELEDGER_REDIS_URL=redis_url))
     assert p.returncode == 1, p.stderr
     assert "giving up after 2 retries" in p.stderr
     assert time.monotonic() - t0 < 10
 
 
 def test_sigterm_exits_0(redis_url, stream, signer):
-    p = subprocess.Popen([str(CONSUMER), "--redis-url", redis_url, "--stream", stream, "--group", "g",
+    p = subprocess.Popen([str(CONSUMER), "--redis-url", redis_url, "--stream", stream, *prefix_args(stream), "--group", "g",
                           "--consumer", "c", "--key", signer.arg], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
@@ -481,3 +514,41 @@ def test_end_to_end_forged_and_duplicate_entries(daemon, r, redis_url, relay_eve
     code, out, err = run(redis_url, stream, "g2", karg)
     assert code == 0 and out == [f["event"] for _, f in entries], err
     assert len(dead_entries(r, stream)) == 2
+
+
+def test_end_to_end_another_tenants_event_is_dead_lettered(daemon, cli, r, redis_url, relay_events):
+    """One key signs every tenant's events: alpha's validly signed entry
+    copied into beta's stream verifies, so the consumer of beta's stream
+    must check the event's source against the stream's tenant
+    (onceledger:events:<tenant>) and dead-letter it, not print alpha's
+    event as beta's. On alpha's own stream the same entry is fine."""
+    alpha_stream, key, entries, _, _ = relay_events
+    karg = [f"{key['kid']}:{key['public_key']}"]
+    beta = cli.tenant_create()
+    bkey = cli.key_create(beta, "read,write")
+    _post(daemon, bkey, "/v1/accounts", {"currency": "USD"})
+    beta_stream = f"onceledger:events:{beta}"
+    assert poll(lambda: r.xlen(beta_stream) >= 1, 20), "the relay did not publish beta's event"
+    beta_entries = [(sid.decode(), {k.decode(): v.decode() for k, v in f.items()}) for sid, f in r.xrange(beta_stream)]
+    copied = entries[-1][1]  # alpha's transfer.posted, as the relay signed it
+    assert json.loads(copied["event"])["source"] != f"onceledger/{beta}"
+    try:
+        # in the relay's id space above beta's last event (see the forged test)
+        txid, n = (int(x) for x in beta_entries[-1][0].split("-"))
+        r.xadd(beta_stream, copied, id=f"{txid}-{n + 500000}")
+        code, out, err = run(redis_url, beta_stream, "g", karg)
+        assert code == 0, err
+        assert out == [f["event"] for _, f in beta_entries], f"alpha's event printed on beta's stream:\n{out}\n{err}"
+        dead = dead_entries(r, beta_stream)
+        assert len(dead) == 1, dead
+        assert dead[0][1]["reason"] == (f"event source {json.loads(copied['event'])['source']} is not this "
+                                        f"stream's tenant (onceledger/{beta})"), dead
+        assert dead[0][1]["event"] == copied["event"] and dead[0][1]["signature"] == copied["signature"]
+        assert pending(r, beta_stream, "g") == 0
+        # the same entry on its own tenant's stream is printed
+        code, out, err = run(redis_url, alpha_stream, "g-alpha", karg)
+        assert code == 0 and copied["event"] in out and not dead_entries(r, alpha_stream), err
+    finally:
+        r.delete(beta_stream + ":dead", *r.scan_iter(match=beta_stream + ":*:done:*", count=1000))
+        for g in r.xinfo_groups(beta_stream):
+            r.xgroup_destroy(beta_stream, g["name"])

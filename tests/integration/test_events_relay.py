@@ -15,6 +15,7 @@ outbox rows in (txid, n) order, each as stream id "<txid>-<n>" with its
 event id, no id twice."""
 
 import json
+import os
 import random
 import re
 import secrets
@@ -29,7 +30,7 @@ import pytest
 import redis
 import requests
 
-from oltest import DAEMON, free_port, needs_control, poll
+from oltest import DAEMON, daemon_env, free_port, needs_control, poll
 
 pytestmark = [needs_control, pytest.mark.controls_daemon]
 
@@ -138,6 +139,14 @@ def _wait_published(rds, db, tenant, timeout):
     assert s == o, f"after {timeout} s the stream of {tenant} is not its outbox in order: {_diff(s, o)}"
     assert o, f"tenant {tenant} has no outbox rows"
     return s
+
+
+def _daemon_env(stack):
+    """The environment of a daemon started by hand: the stack's URLs (with
+    its password) there rather than on the command line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env.update(daemon_env(stack))
+    return env
 
 
 def _tenant(cli):
@@ -567,9 +576,57 @@ def test_malformed_redis_url_stops_the_daemon(stack, tmp_path):
     for url, why in ((f"rediss://:{SECRET}@127.0.0.1:6379", "TLS"),
                      (f"redis://:{SECRET}@127.0.0.1:99999", "port"),
                      ("redis://127.0.0.1:6379/db3", "database")):
-        p = subprocess.run([str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--database-url", stack.database_url,
+        p = subprocess.run([str(DAEMON), "--listen", f"127.0.0.1:{free_port()}",
                             "--redis-url", url, "--events-key-file", str(tmp_path / "ek")],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=_daemon_env(stack))
         assert p.returncode != 0, f"{url}: the daemon started"
         assert "bad redis_url" in p.stderr and why in p.stderr, f"{url}: {p.stderr!r}"
         assert SECRET not in p.stderr + p.stdout, "the password reached the output"
+
+
+# ---------------------------------------------------------------------------
+# The stream key's length (docs/events.md "Streams"): a tenant's stream is
+# <events_stream_prefix><tenant>, at most 255 bytes; tenant names have up to
+# 32 bytes, so a prefix longer than 223 bytes is refused at start-up.
+
+PREFIX_MAX = 255 - 32
+
+
+def test_too_long_stream_prefix_stops_the_daemon(stack, tmp_path):
+    """Before the check the relay cut keys at 255 bytes: with a 240-byte
+    prefix two tenants whose names differ past the cut shared one stream.
+    Now such a prefix is a start-up error naming the setting and the limit;
+    in a config file, the environment or a flag alike."""
+    long_prefix = "p" * (PREFIX_MAX + 1)
+    base = [str(DAEMON), "--listen", f"127.0.0.1:{free_port()}", "--events-key-file", str(tmp_path / "ek")]
+    conf = tmp_path / "ol.conf"
+    conf.write_text(f"events_stream_prefix = {long_prefix}\n")
+    env = _daemon_env(stack)
+    for extra, env_extra in ((["--events-stream-prefix", long_prefix], {}),
+                             ([], {"ONCELEDGER_EVENTS_STREAM_PREFIX": long_prefix}),
+                             (["--config", str(conf)], {})):
+        p = subprocess.run(base + extra, capture_output=True, text=True, timeout=30, env={**env, **env_extra})
+        assert p.returncode != 0, f"{extra or env_extra}: the daemon started with a {len(long_prefix)}-byte prefix"
+        assert "events_stream_prefix" in p.stderr and str(PREFIX_MAX) in p.stderr, p.stderr
+
+
+def test_longest_prefix_and_tenant_name_publish_to_the_whole_key(daemon_factory, cli, rds):
+    """The longest prefix allowed and a 32-byte tenant name: the stream key
+    is all 255 bytes, nothing cut, and a tenant whose name differs only in
+    its last byte has its own stream."""
+    prefix = ("x" * (PREFIX_MAX - 1)) + ":"
+    assert len(prefix) == PREFIX_MAX
+    d = daemon_factory("--events-stream-prefix", prefix)
+    stem = "t" + secrets.token_hex(15)  # 31 bytes
+    names = [stem + "a", stem + "b"]
+    keys = {}
+    for t in names:
+        cli.tenant_create(t)
+        keys[t] = cli.key_create(t, "read,write")
+        _ok(_post(d, "/v1/accounts", keys[t], {"id": "acc-" + _hex(), "currency": CUR}))
+    for t in names:
+        k = prefix + t
+        assert len(k.encode()) == 255
+        assert poll(lambda: rds.xlen(k) >= 1, 20), f"nothing published to the full key of {t}"
+        for _sid, f in rds.xrange(k, "-", "+"):
+            assert json.loads(f["event"])["source"] == f"onceledger/{t}", (t, f["event"])

@@ -8,6 +8,7 @@ audit, bad input, tenants and scopes.
 History routes use an `audit` key; money moves with a `read,write` key
 (credits, debits, transfers, a captured hold)."""
 
+import base64
 import calendar
 import hashlib
 import json
@@ -657,6 +658,173 @@ def test_audit_verify_with_balances_near_the_limit(daemon, cli):
                          ids=["missing", "empty", "lower", "short", "long", "symbol", "digits"])
 def test_audit_verify_bad_currency_is_400(daemon, akey, params):
     assert_problem(_aget(daemon, akey, "/v1/audit/verify", params), 400, "invalid_request")
+
+
+# ---------------------------------------------------------------------------
+# 6b. the audit, bounded per request (docs/ledger.md "Auditing a currency")
+
+
+def _audit_pass(d, akey, currency=CUR, limit=None, first_params=None):
+    """Follows next_cursor to the end; returns the pages."""
+    pages, cursor = [], None
+    while True:
+        params = {"currency": currency}
+        if limit is not None:
+            params["limit"] = limit
+        if cursor is not None:
+            params["cursor"] = cursor
+        v = _expect(_aget(d, akey, "/v1/audit/verify", params), 200)
+        pages.append(v)
+        assert len(pages) < 100, "the audit does not end"
+        cursor = v["next_cursor"]
+        if cursor is None:
+            return pages
+        assert isinstance(cursor, str) and cursor, v
+        assert v["ok"] is None and v["consistent"] is None, f"a verdict before the last page: {v}"
+
+
+def _money(d, wkey, n_accounts, credits_each=1):
+    accs = [_account(d, wkey) for _ in range(n_accounts)]
+    for i, a in enumerate(accs):
+        for _ in range(credits_each):
+            _credit(d, wkey, a, 100 + i)
+    for a, b in zip(accs, accs[1:]):
+        _transfer(d, wkey, a, b, 7)
+    _debit(d, wkey, accs[0], 3)
+    return accs
+
+
+def test_audit_verify_pages_over_accounts(daemon, stack, tenant, wkey, akey):
+    """More accounts than one page (limit=2): the pass takes several
+    requests, each bounded, and the last answers for the whole currency
+    exactly as the single-page audit does."""
+    d = daemon
+    accs = _money(d, wkey, 5)
+    whole = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": CUR}), 200)
+    assert whole["next_cursor"] is None and whole["ok"] is True and whole["accounts"] == 5 and whole["sum"] == 0, whole
+    pages = _audit_pass(d, akey, limit=2)
+    assert len(pages) >= 3, pages
+    assert [p["accounts"] for p in pages] == [2, 4, 5], pages  # counts so far
+    last = pages[-1]
+    for k in ("ok", "accounts", "sum", "world", "failed_accounts", "consistent"):
+        assert last[k] == whole[k], (k, last, whole)
+    assert last["consistent"] is True, last
+    assert all(p["failed_accounts"] == [] for p in pages), pages
+    # a failed chain on the first page: the verdict at the end is false,
+    # and the page that verified it names it
+    first = sorted(accs)[0]
+    _tamper(stack.database_url, tenant, first, 1, "amount", 5)
+    pages = _audit_pass(d, akey, limit=2)
+    assert pages[-1]["ok"] is False, pages[-1]
+    assert [a for p in pages for a in p["failed_accounts"]] == [first], pages
+
+
+def test_audit_verify_pages_over_entries(daemon_factory, cli):
+    """A page also stops after `audit_page_entries` chain entries (finishing
+    the chain it started) and reads the @world legs that many at a time: the
+    pass is still exact."""
+    tenant = cli.tenant_create()
+    wkey, akey = cli.key_create(tenant, "read,write"), cli.key_create(tenant, "audit")
+    d = daemon_factory("--audit-page-entries", "4")
+    _money(d, wkey, 3, credits_each=3)  # 3 accounts of 4-5 entries, 10 @world legs
+    pages = _audit_pass(d, akey)
+    assert len(pages) >= 5, [(p["accounts"], p["world"]) for p in pages]
+    assert [p["accounts"] for p in pages[:3]] == [1, 2, 3], pages
+    last = pages[-1]
+    assert last["ok"] is True and last["sum"] == 0 and last["accounts"] == 3, last
+    assert last["world"] == -sum(3 * (100 + i) for i in range(3)) + 3, last
+    # a bigger page (the default) answers the same at once
+    d2 = daemon_factory()
+    whole = _expect(_aget(d2, akey, "/v1/audit/verify", {"currency": CUR}), 200)
+    assert whole["next_cursor"] is None and {k: whole[k] for k in ("ok", "accounts", "sum", "world")} == \
+        {k: last[k] for k in ("ok", "accounts", "sum", "world")}, (whole, last)
+
+
+def test_audit_verify_pass_tells_when_money_moved(daemon, wkey, akey):
+    """Each page reads in its own snapshot: money that moves between an
+    account of an earlier page and one of a later page while the pass runs
+    makes the total differ from 0. The last page says so ("consistent":
+    false: the tenant's ledger changed between the first page's snapshot and
+    its own), and a pass over the quiet ledger is clean again."""
+    d = daemon
+    stem = "mv-" + _hex()
+    a, b, c = (f"{stem}-{i}" for i in range(3))  # index order: a, b, c
+    for acc in (a, b, c):
+        _expect(_post(d, "/v1/accounts", wkey, {"id": acc, "currency": "CHF"}), 201)
+    _credit(d, wkey, a, 100)
+    p1 = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": "CHF", "limit": 1}), 200)
+    assert p1["accounts"] == 1 and p1["sum"] == 100 and p1["next_cursor"], p1  # a, read
+    _transfer(d, wkey, a, c, 30, currency="CHF")  # a was read before, c will be after
+    cursor, pages = p1["next_cursor"], [p1]
+    while cursor:
+        pages.append(_expect(_aget(d, akey, "/v1/audit/verify", {"currency": "CHF", "limit": 1, "cursor": cursor}), 200))
+        cursor = pages[-1]["next_cursor"]
+    last = pages[-1]
+    assert last["sum"] == 30 and last["ok"] is False and last["consistent"] is False, last
+    assert all(p["failed_accounts"] == [] for p in pages), pages  # every chain verified
+    again = _audit_pass(d, akey, currency="CHF", limit=1)
+    assert again[-1]["ok"] is True and again[-1]["sum"] == 0 and again[-1]["consistent"] is True, again[-1]
+
+
+def _cursor_json(c):
+    return json.loads(base64.urlsafe_b64decode(c + "=" * (-len(c) % 4)))
+
+
+def _cursor_text(obj):
+    raw = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_audit_verify_bad_cursor_is_400(daemon, wkey, akey):
+    """A cursor the audit did not issue for this currency is 400
+    invalid_request naming the field, never a 500: malformed, another
+    currency's, another list's, or with its fields changed."""
+    d = daemon
+    accs = _money(d, wkey, 3)
+    _account(d, wkey, currency="EUR")
+    p1 = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": CUR, "limit": 1}), 200)
+    good = p1["next_cursor"]
+    c = _cursor_json(good)
+    entries_cursor = _expect(_aget(d, akey, f"/v1/accounts/{accs[0]}/entries", {"limit": 1}), 200)
+    bad = {
+        "garbage": "not a cursor!",
+        "not json": base64.urlsafe_b64encode(b"{nope").decode().rstrip("="),
+        "not an object": _cursor_text([1, 2]),
+        "a made-up object": "eyJhIjogMX0",
+        "another currency": _cursor_text(dict(c, c="EUR")),
+        "unknown phase": _cursor_text(dict(c, ph="x")),
+        "no key": _cursor_text({k: v for k, v in c.items() if k != "k"}),
+        "key of another index": _cursor_text(dict(c, k=dict(c["k"], GSI6PK={"S": "CUR#EUR"}))),
+        "key with another attribute": _cursor_text(dict(c, k=dict(c["k"], X={"S": "y"}))),
+        "key value not a string": _cursor_text(dict(c, k=dict(c["k"], SK={"N": "1"}))),
+        "sum not digits": _cursor_text(dict(c, s="12x")),
+        "sum a number": _cursor_text(dict(c, s=12)),
+        "sum of 39 digits": _cursor_text(dict(c, s="9" * 39)),
+        "world empty": _cursor_text(dict(c, w="")),
+        "world a lone minus": _cursor_text(dict(c, w="-")),
+        "negative count": _cursor_text(dict(c, n=-1)),
+        "shard out of range": _cursor_text(dict(c, ph="w", sh=16, k=None)),
+        "world key of another shard": _cursor_text(dict(c, ph="w", sh=0, k={"PK": {"S": f"WORLD#{CUR}#01"}, "SK": {"S": "x"}})),
+        "verdict not a boolean": _cursor_text(dict(c, ok="yes")),
+        "no snapshot": _cursor_text({k: v for k, v in c.items() if k != "sn"}),
+        "snapshot not PostgreSQL's": _cursor_text(dict(c, sn="1:2:3'); DROP TABLE outbox; --")),
+        "snapshot empty": _cursor_text(dict(c, sn="")),
+        "a page of entries": entries_cursor["next_cursor"],
+        "one character changed": good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1],
+    }
+    for name, cur in bad.items():
+        if cur is None:
+            continue
+        r = _aget(d, akey, "/v1/audit/verify", {"currency": CUR, "cursor": cur})
+        if name == "one character changed" and r.status_code == 200:
+            continue  # base64 of other valid JSON with the same meaning is possible; never a 5xx
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        assert assert_problem(r, 400, "invalid_request").get("field") == "cursor", (name, r.json())
+    # the cursor still works afterwards, and a limit out of range is 400 too
+    assert _expect(_aget(d, akey, "/v1/audit/verify", {"currency": CUR, "cursor": good}), 200)["accounts"] >= 1
+    for lim in ("0", "1001", "x"):
+        r = _aget(d, akey, "/v1/audit/verify", {"currency": CUR, "limit": lim})
+        assert_problem(r, 400, "invalid_request")
 
 
 # ---------------------------------------------------------------------------

@@ -121,15 +121,15 @@ def test_requests_at_start_wait_for_the_first_connection(stack, cli, tmp_path):
     import socket
     import subprocess
 
-    from oltest import DAEMON, free_port, events_key_file
+    from oltest import DAEMON, daemon_env, events_key_file, free_port
 
     tenant = cli.tenant_create()
     key = cli.key_create(tenant, "read")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELEDGER_")}
+    env.update(daemon_env(stack))
     log = open(tmp_path / "d.log", "wb")
-    proc = subprocess.Popen([str(DAEMON), "--listen", f"127.0.0.1:{port}", "--database-url", stack.database_url,
-                             "--redis-url", stack.redis_url, "--threads", "2", "--events-key-file",
+    proc = subprocess.Popen([str(DAEMON), "--listen", f"127.0.0.1:{port}", "--threads", "2", "--events-key-file",
                              events_key_file(stack) or str(tmp_path / "k")], stdout=log, stderr=subprocess.STDOUT,
                             env=env)
     try:

@@ -80,9 +80,12 @@ DATABASE_URL=$(sed -n 's/^ONCELEDGER_DATABASE_URL=//p' "$WORK/env")
 REDIS_URL=$(sed -n 's/^ONCELEDGER_REDIS_URL=//p' "$WORK/env")
 if [ -z "$DATABASE_URL" ] || [ -z "$REDIS_URL" ]; then die "no URLs in $WORK/env"; fi
 
-# The CLI and daemon get everything from flags, nothing from the caller's environment.
+# The CLI and daemon get everything from flags, nothing from the caller's
+# environment, except the stack's URLs: they carry its password, which must
+# not be on a command line (readable by every local user), so they travel in
+# ONCELEDGER_DATABASE_URL / ONCELEDGER_REDIS_URL.
 unset ONCELEDGER_DATABASE_URL ONCELEDGER_REDIS_URL ONCELEDGER_MASTER_KEY_FILE ONCELEDGER_DYNAMODB_LISTEN
-cli() { "$CLI" "$@" --database-url "$DATABASE_URL"; }
+cli() { ONCELEDGER_DATABASE_URL=$DATABASE_URL "$CLI" "$@"; }
 
 MASTER_KEY=$WORK/master.key
 (umask 077; head -c 32 /dev/urandom >"$MASTER_KEY")
@@ -111,9 +114,9 @@ read -r KEY_ID_2 SECRET_2 <<<"$(sigv4_key "$T2")" || exit 2
 HTTP_PORT=$(free_port)
 DDB_PORT=$(free_port)
 while [ "$DDB_PORT" = "$HTTP_PORT" ]; do DDB_PORT=$(free_port); done
-(cd "$WORK" && exec "$DAEMON" --listen "127.0.0.1:$HTTP_PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" \
-    --master-key-file "$MASTER_KEY" --database-url "$DATABASE_URL" --redis-url "$REDIS_URL" \
-    --threads 2 </dev/null >"$DAEMON_LOG" 2>&1) &
+(cd "$WORK" && ONCELEDGER_DATABASE_URL=$DATABASE_URL ONCELEDGER_REDIS_URL=$REDIS_URL \
+    exec "$DAEMON" --listen "127.0.0.1:$HTTP_PORT" --dynamodb-listen "127.0.0.1:$DDB_PORT" \
+    --master-key-file "$MASTER_KEY" --threads 2 </dev/null >"$DAEMON_LOG" 2>&1) &
 DAEMON_PID=$!
 
 print_daemon_log() {

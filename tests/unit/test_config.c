@@ -60,6 +60,22 @@ int main(void)
 	unsetenv("ONCELEDGER_IDLE_TIMEOUT_MS");
 	unlink(path);
 
+	/* events_stream_prefix: room for the longest tenant name within a
+	 * stream key (docs/events.md "Stream names"), never a cut key. */
+	char longest[OL_STREAM_KEY_MAX - OL_TENANT_NAME_MAX + 2];
+	memset(longest, 'p', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	char *argv5[] = {"x", "--events-stream-prefix", longest, NULL};
+	CHECK(!cfg_load(&cfg, 3, argv5, &err) && err != NULL && strstr(err, "events_stream_prefix") != NULL &&
+		      strstr(err, "223") != NULL,
+	      "a prefix one byte too long is refused");
+	free(err);
+	err = NULL;
+	cfg_free(&cfg);
+	longest[sizeof(longest) - 2] = '\0';
+	CHECK(cfg_load(&cfg, 3, argv5, &err) && strlen(cfg.events_stream_prefix) == 223, "the longest prefix is accepted");
+	cfg_free(&cfg);
+
 	const char *top = getenv("top_srcdir");
 	char docpath[4096];
 	snprintf(docpath, sizeof(docpath), "%s/docs/configuration.md", top ? top : ".");
