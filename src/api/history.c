@@ -112,7 +112,7 @@ static void audited(lg_status st, json_t *obj, void *arg)
 	if (st == LG_OK) {
 		const json_t *next = json_object_get(obj, "next");
 		bool more = json_is_object(next);
-		char *c = more ? v_cursor_encode(next) : NULL;
+		char *c = more ? v_cursor_encode((http_req *)arg, next) : NULL;
 		if (more && c == NULL) {
 			reply(LG_FAILED, NULL, arg);
 			return;

@@ -96,8 +96,8 @@ int main(void)
 	 * to it, with its default). */
 	char expath[4096];
 	snprintf(expath, sizeof(expath), "%s/contrib/onceledgerd.conf.example", top ? top : ".");
-	char *argv5[] = {"x", "--config", expath, NULL};
-	CHECK(cfg_load(&cfg, 3, argv5, &err), "contrib/onceledgerd.conf.example loads");
+	char *argv_ex[] = {"x", "--config", expath, NULL};
+	CHECK(cfg_load(&cfg, 3, argv_ex, &err), "contrib/onceledgerd.conf.example loads");
 	if (err != NULL)
 		fprintf(stderr, "# %s\n", err);
 	free(err);
