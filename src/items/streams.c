@@ -539,7 +539,7 @@ static json_t *record_json(PGresult *r, int i, char last_seq[41])
 				"1.1", "eventSource", "aws:dynamodb", "awsRegion", "onceledger", "dynamodb", dyn);
 	if (strcmp(PQgetvalue(r, i, 8), "t") == 0)
 		json_object_set_new(rec, "userIdentity",
-				    json_pack("{s:s, s:s}", "type", "Service", "principalId", "dynamodb.amazonaws.com"));
+				    json_pack("{s:s, s:s}", "Type", "Service", "PrincipalId", "dynamodb.amazonaws.com"));
 	return rec;
 }
 
