@@ -469,3 +469,58 @@ def test_list_streams_pages(ddb):
     with pytest.raises(ClientError) as e:
         ddb.streams.list_streams(TableName="nosuchtable")
     assert code(e) == "ResourceNotFoundException"
+
+
+# ---------------------------------------------------------------------------
+# the outbox lesson, at the SQL level: what a sequence alone would get wrong
+
+
+def _item_row(o, name, pk):
+    return ("UPDATE items i SET item = i.item || %s::jsonb FROM item_tables t WHERE t.id = i.table_id"
+            " AND t.tenant = %s AND t.name = %s AND i.pk = %s", (o.tenant, name, pk))
+
+
+def test_a_record_of_a_running_transaction_is_never_skipped(ddb):
+    name = table(ddb, "NEW_IMAGE")
+    arn = stream_arn(ddb, name)
+    ddb.client.put_item(TableName=name, Item={"pk": {"S": "slow"}, "v": {"N": "0"}})
+    wait_records(ddb, arn, 1)
+    slow = psycopg2.connect(ddb.db.dsn)
+    try:
+        cur = slow.cursor()
+        cur.execute("SELECT pg_current_xact_id()")  # an older transaction, still running
+        # a younger one commits a change through the API
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "fast"}})
+        time.sleep(0.3)
+        assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in read_all(ddb, arn)] == ["slow"], \
+            "a record behind a running transaction was handed out"
+        sql, args = _item_row(ddb, name, "slow")
+        cur.execute(sql, ('{"v": {"N": "1"}}',) + args)
+        slow.commit()
+    finally:
+        slow.close()
+    recs = wait_records(ddb, arn, 3)
+    # the older transaction's record sorts first: a reader that had already
+    # passed "fast" would have skipped it
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in recs] == ["slow", "slow", "fast"]
+
+
+def test_an_older_transaction_writing_after_a_younger_one_sorts_after_it(ddb):
+    name = table(ddb, "NEW_IMAGE")
+    arn = stream_arn(ddb, name)
+    ddb.client.put_item(TableName=name, Item={"pk": {"S": "x"}, "c": {"N": "0"}})
+    wait_records(ddb, arn, 1)
+    old = psycopg2.connect(ddb.db.dsn)
+    try:
+        cur = old.cursor()
+        cur.execute("SELECT pg_current_xact_id()")  # the lower xid
+        # the younger transaction (higher xid) changes x and commits
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "x"}, "c": {"N": "1"}})
+        # then the older one changes x too, and commits
+        sql, args = _item_row(ddb, name, "x")
+        cur.execute(sql, ('{"c": {"N": "2"}}',) + args)
+        old.commit()
+    finally:
+        old.close()
+    recs = wait_records(ddb, arn, 3)
+    assert [r["dynamodb"]["NewImage"]["c"]["N"] for r in recs] == ["0", "1", "2"]
