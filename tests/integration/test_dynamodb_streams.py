@@ -54,6 +54,7 @@ def ddb(stack, cli, tmp_path_factory):
 
     o = tenant()
     o.other = tenant()
+    o.master_key = mk.read_bytes()
     o.daemon = daemon
     o.db = psycopg2.connect(stack.database_url)
     o.db.autocommit = True
@@ -340,6 +341,34 @@ def test_a_tampered_iterator_is_refused(ddb):
         assert code(e) == "ValidationException", bad
 
 
+def _sign(o, payload):
+    """An iterator as the daemon makes it (docs/dynamodb.md "Shard
+    iterators"): the key is keyed BLAKE2b of a label under the master key,
+    the MAC HMAC-SHA-512-256."""
+    import hashlib
+    import hmac
+    key = hashlib.blake2b(b"onceledger dynamodb streams shard iterators v1", key=o.master_key, digest_size=32).digest()
+    mac = hmac.new(key, payload.encode(), hashlib.sha512).digest()[:32]
+    b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")  # noqa: E731
+    return b64(payload.encode()) + "." + b64(mac)
+
+
+def _fields(it):
+    payload = it.split(".")[0]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split("|")
+
+
+def test_an_iterator_expires_after_15_minutes(ddb):
+    name = table(ddb, "KEYS_ONLY")
+    arn = stream_arn(ddb, name)
+    f = _fields(iterator(ddb, arn))
+    assert "NextShardIterator" in ddb.streams.get_records(ShardIterator=_sign(ddb, "|".join(f)))  # fresh: works
+    f[7] = str(int((time.time() - 15 * 60 - 5) * 1000))
+    with pytest.raises(ClientError) as e:
+        ddb.streams.get_records(ShardIterator=_sign(ddb, "|".join(f)))
+    assert code(e) == "ExpiredIteratorException"
+
+
 def test_another_tenant_cannot_use_the_stream(ddb):
     name = table(ddb, "NEW_IMAGE")
     arn = stream_arn(ddb, name)
@@ -357,6 +386,14 @@ def test_another_tenant_cannot_use_the_stream(ddb):
         other.streams.get_shard_iterator(StreamArn=arn, ShardId=shard(ddb, arn), ShardIteratorType="TRIM_HORIZON")
     assert code(e) == "ResourceNotFoundException"
     assert all(s["StreamArn"] != arn for s in other.streams.list_streams()["Streams"])
+    # even a correctly signed iterator naming the other tenant's table
+    f = _fields(it)
+    f[1] = other.tenant
+    with pytest.raises(ClientError) as e:
+        other.streams.get_records(ShardIterator=_sign(ddb, "|".join(f)))
+    assert code(e) == "ResourceNotFoundException"
+    # the stream's records were never handed to the other tenant
+    assert ddb.streams.get_records(ShardIterator=it)["Records"][0]["dynamodb"]["Keys"] == {"pk": {"S": "secret"}}
 
 
 def test_positions_older_than_retention_are_trimmed(ddb):
