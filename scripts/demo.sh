@@ -27,8 +27,10 @@ set +a
 src/onceledger migrate >/dev/null
 src/onceledger tenant create demo >/dev/null 2>&1 || true # already there on a second run
 KEY=$(src/onceledger key create --tenant demo --scopes read,write,audit)
-# The DynamoDB-compatible endpoint seals SigV4 secrets with a master key.
-[ -s "$DIR/master.key" ] || { head -c 32 /dev/urandom >"$DIR/master.key" && chmod 600 "$DIR/master.key"; }
+# The DynamoDB-compatible endpoint seals SigV4 secrets with a master key,
+# created private (the daemon and the CLI refuse a key file others may read).
+[ -s "$DIR/master.key" ] || (umask 077 && head -c 32 /dev/urandom >"$DIR/master.key")
+chmod 600 "$DIR/master.key"
 export ONCELEDGER_MASTER_KEY_FILE="$PWD/$DIR/master.key"
 AWS_CREDS=$(src/onceledger key create --tenant demo --scopes dynamodb --sigv4)
 

@@ -170,15 +170,19 @@ EOF
 }
 
 pg_write_conf() {
+    # STACK_DURABLE=1: fsync, synchronous_commit and full_page_writes on, as
+    # a payments database runs (benchmarks); else off (tests, the demo).
+    local durable=off
+    [ "${STACK_DURABLE:-0}" = 1 ] && durable=on
     as_pg sh -c "cat > '$PGDATA_DIR/stack.conf'" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$RUN_DIR'
 max_connections = 200
 shared_buffers = 64MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $durable
+synchronous_commit = $durable
+full_page_writes = $durable
 wal_level = minimal
 max_wal_senders = 0
 max_wal_size = 1GB

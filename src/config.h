@@ -41,6 +41,9 @@ typedef struct ol_config {
 	long long shutdown_timeout_ms;
 	long long auth_cache_ttl_ms;
 	long long auth_cache_size;
+	long long auth_lookup_rate;
+	long long rate_limit_rps;
+	long long rate_limit_burst;
 	long long ttl_sweep_interval_ms;
 	long long ttl_sweep_batch;
 	long long hold_sweep_interval_ms;

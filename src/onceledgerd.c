@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "api/app.h"
+#include "api/ratelimit.h"
 #include "config.h"
 #include "http/http.h"
 #include "log.h"
@@ -134,6 +135,14 @@ int main(int argc, char **argv)
 		free(err);
 		return 1;
 	}
+	/* Every daemon of a database reads the same key file: a cursor one
+	 * issues, another accepts (docs/operations.md "List cursors"). */
+	ev_keys_derive(ap.keys, "onceledger list cursors v1", ap.cursor_key.k, sizeof(ap.cursor_key.k));
+	ap.rl = rl_new(65536);
+	if (ap.rl == NULL) {
+		log_error("startup_failed", "{s:s}", "error", "out of memory");
+		return 1;
+	}
 	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
 		.max_body_bytes = (size_t)cfg.max_body_bytes,
@@ -220,6 +229,7 @@ int main(int argc, char **argv)
 	http_server_free(srv);
 	free(ap.workers);
 	ev_keys_free(ap.keys);
+	rl_free(ap.rl);
 	redis_url_free(&ru);
 	cfg_free(&cfg);
 	sodium_memzero(&mk, sizeof(mk));

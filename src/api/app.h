@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "api/cursor.h"
 #include "auth/cache.h"
 #include "auth/master.h"
 #include "config.h"
@@ -51,6 +52,8 @@ struct app {
 	const master_key *mk; /* NULL without a master key file */
 	struct ev_keys *keys;     /* event signing keys (docs/events.md) */
 	struct ev_relay *relay;   /* NULL when relay_enabled is 0 */
+	cursor_key cursor_key;    /* list cursors' tag key (from the events key file) */
+	struct rl_table *rl;      /* per-key rate limits (api/ratelimit.h) */
 };
 
 typedef struct api_req {
@@ -59,6 +62,7 @@ typedef struct api_req {
 	json_t *body; /* the request's JSON object ({} when there was no body) */
 	idem_gate *gate; /* POST routes: the Idempotency-Key gate */
 	int v_index;     /* 1 + the list element being validated (0: none): 400s name it */
+	bool quiet;      /* a 5xx that is the client's doing: logged at debug, not warn */
 } api_req;
 
 /* Route flags. */

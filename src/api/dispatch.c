@@ -1,6 +1,6 @@
 /* dispatch.c — the request pipeline every API route goes through, in order:
  * route (404/405) → authenticate (401, or 503 when the key must be looked up
- * and PostgreSQL is down) → scope (403) → body media type (415) → JSON
+ * and PostgreSQL is down) → the key's rate limit (429) → scope (403) → body media type (415) → JSON
  * object (400) → handler. Bodies over the limit were already refused (413)
  * by the HTTP layer before a byte of them was buffered. */
 #include "api/app.h"
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/ratelimit.h"
 #include "auth/akid.h"
 #include "log.h"
 
@@ -37,6 +38,36 @@ static void run_handler(http_req *r)
 	rt->handler(r);
 }
 
+/* The key's rate limit (docs/operations.md "Rate limits"): the RateLimit
+ * fields of draft-ietf-httpapi-ratelimit-headers-10 on every response while
+ * a limit applies, and 429 rate_limited past it. False when refused. The
+ * fields are final headers: the idempotency gate never saves them, and a
+ * 429 comes before the gate, so it is never saved either. */
+static bool rate_limit_ok(http_req *r, const auth_principal *p)
+{
+	const ol_config *cfg = api_worker(r)->app->cfg;
+	long rps = p->rate_limit_rps >= 0 ? p->rate_limit_rps : (long)cfg->rate_limit_rps;
+	if (rps <= 0 || api_worker(r)->app->rl == NULL)
+		return true;
+	long burst = p->rate_limit_burst > 0 ? p->rate_limit_burst : cfg->rate_limit_burst > 0 ? (long)cfg->rate_limit_burst : rps;
+	rl_verdict v;
+	rl_take(api_worker(r)->app->rl, p->key_id, p->tenant, (double)rps, (double)burst, util_mono_us(), &v);
+	char policy[96], limit[96];
+	snprintf(policy, sizeof(policy), "\"key\";q=%ld;w=%ld", v.quota, v.window_s);
+	snprintf(limit, sizeof(limit), "\"key\";r=%ld;t=%ld", v.remaining, v.reset_s);
+	http_req_add_final_header(r, "RateLimit-Policy", policy);
+	http_req_add_final_header(r, "RateLimit", limit);
+	if (v.allowed)
+		return true;
+	char ra[24], detail[160];
+	snprintf(ra, sizeof(ra), "%ld", v.retry_after_s);
+	http_req_add_final_header(r, "Retry-After", ra);
+	snprintf(detail, sizeof(detail), "this API key is over its rate limit (%ld requests a second, bursts of %ld); retry after %ld s",
+		 rps, burst, v.retry_after_s);
+	problem_send(r, 429, "rate_limited", detail, json_pack("{s:[s]}", "violated-policies", "key"));
+	return false;
+}
+
 static void auth_done(auth_status st, const auth_principal *p, void *arg)
 {
 	http_req *r = arg;
@@ -46,12 +77,22 @@ static void auth_done(auth_status st, const auth_principal *p, void *arg)
 		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
 		return;
 	}
+	if (st == AUTH_THROTTLED) {
+		/* Made-up keys, most likely: counted in /metrics, not logged at
+		 * warn once per request. */
+		a->quiet = true;
+		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s,
+				    "too many lookups of API keys this server does not know; retry shortly");
+		return;
+	}
 	if (st != AUTH_OK) {
 		http_req_add_header(r, "WWW-Authenticate", "Bearer");
 		problem_send(r, 401, "unauthenticated", "a valid API key is required: Authorization: Bearer <key>", NULL);
 		return;
 	}
 	a->who = *p;
+	if (!rate_limit_ok(r, p))
+		return;
 	if (!(rt->flags & ROUTE_ANY_SCOPE) && !auth_scope_allows(p->scopes, rt->scope)) {
 		char need[32];
 		auth_scopes_format(rt->scope, need, sizeof(need));
@@ -113,9 +154,9 @@ void api_on_complete(http_req *r, void *arg)
 	int64_t us = util_mono_us() - r->start_mono_us;
 	if (aw != NULL && aw->metrics != NULL)
 		metrics_observe(aw->metrics, r->route_id, r->status, us);
-	log_level lvl = (r->status >= 500 && r->status != 501) ? LOG_WARN : LOG_DEBUG;
+	api_req *a = r->on_dynamodb_listener ? NULL : api_ctx(r);
+	log_level lvl = (r->status >= 500 && r->status != 501 && !(a != NULL && a->quiet)) ? LOG_WARN : LOG_DEBUG;
 	if (lvl >= log_min_level) {
-		api_req *a = r->on_dynamodb_listener ? NULL : api_ctx(r);
 		log_emit(lvl, "request",
 			 json_pack("{s:s, s:s, s:s, s:i, s:I, s:s}", "request_id", r->request_id, "method",
 				   r->method_str ? r->method_str : "-", "route", api_route_name(r->route_id), "status",
@@ -262,7 +303,8 @@ bool api_worker_init(http_worker *w, void *arg)
 	size_t nroutes;
 	api_routes(&nroutes);
 	aw->db = db_pool_new(http_worker_base(w), &pc);
-	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size) : NULL;
+	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size,
+							(int)cfg->auth_lookup_rate) : NULL;
 	aw->metrics = metrics_new((int)nroutes);
 	if (aw->db == NULL || aw->auth == NULL || aw->metrics == NULL) {
 		auth_cache_free(aw->auth);

@@ -78,7 +78,11 @@ void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what)
 		return;
 	}
 	const json_t *next = json_object_get(obj, "next");
-	char *cursor = json_is_object(next) ? v_cursor_encode(next) : NULL;
+	char *cursor = json_is_object(next) ? v_cursor_encode(r, next) : NULL;
+	if (json_is_object(next) && cursor == NULL) { /* never a silently shortened list */
+		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
+		return;
+	}
 	http_reply_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
 	free(cursor);
 }

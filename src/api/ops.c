@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/ratelimit.h"
 #include "auth/keys.h"
 
 static const char *redis_state_name(int st)
@@ -61,7 +62,7 @@ void ops_metrics(http_req *r)
 	metrics *all[256];
 	int n = ap->nworkers < 256 ? ap->nworkers : 256;
 	long conns = 0, inflight = 0, db_up = 0, db_busy = 0, db_queued = 0, db_size = 0, swept = 0;
-	unsigned long hits = 0, misses = 0;
+	auth_cache_counters ac = {0};
 	long idem[5] = {0};
 	unsigned long round_trips = 0;
 	for (int i = 0; i < n; i++) {
@@ -85,10 +86,14 @@ void ops_metrics(http_req *r)
 			round_trips += db_pool_round_trips(aw->db);
 		}
 		if (aw->auth != NULL) {
-			unsigned long h, m;
-			auth_cache_stats(aw->auth, &h, &m);
-			hits += h;
-			misses += m;
+			auth_cache_counters w;
+			auth_cache_stats(aw->auth, &w);
+			ac.hits += w.hits;
+			ac.misses += w.misses;
+			ac.queries += w.queries;
+			ac.throttled += w.throttled;
+			ac.evictions += w.evictions;
+			ac.entries += w.entries;
 		}
 	}
 	metrics_render(all, n, (int)nroutes, api_route_name, out);
@@ -103,9 +108,14 @@ void ops_metrics(http_req *r)
 			    "# TYPE onceledger_auth_cache_lookups_total counter\n"
 			    "onceledger_auth_cache_lookups_total{result=\"hit\"} %lu\n"
 			    "onceledger_auth_cache_lookups_total{result=\"miss\"} %lu\n"
+			    "# TYPE onceledger_auth_key_queries_total counter\nonceledger_auth_key_queries_total %lu\n"
+			    "# TYPE onceledger_auth_lookups_throttled_total counter\nonceledger_auth_lookups_throttled_total %lu\n"
+			    "# TYPE onceledger_auth_cache_evictions_total counter\nonceledger_auth_cache_evictions_total %lu\n"
+			    "# TYPE onceledger_auth_cache_entries gauge\nonceledger_auth_cache_entries %lu\n"
 			    "# TYPE onceledger_redis_up gauge\nonceledger_redis_up %d\n"
 			    "# TYPE onceledger_items_expired_deleted_total counter\nonceledger_items_expired_deleted_total %ld\n",
-			    conns, inflight, db_size, db_up, db_busy, db_queued, hits, misses,
+			    conns, inflight, db_size, db_up, db_busy, db_queued, ac.hits, ac.misses, ac.queries, ac.throttled,
+			    ac.evictions, ac.entries,
 			    __atomic_load_n(&ap->redis_state, __ATOMIC_RELAXED) == REDIS_UP, swept);
 	evbuffer_add_printf(out, "# TYPE onceledger_db_round_trips_total counter\nonceledger_db_round_trips_total %lu\n",
 			    round_trips);
@@ -113,6 +123,8 @@ void ops_metrics(http_req *r)
 	for (int i = 0; i < 5; i++)
 		evbuffer_add_printf(out, "# TYPE onceledger_idempotency_%s_total counter\nonceledger_idempotency_%s_total %ld\n",
 				    idem_names[i], idem_names[i], idem[i]);
+	if (ap->rl != NULL)
+		rl_metrics(ap->rl, out);
 	ev_relay_metrics(ap->relay, out);
 	size_t len = evbuffer_get_length(out);
 	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);

@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include <event2/http.h>
-#include <sodium.h>
 
 #include "api/app.h"
 #include "http/problem.h"
@@ -225,42 +224,6 @@ bool v_limit(http_req *r, int *out)
 	if (!ok)
 		return bad(r, "limit", "must be an integer between 1 and 1000");
 	*out = (int)x;
-	return true;
-}
-
-char *v_cursor_encode(const json_t *pos)
-{
-	char *text = json_dumps(pos, JSON_COMPACT | JSON_SORT_KEYS);
-	if (text == NULL)
-		return NULL;
-	size_t n = strlen(text);
-	size_t cap = sodium_base64_encoded_len(n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	char *out = malloc(cap);
-	if (out != NULL)
-		sodium_bin2base64(out, cap, (const unsigned char *)text, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	free(text);
-	return out;
-}
-
-bool v_cursor(http_req *r, json_t **out)
-{
-	*out = NULL;
-	char *s = v_query(r, "cursor");
-	if (s == NULL)
-		return true;
-	size_t n = strlen(s), len = 0;
-	unsigned char *bin = malloc(n + 1);
-	json_t *j = NULL;
-	if (bin != NULL && n <= 4096 &&
-	    sodium_base642bin(bin, n, s, n, NULL, &len, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0)
-		j = json_loadb((const char *)bin, len, JSON_REJECT_DUPLICATES, NULL);
-	free(bin);
-	free(s);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		return bad(r, "cursor", "is not a cursor this API returned");
-	}
-	*out = j;
 	return true;
 }
 

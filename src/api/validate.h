@@ -46,9 +46,13 @@ bool v_query_text(http_req *r, const char *name, size_t max, char **out);
 bool v_query_time(http_req *r, const char *name, int64_t def, int64_t *out);
 /* limit=1..1000 (default 100). */
 bool v_limit(http_req *r, int *out);
-/* cursor: an opaque position (a JSON object) or NULL when absent. */
+/* cursor: the position (a JSON object) of a cursor this server issued for
+ * the same list (tenant, route, path parameters and every query parameter
+ * but cursor and limit: list_cursor.c), or NULL when absent; anything else
+ * is 400 invalid_request (field "cursor"). */
 bool v_cursor(http_req *r, json_t **out);
-/* The opaque text of a position (malloc'd). */
-char *v_cursor_encode(const json_t *pos);
+/* The cursor text of a position of the request's list (malloc'd; NULL when
+ * out of memory). */
+char *v_cursor_encode(http_req *r, const json_t *pos);
 
 #endif

@@ -1,7 +1,13 @@
-/* cache.c — open-addressing table of key id -> {hash, tenant, scopes,
- * revoked, fetched_at}. Unknown ids are cached too, so a flood of made-up
- * keys cannot turn into a flood of queries. When the table fills it is
- * simply emptied: lookups are cheap and this keeps the code obvious. */
+/* cache.c — the per-worker cache of API key lookups (cache.h): key id ->
+ * {hash, tenant, scopes, found, fetched_at} in a table of at most
+ * auth_cache_size entries that evicts the least recently used one at a time
+ * (auth/keytab.c), so a flood of made-up keys cannot flush the valid ones.
+ * Unknown ids are cached too (a negative entry, for auth_cache_ttl_ms like
+ * any other), and the queries for ids the cache does not know as valid keys
+ * are bounded by a token bucket per worker (auth_lookup_rate a second): past
+ * it such a request is answered 503 without a query or an entry, while keys
+ * the cache knows (hits, and the refreshes of valid keys) are never held
+ * back. */
 #include "auth/cache.h"
 
 #include <stdio.h>
@@ -11,29 +17,20 @@
 
 #include <sodium.h>
 
-typedef struct lookup lookup;
+#include "auth/keytab.h"
+#include "util/tbucket.h"
 
-typedef struct entry {
-	char id[AUTH_KEY_ID_LEN + 1]; /* "" = empty slot */
-	bool filled;                  /* a lookup has answered at least once */
-	bool found;                   /* false: no such (active) key */
-	unsigned char hash[AUTH_HASH_LEN];
-	char tenant[33];
-	unsigned scopes;
-	int idem_ttl_s;
-	int64_t fetched_ms;           /* when the query that filled it was sent */
-	lookup *pending;              /* the lookup in flight for this id, if any */
-} entry;
+typedef struct lookup lookup;
+typedef keytab_entry entry;
 
 struct auth_cache {
 	db_pool *db;
 	int ttl_ms;   /* fresh: answer from the entry */
 	int hard_ms;  /* stale but usable while one refresh runs */
-	size_t cap;   /* power of two */
-	size_t count;
-	size_t max;
-	entry *slots;
-	unsigned long hits, misses;
+	keytab *tab;
+	tbucket unknown;     /* queries for ids not known as valid keys */
+	double unknown_rate; /* per second; also the burst */
+	unsigned long hits, misses, queries, throttled;
 };
 
 typedef struct waiter {
@@ -54,13 +51,14 @@ struct lookup {
 
 static const db_stmt stmt_key_lookup = {
 	"auth_key_lookup",
-	"SELECT k.tenant, k.hash, array_to_string(k.scopes, ','), coalesce(t.idempotency_ttl_seconds, 0)"
+	"SELECT k.tenant, k.hash, array_to_string(k.scopes, ','), coalesce(t.idempotency_ttl_seconds, 0),"
+	" coalesce(t.rate_limit_rps, -1), coalesce(t.rate_limit_burst, -1)"
 	" FROM api_keys k JOIN tenants t ON t.name = k.tenant"
 	" WHERE k.id = $1 AND k.kind = 'bearer' AND k.revoked_at IS NULL",
 	1,
 };
 
-auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries)
+auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries, int lookup_rate)
 {
 	auth_cache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -70,12 +68,9 @@ auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries)
 	/* Past ttl an entry still answers while its refresh is in flight, but
 	 * never past 5 s after its query was sent: the revocation bound. */
 	c->hard_ms = 2 * ttl_ms < 5000 ? 2 * ttl_ms : 5000;
-	c->max = (size_t)max_entries;
-	c->cap = 16;
-	while (c->cap < c->max * 2)
-		c->cap <<= 1;
-	c->slots = calloc(c->cap, sizeof(entry));
-	if (c->slots == NULL) {
+	c->unknown_rate = lookup_rate > 0 ? lookup_rate : 1;
+	c->tab = keytab_new((size_t)max_entries);
+	if (c->tab == NULL) {
 		free(c);
 		return NULL;
 	}
@@ -86,45 +81,28 @@ void auth_cache_free(auth_cache *c)
 {
 	if (c == NULL)
 		return;
-	free(c->slots);
+	keytab_free(c->tab);
 	free(c);
 }
 
-void auth_cache_stats(const auth_cache *c, unsigned long *hits, unsigned long *misses)
+void auth_cache_stats(const auth_cache *c, auth_cache_counters *out)
 {
-	*hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
-	*misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+	out->hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+	out->misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+	out->queries = __atomic_load_n(&c->queries, __ATOMIC_RELAXED);
+	out->throttled = __atomic_load_n(&c->throttled, __ATOMIC_RELAXED);
+	/* read without a lock from another thread: one word each, a gauge */
+	out->evictions = keytab_evictions(c->tab);
+	out->entries = keytab_count(c->tab);
 }
 
-static size_t slot_of(const auth_cache *c, const char *id)
+/* One token of the bucket for queries about ids not known as valid keys. */
+static bool may_query_unknown(auth_cache *c)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a over the hex id */
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return (size_t)h & (c->cap - 1);
-}
-
-static entry *find(auth_cache *c, const char *id, bool create)
-{
-	size_t i = slot_of(c, id);
-	for (;;) {
-		entry *e = &c->slots[i];
-		if (e->id[0] == '\0') {
-			if (!create)
-				return NULL;
-			if (c->count >= c->max) {
-				memset(c->slots, 0, c->cap * sizeof(entry));
-				c->count = 0;
-				return find(c, id, true);
-			}
-			memcpy(e->id, id, sizeof(e->id));
-			c->count++;
-			return e;
-		}
-		if (strcmp(e->id, id) == 0)
-			return e;
-		i = (i + 1) & (c->cap - 1);
-	}
+	if (tbucket_take(&c->unknown, c->unknown_rate, c->unknown_rate, util_mono_us(), NULL))
+		return true;
+	__atomic_fetch_add(&c->throttled, 1, __ATOMIC_RELAXED);
+	return false;
 }
 
 static void decide(const entry *e, const unsigned char *hash, auth_cb cb, void *arg)
@@ -138,6 +116,8 @@ static void decide(const entry *e, const unsigned char *hash, auth_cb cb, void *
 	memcpy(p.key_id, e->id, sizeof(p.key_id));
 	p.scopes = e->scopes;
 	p.idempotency_ttl_s = e->idem_ttl_s;
+	p.rate_limit_rps = e->rl_rps;
+	p.rate_limit_burst = e->rl_burst;
 	cb(AUTH_OK, &p, arg);
 }
 
@@ -154,9 +134,14 @@ static void lookup_done(db_result *res, void *arg)
 {
 	lookup *lk = arg;
 	auth_cache *c = lk->cache;
-	entry *e = find(c, lk->id, true);
-	if (e->pending == lk)
+	entry *e = keytab_put(c->tab, lk->id); /* evicted meanwhile: back in */
+	entry snapshot = {0};
+	if (e != NULL && e->pending == lk)
 		e->pending = NULL;
+	if (e == NULL) {
+		e = &snapshot; /* out of memory: answer the waiters, keep nothing */
+		memcpy(e->id, lk->id, sizeof(e->id));
+	}
 	if (res->status == DB_OK) {
 		PGresult *r = res->results[0];
 		e->found = false;
@@ -164,6 +149,8 @@ static void lookup_done(db_result *res, void *arg)
 		    auth_scopes_parse(PQgetvalue(r, 0, 2), &e->scopes)) {
 			util_strlcpy(e->tenant, PQgetvalue(r, 0, 0), sizeof(e->tenant));
 			e->idem_ttl_s = atoi(PQgetvalue(r, 0, 3));
+			e->rl_rps = atoi(PQgetvalue(r, 0, 4));
+			e->rl_burst = atoi(PQgetvalue(r, 0, 5));
 			e->found = true;
 		}
 		/* Age counts from when the query was sent: its snapshot can be
@@ -171,7 +158,7 @@ static void lookup_done(db_result *res, void *arg)
 		e->fetched_ms = lk->sent_ms;
 		e->filled = true;
 	}
-	entry snapshot = *e; /* callbacks may reshape the table */
+	snapshot = *e; /* callbacks may reshape the table */
 	for (size_t i = 0; i < lk->nw; i++) {
 		if (res->status != DB_OK)
 			lk->w[i].cb(AUTH_UNAVAILABLE, NULL, lk->w[i].arg);
@@ -199,6 +186,7 @@ static lookup *start_lookup(auth_cache *c, entry *e)
 	memcpy(lk->id, e->id, sizeof(lk->id));
 	lk->sent_ms = util_mono_ms();
 	e->pending = lk;
+	__atomic_fetch_add(&c->queries, 1, __ATOMIC_RELAXED);
 	db_exec(c->db, b, lookup_done, lk);
 	/* db_exec may have answered synchronously (database down) and freed lk. */
 	return e->pending;
@@ -232,22 +220,34 @@ void auth_check(auth_cache *c, const char *authorization, auth_cb cb, void *arg)
 	}
 	unsigned char hash[AUTH_HASH_LEN];
 	auth_key_hash(key, len, hash);
-	entry *e = find(c, id, true);
-	int64_t age = util_mono_ms() - e->fetched_ms;
-	if (e->filled && age < c->ttl_ms) {
+	entry *e = keytab_get(c->tab, id);
+	int64_t age = e != NULL ? util_mono_ms() - e->fetched_ms : 0;
+	if (e != NULL && e->filled && age < c->ttl_ms) {
 		__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
 		decide(e, hash, cb, arg);
 		return;
 	}
-	if (e->filled && age < c->hard_ms) {
-		/* Stale: answer now and let one request refresh it. */
+	if (e != NULL && e->filled && age < c->hard_ms) {
+		/* Stale: answer now and let one request refresh it (an unknown
+		 * id's refresh only when the bucket allows). */
 		__atomic_fetch_add(&c->hits, 1, __ATOMIC_RELAXED);
-		start_lookup(c, e);
+		if (e->found || e->pending != NULL || may_query_unknown(c))
+			start_lookup(c, e);
 		decide(e, hash, cb, arg);
 		return;
 	}
 	__atomic_fetch_add(&c->misses, 1, __ATOMIC_RELAXED);
-	lookup *lk = start_lookup(c, e);
+	/* A query for an id the cache does not know as a valid key (new, or
+	 * known not to exist) costs a token; none left: 503, no query, and no
+	 * entry that would push a valid key out. */
+	bool known_valid = e != NULL && e->filled && e->found;
+	if ((e == NULL || e->pending == NULL) && !known_valid && !may_query_unknown(c)) {
+		cb(AUTH_THROTTLED, NULL, arg);
+		return;
+	}
+	if (e == NULL)
+		e = keytab_put(c->tab, id);
+	lookup *lk = e != NULL ? start_lookup(c, e) : NULL;
 	if (lk == NULL || !add_waiter(lk, hash, cb, arg)) {
 		/* Either the database refused at once (down) or memory ran out. */
 		cb(AUTH_UNAVAILABLE, NULL, arg);

@@ -9,7 +9,7 @@ bool master_key_load(const char *path, master_key *out, char **err)
 {
 	*err = NULL;
 	if (path == NULL || path[0] == '\0') {
-		if (asprintf(err, "no master key file: set --master-key-file or ONCELEDGER_MASTER_KEY_FILE (32 random bytes, e.g. head -c 32 /dev/urandom > master.key)") < 0)
+		if (asprintf(err, "no master key file: set --master-key-file or ONCELEDGER_MASTER_KEY_FILE (32 random bytes, private to the daemon's user, e.g. (umask 077; head -c 32 /dev/urandom > master.key))") < 0)
 			*err = NULL;
 		return false;
 	}
@@ -17,6 +17,11 @@ bool master_key_load(const char *path, master_key *out, char **err)
 	if (f == NULL) {
 		if (asprintf(err, "cannot open master key file %s: %s", path, strerror(errno)) < 0)
 			*err = NULL;
+		return false;
+	}
+	/* Anyone who reads it can open every sealed SigV4 secret. */
+	if (!util_file_private(fileno(f), path, err)) {
+		fclose(f);
 		return false;
 	}
 	unsigned char buf[crypto_secretbox_KEYBYTES + 1];

@@ -16,7 +16,8 @@ typedef struct master_key {
 	unsigned char k[crypto_secretbox_KEYBYTES];
 } master_key;
 
-/* Reads exactly 32 bytes from path; *err explains a failure. */
+/* Reads exactly 32 bytes from path, refusing a file its group or others may
+ * access (util_file_private); *err explains a failure. */
 bool master_key_load(const char *path, master_key *out, char **err) OL_WARN_UNUSED;
 /* Seals text: out gets nonce || box (len + MASTER_SEAL_OVERHEAD bytes). */
 #define MASTER_SEAL_OVERHEAD (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)

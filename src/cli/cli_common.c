@@ -26,6 +26,10 @@ bool cli_parse(int argc, char **argv, cli_opts *o)
 			slot = &o->key_file;
 		else if (strcmp(a, "--idempotency-ttl-s") == 0)
 			slot = &o->idempotency_ttl_s;
+		else if (strcmp(a, "--rate-limit-rps") == 0)
+			slot = &o->rate_limit_rps;
+		else if (strcmp(a, "--rate-limit-burst") == 0)
+			slot = &o->rate_limit_burst;
 		else if (strcmp(a, "--sigv4") == 0) {
 			o->sigv4 = true;
 			continue;

@@ -17,6 +17,8 @@ typedef struct cli_opts {
 	const char *master_key_file;
 	const char *key_file; /* signing-key: the events key file */
 	const char *idempotency_ttl_s; /* tenant create/update; "default" clears it */
+	const char *rate_limit_rps;    /* tenant create/update; "default" clears it */
+	const char *rate_limit_burst;  /* tenant create/update; "default" clears it */
 	const char *positional[4];
 	int npositional;
 } cli_opts;

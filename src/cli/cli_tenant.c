@@ -1,5 +1,6 @@
 /* cli_tenant.c — `onceledger tenant create NAME` and `tenant update NAME`
- * (per-tenant settings: the Idempotency-Key retention). */
+ * (per-tenant settings: the Idempotency-Key retention, the per-key rate
+ * limit). */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,16 +8,17 @@
 #include "cli/cli_common.h"
 #include "util/util.h"
 
-/* "default" (NULL: the server's setting) or 1..2592000 seconds. */
-static bool ttl_arg(const char *s, const char **out)
+/* A tenant setting: absent (keep it, *set false), "default" (NULL: the
+ * server's setting) or an integer in [min, max]. */
+static bool setting_arg(const char *flag, const char *s, long long min, long long max, bool *set, const char **out)
 {
 	long long v;
-	if (strcmp(s, "default") == 0) {
-		*out = NULL;
+	*set = s != NULL;
+	*out = NULL;
+	if (s == NULL || strcmp(s, "default") == 0)
 		return true;
-	}
-	if (!util_parse_ll(s, 1, 2592000, &v)) {
-		fprintf(stderr, "onceledger: --idempotency-ttl-s must be 1-2592000 seconds or 'default'\n");
+	if (!util_parse_ll(s, min, max, &v)) {
+		fprintf(stderr, "onceledger: %s must be %lld-%lld or 'default'\n", flag, min, max);
 		return false;
 	}
 	*out = s;
@@ -29,9 +31,11 @@ int cli_tenant(int argc, char **argv)
 	bool create = argc >= 1 && strcmp(argv[0], "create") == 0;
 	bool update = argc >= 1 && strcmp(argv[0], "update") == 0;
 	if ((!create && !update) || !cli_parse(argc - 1, argv + 1, &o) || o.npositional != 1 ||
-	    (update && o.idempotency_ttl_s == NULL)) {
-		fprintf(stderr, "usage: onceledger tenant create NAME [--idempotency-ttl-s N] --database-url URL\n"
-				"       onceledger tenant update NAME --idempotency-ttl-s N|default --database-url URL\n");
+	    (update && o.idempotency_ttl_s == NULL && o.rate_limit_rps == NULL && o.rate_limit_burst == NULL)) {
+		fprintf(stderr, "usage: onceledger tenant create NAME [--idempotency-ttl-s N] [--rate-limit-rps N] [--rate-limit-burst N]"
+				" --database-url URL\n"
+				"       onceledger tenant update NAME [--idempotency-ttl-s N|default] [--rate-limit-rps N|default]"
+				" [--rate-limit-burst N|default] --database-url URL\n");
 		return CLI_USAGE;
 	}
 	const char *name = o.positional[0];
@@ -39,20 +43,29 @@ int cli_tenant(int argc, char **argv)
 		fprintf(stderr, "onceledger: invalid tenant name '%s': use 1-32 of [a-z0-9_-]\n", name);
 		return CLI_USAGE;
 	}
-	const char *ttl = NULL;
-	if (o.idempotency_ttl_s != NULL && !ttl_arg(o.idempotency_ttl_s, &ttl))
+	const char *ttl, *rps, *burst;
+	bool set_ttl, set_rps, set_burst;
+	if (!setting_arg("--idempotency-ttl-s", o.idempotency_ttl_s, 1, 2592000, &set_ttl, &ttl) ||
+	    !setting_arg("--rate-limit-rps", o.rate_limit_rps, 0, 1000000, &set_rps, &rps) ||
+	    !setting_arg("--rate-limit-burst", o.rate_limit_burst, 1, 10000000, &set_burst, &burst))
 		return CLI_USAGE;
 	int crc;
 	PGconn *pg = cli_connect(&o, &crc);
 	if (pg == NULL)
 		return crc;
-	const char *p[2] = {name, ttl};
+	/* $5..$7: whether update sets each setting (an unset one is kept). */
+	const char *p[7] = {name, ttl, rps, burst, set_ttl ? "t" : "f", set_rps ? "t" : "f", set_burst ? "t" : "f"};
 	PGresult *r = create ? cli_exec(pg,
-					"INSERT INTO tenants (name, idempotency_ttl_seconds) VALUES ($1, $2::int)"
-					" ON CONFLICT DO NOTHING RETURNING name",
-					2, p)
-			     : cli_exec(pg, "UPDATE tenants SET idempotency_ttl_seconds = $2::int WHERE name = $1 RETURNING name",
-					2, p);
+					"INSERT INTO tenants (name, idempotency_ttl_seconds, rate_limit_rps, rate_limit_burst)"
+					" VALUES ($1, $2::int, $3::int, $4::int) ON CONFLICT DO NOTHING RETURNING name",
+					4, p)
+			     : cli_exec(pg,
+					"UPDATE tenants SET"
+					" idempotency_ttl_seconds = CASE WHEN $5::bool THEN $2::int ELSE idempotency_ttl_seconds END,"
+					" rate_limit_rps = CASE WHEN $6::bool THEN $3::int ELSE rate_limit_rps END,"
+					" rate_limit_burst = CASE WHEN $7::bool THEN $4::int ELSE rate_limit_burst END"
+					" WHERE name = $1 RETURNING name",
+					7, p);
 	int rc = CLI_FAIL;
 	if (r != NULL) {
 		if (PQntuples(r) == 1) {

@@ -12,8 +12,10 @@ static void usage(void)
 {
 	fprintf(stderr, "usage:\n"
 			"  onceledger migrate --database-url URL\n"
-			"  onceledger tenant create NAME [--idempotency-ttl-s N] --database-url URL\n"
-			"  onceledger tenant update NAME --idempotency-ttl-s N|default --database-url URL\n"
+			"  onceledger tenant create NAME [--idempotency-ttl-s N] [--rate-limit-rps N] [--rate-limit-burst N]"
+			" --database-url URL\n"
+			"  onceledger tenant update NAME [--idempotency-ttl-s N|default] [--rate-limit-rps N|default]"
+			" [--rate-limit-burst N|default] --database-url URL\n"
 			"  onceledger key create --tenant NAME --scopes read,write,audit,dynamodb [--sigv4 --master-key-file FILE]\n"
 			"                        --database-url URL\n"
 			"  onceledger key revoke KEY-ID --database-url URL\n"

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "util/util.h"
 
 typedef struct ev_key {
 	char kid[EV_KID_LEN];
@@ -100,6 +101,11 @@ static bool load(const char *path, ev_key **keys, int *n, struct stat *st, char 
 			*err = NULL;
 		return false;
 	}
+	/* Anyone who reads it can sign events as this service. */
+	if (!util_file_private(fd, path, err)) {
+		close(fd);
+		return false;
+	}
 	char *text = NULL;
 	bool ok = fstat(fd, st) == 0 && st->st_size < 1024 * 1024 && (text = calloc(1, (size_t)st->st_size + 1)) != NULL &&
 		  read(fd, text, (size_t)st->st_size) == st->st_size;
@@ -150,6 +156,10 @@ bool ev_keys_add(const char *path, char kid_out[EV_KID_LEN], char **err)
 	if (fd < 0) {
 		if (asprintf(err, "cannot open %s: %s", path, strerror(errno)) < 0)
 			*err = NULL;
+		return false;
+	}
+	if (!util_file_private(fd, path, err)) {
+		close(fd);
 		return false;
 	}
 	char line[160];
@@ -278,6 +288,14 @@ bool ev_keys_public(ev_keys *k, const char *kid, char kid_out[EV_KID_LEN], char 
 	}
 	pthread_mutex_unlock(&k->mu);
 	return found;
+}
+
+void ev_keys_derive(ev_keys *k, const char *purpose, unsigned char *out, size_t len)
+{
+	pthread_mutex_lock(&k->mu);
+	/* libsodium's secret key is seed || public key: the seed keys the hash. */
+	crypto_generichash(out, len, (const unsigned char *)purpose, strlen(purpose), k->keys[0].sk, crypto_sign_SEEDBYTES);
+	pthread_mutex_unlock(&k->mu);
 }
 
 void ev_keys_each(ev_keys *k, void (*fn)(const char *kid, const char *pub, bool signing, void *arg), void *arg)

@@ -49,6 +49,7 @@ struct http_req {
 	char request_id[HTTP_REQ_ID_MAX + 1];
 	int64_t start_mono_us;
 	struct evkeyvalq out_headers;
+	struct evkeyvalq final_headers; /* http_req_add_final_header */
 	int status;                 /* set by http_reply */
 	int route_id;               /* for metrics; -1 until routed */
 	bool on_metrics_listener;
@@ -121,6 +122,11 @@ size_t http_req_header_count(const http_req *r, const char *name);
 void http_req_add_header(http_req *r, const char *name, const char *value);
 /* Forgets the response headers added so far. */
 void http_req_clear_headers(http_req *r);
+/* A header about this exchange rather than about the response's content
+ * (e.g. the RateLimit fields): sent after the others with whatever response
+ * goes out; not seen by reply_filter (so the idempotency gate neither saves
+ * nor replays it) and not removed by http_req_clear_headers. */
+void http_req_add_final_header(http_req *r, const char *name, const char *value);
 /* Calls fn for each response header added so far. */
 void http_req_foreach_header(http_req *r, void (*fn)(const char *name, const char *value, void *arg), void *arg);
 /* The request id (the client's X-Request-Id, or one generated now). */

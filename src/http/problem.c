@@ -44,6 +44,7 @@ static const struct {
 	{"order_exists", "Order exists with other parameters"},
 	{"order_not_payable", "Order is not in a state that allows this"},
 	{"refund_exceeds_payment", "Refund exceeds the payment"},
+	{"rate_limited", "Too many requests for this API key"},
 };
 
 static const char *title_for(const char *code)

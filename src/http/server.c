@@ -105,6 +105,7 @@ static http_req *req_new(http_worker *w, http_conn *c)
 	r->route_id = -1;
 	r->start_mono_us = util_mono_us();
 	TAILQ_INIT(&r->out_headers);
+	TAILQ_INIT(&r->final_headers);
 	r->on_metrics_listener = c != NULL && c->metrics_only;
 	r->on_dynamodb_listener = c != NULL && c->dynamodb;
 	w->inflight++;
@@ -116,6 +117,7 @@ static void req_free(http_req *r)
 	if (r->app_free != NULL)
 		r->app_free(r->app);
 	evhttp_clear_headers(&r->out_headers);
+	evhttp_clear_headers(&r->final_headers);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->headbuf);
@@ -143,6 +145,11 @@ size_t http_req_header_count(const http_req *r, const char *name)
 void http_req_add_header(http_req *r, const char *name, const char *value)
 {
 	evhttp_add_header(&r->out_headers, name, value);
+}
+
+void http_req_add_final_header(http_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(&r->final_headers, name, value);
 }
 
 static http_method method_of(const char *m)
@@ -310,6 +317,8 @@ void http_reply(http_req *r, int status, const char *content_type, const char *b
 	evbuffer_add_printf(out, "Content-Length: %zu\r\nX-Request-Id: %s\r\n", len, r->request_id);
 	struct evkeyval *kv;
 	TAILQ_FOREACH(kv, &r->out_headers, next)
+		evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
+	TAILQ_FOREACH(kv, &r->final_headers, next)
 		evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
 	if (close_after)
 		evbuffer_add(out, "Connection: close\r\n", 19);

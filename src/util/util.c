@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -158,4 +159,22 @@ size_t util_utf8_prefix(const char *s, size_t len)
 		i += n + 1;
 	}
 	return i;
+}
+
+bool util_file_private(int fd, const char *path, char **err)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		if (asprintf(err, "cannot stat %s: %s", path, strerror(errno)) < 0)
+			*err = NULL;
+		return false;
+	}
+	if ((st.st_mode & 077) != 0) {
+		if (asprintf(err, "%s is accessible by group or others (mode %04o): a key file must be private to its owner, "
+				  "run chmod 600 %s",
+			     path, (unsigned)(st.st_mode & 07777), path) < 0)
+			*err = NULL;
+		return false;
+	}
+	return true;
 }

@@ -32,5 +32,9 @@ bool util_visible_ascii(const char *s, size_t len);
  * overlong forms, surrogates or code points past U+10FFFF): where to cut a
  * message so that a JSON encoder accepts it. */
 size_t util_utf8_prefix(const char *s, size_t len);
+/* Refuses a secret file (fd open on path) that its group or other users may
+ * read, write or execute, as ssh refuses such a private key: false and *err
+ * ("... chmod 600 ...") when a 077 bit is set or fstat fails. */
+bool util_file_private(int fd, const char *path, char **err) OL_WARN_UNUSED;
 
 #endif

@@ -1,13 +1,15 @@
 /* test_events.c — the pure parts of events: the CloudEvent text (member
  * order, escaping, data inserted as is), sequences and their parsing, and
  * the signing key file (creation, kid derived from the key, a tampered
- * file refused, rotation picked up by a reload, signatures that verify
- * with the published key and fail after a one-byte change). */
+ * file refused, a file its group or others may read refused, rotation
+ * picked up by a reload, signatures that verify with the published key and
+ * fail after a one-byte change). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -111,6 +113,32 @@ static void test_keys(void)
 	CHECK(ev_keys_public(k, kid1, got, pub) && strcmp(pub, pub1) == 0, "the old key is still published by kid");
 	CHECK(!ev_keys_public(k, "0000000000000000", got, pub), "an unknown kid is not found");
 	ev_keys_free(k);
+
+	/* A key file its group or others may read is refused (as ssh does),
+	 * by open, rotate and reload alike; the reload keeps the keys it had. */
+	k = ev_keys_open(path, false, &err);
+	CHECK(k != NULL, "the 0600 file opens");
+	usleep(20000);
+	CHECK(chmod(path, 0644) == 0, "chmod 0644");
+	CHECK(ev_keys_open(path, false, &err) == NULL && err != NULL && strstr(err, "chmod 600") != NULL,
+	      "a 0644 key file is refused with a clear message");
+	free(err);
+	err = NULL;
+	CHECK(!ev_keys_add(path, kid2, &err) && err != NULL && strstr(err, "mode 0644") != NULL, "rotate refuses a 0644 file");
+	free(err);
+	err = NULL;
+	CHECK(chmod(path, 0640) == 0, "chmod 0640");
+	CHECK(ev_keys_open(path, false, &err) == NULL && err != NULL, "a group-readable key file is refused");
+	free(err);
+	err = NULL;
+	FILE *c = fopen(path, "a"); /* a change the reload sees (size) */
+	fputs("# comment\n", c);
+	fclose(c);
+	ev_keys_refresh(k);
+	ev_keys_sign(k, msg, strlen(msg), sig, kid);
+	CHECK(strcmp(kid, kid2) == 0, "a reload of a file no longer private keeps the keys it had");
+	ev_keys_free(k);
+	CHECK(chmod(path, 0600) == 0, "chmod 0600");
 
 	/* A kid that does not match its key is refused. */
 	FILE *f = fopen(path, "a");

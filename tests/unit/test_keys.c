@@ -1,10 +1,41 @@
-/* Unit tests for API key format, hashing, scopes and tenant names. */
+/* Unit tests for API key format, hashing, scopes and tenant names, and the
+ * master key file (its size and its permissions). */
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 #include "auth/keys.h"
+#include "auth/master.h"
 #include "tap.h"
+
+/* A master key file is refused unless exactly 32 bytes, private to its owner. */
+static void test_master_key_file(void)
+{
+	char path[] = "/tmp/ol-test-master-XXXXXX";
+	int fd = mkstemp(path); /* mode 0600 */
+	unsigned char raw[32];
+	randombytes_buf(raw, sizeof(raw));
+	CHECK(fd >= 0 && write(fd, raw, sizeof(raw)) == (ssize_t)sizeof(raw), "write a master key");
+	close(fd);
+	master_key mk;
+	char *err = NULL;
+	CHECK(master_key_load(path, &mk, &err) && memcmp(mk.k, raw, sizeof(raw)) == 0, "a 0600 file of 32 bytes loads");
+	const unsigned modes[] = {0644, 0640, 0604, 0660, 0610, 0601};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		CHECK(chmod(path, modes[i]) == 0, "chmod");
+		err = NULL;
+		CHECK(!master_key_load(path, &mk, &err) && err != NULL && strstr(err, path) != NULL &&
+			      strstr(err, "chmod 600") != NULL,
+		      "a master key file its group or others may access is refused, naming the file and the fix");
+		free(err);
+	}
+	CHECK(chmod(path, 0400) == 0 && master_key_load(path, &mk, &err), "0400 loads");
+	unlink(path);
+}
 
 int main(void)
 {
@@ -47,5 +78,6 @@ int main(void)
 	CHECK(!auth_tenant_name_valid("Acme"), "uppercase tenant refused");
 	CHECK(!auth_tenant_name_valid(""), "empty tenant refused");
 	CHECK(!auth_tenant_name_valid("abcdefghijklmnopqrstuvwxyz0123456"), "33-char tenant refused");
+	test_master_key_file();
 	return it_test_done();
 }
