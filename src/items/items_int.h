@@ -21,7 +21,7 @@ typedef struct it_keydef {
 
 enum { IT_PROJ_ALL, IT_PROJ_KEYS_ONLY, IT_PROJ_INCLUDE };
 
-/* Stream view types, as stored in items.stream (sql/010_streams.sql). */
+/* Stream view types, as stored in items.stream (sql/011_streams.sql). */
 enum { IT_STREAM_NONE, IT_STREAM_KEYS_ONLY, IT_STREAM_NEW_IMAGE, IT_STREAM_OLD_IMAGE, IT_STREAM_NEW_AND_OLD_IMAGES };
 /* The view type named (0 when unknown) and its name. */
 int it_stream_view(const char *name);

@@ -1,4 +1,4 @@
-/* streams.c — the DynamoDB Streams API over item_stream (sql/010_streams.sql):
+/* streams.c — the DynamoDB Streams API over item_stream (sql/011_streams.sql):
  * ListStreams, DescribeStream, GetShardIterator, GetRecords. One stream per
  * table (its latest), one shard per stream. Positions are (ord, seq) pairs;
  * a sequence number is both as 20 + 20 decimal digits, so that it orders as

@@ -13,7 +13,7 @@
 #include "items/write.h"
 
 /* Marks this transaction's deletions as the service's (the stream trigger
- * reads it, sql/010_streams.sql). */
+ * reads it, sql/011_streams.sql). */
 static const db_stmt stmt_sweep_service = {"it_sweep_service", "SELECT set_config('ol.stream_service', 'true', true)", 0};
 static const db_stmt stmt_sweep_stream = {
 	"it_sweep_stream",

@@ -66,7 +66,7 @@ bool it_w_insert_cols(it_sql *q, const it_table *t)
 	return it_sql_append(q, ")");
 }
 
-/* The stream hint (sql/010_streams.sql): set when the table has a stream,
+/* The stream hint (sql/011_streams.sql): set when the table has a stream,
  * never cleared by a write (a definition cached for a moment too long must
  * not switch an item's records off; UpdateTable's backfill clears it). */
 static bool stream_set(it_sql *q, const it_table *t, bool named)

@@ -1,4 +1,4 @@
--- 010_streams: DynamoDB Streams for tenants' tables (docs/dynamodb.md
+-- 011_streams: DynamoDB Streams for tenants' tables (docs/dynamodb.md
 -- "Streams"). Every change of an item of a table with an enabled stream
 -- writes a record into item_stream from a trigger, in the same transaction
 -- as the change: no record without its change, no change without its record.
