@@ -561,3 +561,23 @@ def test_an_older_transaction_writing_after_a_younger_one_sorts_after_it(ddb):
         old.close()
     recs = wait_records(ddb, arn, 3)
     assert [r["dynamodb"]["NewImage"]["c"]["N"] for r in recs] == ["0", "1", "2"]
+
+
+def test_batch_writes_and_delete_table(ddb):
+    name = table(ddb, "NEW_IMAGE", sort=True)
+    arn = stream_arn(ddb, name)
+    ddb.client.batch_write_item(RequestItems={name: [
+        {"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"N": str(i)}}}} for i in range(3)]})
+    ddb.client.batch_write_item(RequestItems={name: [
+        {"DeleteRequest": {"Key": {"pk": {"S": "b"}, "sk": {"N": "1"}}}}]})
+    recs = wait_records(ddb, arn, 4)
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["sk"]["N"]) for r in recs] == \
+        [("INSERT", "0"), ("INSERT", "1"), ("INSERT", "2"), ("REMOVE", "1")]
+    ddb.client.delete_table(TableName=name)
+    with pytest.raises(ClientError) as e:
+        ddb.streams.describe_stream(StreamArn=arn)
+    assert code(e) == "ResourceNotFoundException"
+    assert all(s["StreamArn"] != arn for s in ddb.streams.list_streams()["Streams"])
+    cur = ddb.db.cursor()
+    cur.execute("SELECT count(*) FROM item_stream s LEFT JOIN item_tables t ON t.id = s.table_id WHERE t.id IS NULL")
+    assert cur.fetchone()[0] == 0
