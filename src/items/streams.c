@@ -285,8 +285,9 @@ void it_op_list_streams(it_op *op)
 
 static const db_stmt stmt_range = {
 	"it_streams_range",
-	"SELECT (SELECT ord::text || ',' || seq FROM item_stream WHERE table_id = $1::bigint ORDER BY ord, seq LIMIT 1),"
-	" (SELECT ord::text || ',' || seq FROM item_stream WHERE table_id = $1::bigint ORDER BY ord DESC, seq DESC LIMIT 1),"
+	"SELECT (SELECT s.ord::text || ',' || s.seq FROM item_stream s WHERE s.table_id = $1::bigint ORDER BY s.ord, s.seq LIMIT 1),"
+	" (SELECT s.ord::text || ',' || s.seq FROM item_stream s WHERE s.table_id = $1::bigint"
+	"  ORDER BY s.ord DESC, s.seq DESC LIMIT 1),"
 	" pg_snapshot_xmin(pg_current_snapshot())::text",
 	1};
 
@@ -501,13 +502,15 @@ static const db_stmt stmt_stream_of = {
  * transaction: nothing can still appear before them. */
 static const db_stmt stmt_records = {
 	"it_streams_records",
-	"SELECT ord::text, seq, event, keys::text, old_image::text, new_image::text, view_type,"
-	" extract(epoch FROM created_at)::bigint, service,"
-	" ol_it_item_size(keys) + coalesce(ol_it_item_size(new_image), 0) + coalesce(ol_it_item_size(old_image), 0)"
-	" FROM item_stream WHERE table_id = $1::bigint"
-	" AND (ord, seq) >= ($2::text::xid8, $3::bigint) AND NOT (ord = $2::text::xid8 AND seq = $3::bigint AND NOT $4::boolean)"
-	" AND ord < pg_snapshot_xmin(pg_current_snapshot())"
-	" ORDER BY ord, seq LIMIT $5::int",
+	"SELECT s.ord::text, s.seq, s.event, s.keys::text, s.old_image::text, s.new_image::text, s.view_type,"
+	" extract(epoch FROM s.created_at)::bigint, s.service,"
+	" ol_it_item_size(s.keys) + coalesce(ol_it_item_size(s.new_image), 0) + coalesce(ol_it_item_size(s.old_image), 0)"
+	" FROM item_stream s WHERE s.table_id = $1::bigint"
+	" AND (s.ord, s.seq) >= ($2::text::xid8, $3::bigint)"
+	" AND NOT (s.ord = $2::text::xid8 AND s.seq = $3::bigint AND NOT $4::boolean)"
+	" AND s.ord < pg_snapshot_xmin(pg_current_snapshot())"
+	/* s.ord, not ord: that would be the text output column (a text order) */
+	" ORDER BY s.ord, s.seq LIMIT $5::int",
 	5};
 static const db_stmt stmt_pending = {
 	"it_streams_pending",

@@ -581,3 +581,19 @@ def test_batch_writes_and_delete_table(ddb):
     cur = ddb.db.cursor()
     cur.execute("SELECT count(*) FROM item_stream s LEFT JOIN item_tables t ON t.id = s.table_id WHERE t.id IS NULL")
     assert cur.fetchone()[0] == 0
+
+
+def test_records_are_read_in_numeric_order_of_their_transaction_ids(ddb):
+    # ids 9 and 10 sort the other way round as text
+    name = table(ddb, "KEYS_ONLY")
+    arn = stream_arn(ddb, name)
+    cur = ddb.db.cursor()
+    cur.execute("SELECT id FROM item_tables WHERE tenant = %s AND name = %s", (ddb.tenant, name))
+    tid = cur.fetchone()[0]
+    for ord_, pk in [(9, "nine"), (10, "ten")]:
+        cur.execute("INSERT INTO item_stream (table_id, ord, event, pk, sk, keys, view_type)"
+                    " VALUES (%s, %s::text::xid8, 'INSERT', %s, '', %s::jsonb, 'KEYS_ONLY')",
+                    (tid, str(ord_), pk, '{"pk": {"S": "%s"}}' % pk))
+    recs = read_all(ddb, arn)
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in recs] == ["nine", "ten"]
+    assert recs[0]["dynamodb"]["SequenceNumber"] < recs[1]["dynamodb"]["SequenceNumber"]
