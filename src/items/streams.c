@@ -335,10 +335,10 @@ static void described(db_result *res, void *arg)
 		json_array_append_new(shards, json_pack("{s:s, s:o}", "ShardId", sid, "SequenceNumberRange", range));
 	else
 		json_decref(range);
-	json_t *view = json_object_get(st, "view");
-	json_t *d = json_pack("{s:s, s:s, s:s, s:O, s:f, s:s, s:O, s:o}", "StreamArn", it_req_str(op->req, "StreamArn"), "StreamLabel",
+	const char *view = json_string_value(json_object_get(st, "view"));
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s, s:O, s:o}", "StreamArn", it_req_str(op->req, "StreamArn"), "StreamLabel",
 			      a->label, "StreamStatus", enabled ? "ENABLED" : "DISABLED", "StreamViewType",
-			      view ? view : json_string("KEYS_ONLY"), "CreationRequestDateTime",
+			      view ? view : "KEYS_ONLY", "CreationRequestDateTime",
 			      (double)json_integer_value(json_object_get(st, "enabled_ms")) / 1000.0, "TableName", t->name, "KeySchema",
 			      json_object_get(t->def, "KeySchema"), "Shards", shards);
 	it_finish_ok(op, json_pack("{s:o}", "StreamDescription", d));
