@@ -499,18 +499,24 @@ static const db_stmt stmt_stream_of = {
 	" FROM item_tables WHERE id = $1::bigint AND tenant = $2",
 	2};
 /* Records after (or at) a position, only below the oldest running
- * transaction: nothing can still appear before them. */
+ * transaction: nothing can still appear before them. A page stops after
+ * the record that crosses 1 MB (DynamoDB's limit), counted in stored size
+ * so that only the records sent are detoasted (as Query's pages). */
 static const db_stmt stmt_records = {
 	"it_streams_records",
-	"SELECT s.ord::text, s.seq, s.event, s.keys::text, s.old_image::text, s.new_image::text, s.view_type,"
-	" extract(epoch FROM s.created_at)::bigint, s.service,"
-	" ol_it_item_size(s.keys) + coalesce(ol_it_item_size(s.new_image), 0) + coalesce(ol_it_item_size(s.old_image), 0)"
-	" FROM item_stream s WHERE s.table_id = $1::bigint"
-	" AND (s.ord, s.seq) >= ($2::text::xid8, $3::bigint)"
-	" AND NOT (s.ord = $2::text::xid8 AND s.seq = $3::bigint AND NOT $4::boolean)"
-	" AND s.ord < pg_snapshot_xmin(pg_current_snapshot())"
-	/* s.ord, not ord: that would be the text output column (a text order) */
-	" ORDER BY s.ord, s.seq LIMIT $5::int",
+	"SELECT r.ord::text, r.seq, r.event, r.keys::text, r.old_image::text, r.new_image::text, r.view_type,"
+	" extract(epoch FROM r.created_at)::bigint, r.service,"
+	" ol_it_item_size(r.keys) + coalesce(ol_it_item_size(r.new_image), 0) + coalesce(ol_it_item_size(r.old_image), 0)"
+	" FROM (SELECT s.*, sum(r_size) OVER (ORDER BY s.ord, s.seq ROWS UNBOUNDED PRECEDING) - r_size AS before"
+	"  FROM item_stream s, LATERAL (SELECT pg_column_size(s.keys) + coalesce(pg_column_size(s.old_image), 0)"
+	"   + coalesce(pg_column_size(s.new_image), 0) AS r_size) z"
+	"  WHERE s.table_id = $1::bigint"
+	"  AND (s.ord, s.seq) >= ($2::text::xid8, $3::bigint)"
+	"  AND NOT (s.ord = $2::text::xid8 AND s.seq = $3::bigint AND NOT $4::boolean)"
+	"  AND s.ord < pg_snapshot_xmin(pg_current_snapshot())"
+	/* s.ord, not ord: that would be a text output column (a text order) */
+	"  ORDER BY s.ord, s.seq LIMIT $5::int) r"
+	" WHERE r.before < 1048576 ORDER BY r.ord, r.seq",
 	5};
 static const db_stmt stmt_pending = {
 	"it_streams_pending",

@@ -599,3 +599,16 @@ def test_records_are_read_in_numeric_order_of_their_transaction_ids(ddb):
     recs = read_all(ddb, arn)
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in recs] == ["nine", "ten"]
     assert recs[0]["dynamodb"]["SequenceNumber"] < recs[1]["dynamodb"]["SequenceNumber"]
+
+
+def test_a_page_of_records_stops_after_1_mb(ddb):
+    name = table(ddb, "NEW_IMAGE")
+    arn = stream_arn(ddb, name)
+    for i in range(5):  # ~350 KB each, incompressible
+        ddb.client.put_item(TableName=name, Item={"pk": {"S": "big%d" % i},
+                                                  "blob": {"B": secrets.token_bytes(350 * 1024)}})
+    wait_records(ddb, arn, 5, timeout=20)
+    r = ddb.streams.get_records(ShardIterator=iterator(ddb, arn))
+    assert 1 <= len(r["Records"]) <= 3, len(r["Records"])
+    rest = read_all(ddb, arn, r["NextShardIterator"])
+    assert [x["dynamodb"]["Keys"]["pk"]["S"] for x in r["Records"] + rest] == ["big%d" % i for i in range(5)]
