@@ -612,3 +612,20 @@ def test_a_page_of_records_stops_after_1_mb(ddb):
     assert 1 <= len(r["Records"]) <= 3, len(r["Records"])
     rest = read_all(ddb, arn, r["NextShardIterator"])
     assert [x["dynamodb"]["Keys"]["pk"]["S"] for x in r["Records"] + rest] == ["big%d" % i for i in range(5)]
+
+
+@pytest.mark.parametrize("target", ["DynamoDB_20120810.GetRecords", "DynamoDB_20120810.Streams.GetRecords",
+                                    "DynamoDBStreams_20120810.PutItem", "DynamoDBStreams_20120810.Streams.GetRecords"])
+def test_each_api_answers_only_its_own_operations(ddb, target):
+    import json
+
+    import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    creds = ddb.client._request_signer._credentials
+    url = ddb.client.meta.endpoint_url + "/"
+    req = AWSRequest(method="POST", url=url, data=json.dumps({}),
+                     headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target})
+    SigV4Auth(creds, "dynamodb", "us-east-1").add_auth(req)
+    r = requests.post(url, data=req.body, headers=dict(req.headers.items()), timeout=30)
+    assert r.status_code == 400 and r.json()["__type"].endswith("#UnknownOperationException"), r.text
