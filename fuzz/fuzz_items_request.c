@@ -11,8 +11,9 @@
  * with the canary "ZQX" ever appears in SQL text (request data only ever
  * travels as parameters); no leak (ASan).
  *
- * Input: byte 0 = the operation, the rest = its JSON request (parsed as
- * the endpoint parses it). */
+ * Input: byte 0 = the operation (0xF0 and above: a DynamoDB Streams one,
+ * so that the seeds of the others keep their operation), the rest = its
+ * JSON request (parsed as the endpoint parses it). */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,13 @@ static const char *const ops[] = {
 	"Scan",	       "TransactWriteItems", "TransactGetItems", "BatchGetItem",   "BatchWriteItem",
 	"CreateTable", "DescribeTable",	 "DeleteTable",	      "UpdateTable",	  "ListTables",
 	"UpdateTimeToLive", "DescribeTimeToLive", "NoSuchOperation",
+};
+
+static const char *const stream_ops[] = {
+	IT_STREAMS_OP_PREFIX "ListStreams",
+	IT_STREAMS_OP_PREFIX "DescribeStream",
+	IT_STREAMS_OP_PREFIX "GetShardIterator",
+	IT_STREAMS_OP_PREFIX "GetRecords",
 };
 
 static const db_fake_table tables[] = {
@@ -81,6 +89,8 @@ static void init(void)
 	static int fake_pool;
 	store = it_store_new((db_pool *)&fake_pool);
 	assert(store != NULL);
+	static const unsigned char stream_key[32] = {1};
+	it_store_set_stream_key(store, stream_key);
 	/* Self-check: the catalogue is readable, so a valid write reaches the
 	 * database stage (otherwise the target would fuzz nothing past it). */
 	json_t *req = json_pack("{s:s, s:{s:{s:s}, s:{s:s}}}", "TableName", "tbl", "Item", "pk", "S", "a", "sk", "N", "1");
@@ -104,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (size < 1)
 		return 0;
-	const char *op = ops[data[0] % OL_ARRAY_LEN(ops)];
+	const char *op = data[0] >= 0xF0 ? stream_ops[data[0] % OL_ARRAY_LEN(stream_ops)] : ops[data[0] % OL_ARRAY_LEN(ops)];
 	json_error_t je;
 	json_t *req = json_loadb((const char *)data + 1, size - 1, JSON_ALLOW_NUL, &je);
 	if (req == NULL)

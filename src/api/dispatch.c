@@ -166,6 +166,7 @@ void api_on_complete(http_req *r, void *arg)
 }
 
 static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg);
+static void streams_swept(long deleted, void *arg);
 
 static void ttl_swept(long deleted, void *arg)
 {
@@ -179,8 +180,31 @@ static void ttl_swept(long deleted, void *arg)
 	if (deleted > 0)
 		log_debug("ttl_swept", "{s:I}", "deleted", (json_int_t)deleted);
 	/* A full batch means more are waiting: go on without waiting a tick. */
-	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw))
+	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw)) {
 		ttl_sweep_tick(-1, 0, aw);
+		return;
+	}
+	/* then the stream records past their retention, batch after batch */
+	if (!http_worker_draining(aw->hw)) {
+		aw->sweeping = true;
+		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
+	}
+}
+
+static void streams_swept(long deleted, void *arg)
+{
+	app_worker *aw = arg;
+	aw->sweeping = false;
+	if (deleted < 0) {
+		log_warn("stream_sweep_failed", "{}");
+		return;
+	}
+	if (deleted > 0)
+		log_debug("stream_records_swept", "{s:I}", "deleted", (json_int_t)deleted);
+	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw)) {
+		aw->sweeping = true;
+		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
+	}
 }
 
 /* Deletes expired items in batches; reads already hide them. */
@@ -297,6 +321,13 @@ bool api_worker_init(http_worker *w, void *arg)
 		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024, (int)cfg->auth_lookup_rate);
 		if (aw->akids == NULL)
 			return false;
+		/* DynamoDB Streams shard iterators are MACed with a key of their
+		 * own, derived from the master key (keyed BLAKE2b of a label) */
+		static const char label[] = "onceledger dynamodb streams shard iterators v1";
+		unsigned char sk[32];
+		crypto_generichash(sk, sizeof(sk), (const unsigned char *)label, sizeof(label) - 1, ap->mk->k, sizeof(ap->mk->k));
+		it_store_set_stream_key(aw->items, sk);
+		sodium_memzero(sk, sizeof(sk));
 	}
 	/* One sweeper per instance is plenty; it lives on worker 0. Instances
 	 * sweeping at once do not collide (SKIP LOCKED). */

@@ -17,6 +17,8 @@
 #include "log.h"
 
 #define DDB_TARGET_PREFIX "DynamoDB_20120810."
+/* DynamoDB Streams on the same listener (its SDK clients sign as "dynamodb") */
+#define DDB_STREAMS_PREFIX "DynamoDBStreams_20120810."
 #define DDB_CONTENT_TYPE "application/x-amz-json-1.0"
 #define DDB_ERR_NS "com.amazonaws.dynamodb.v20120810#"
 #define CORAL_ERR_NS "com.amazon.coral.service#"
@@ -174,13 +176,23 @@ void ddb_on_request(http_req *r)
 	r->app = d;
 	r->app_free = ddb_req_free;
 	const char *target = http_req_header(r, "X-Amz-Target");
-	if (target == NULL || strncmp(target, DDB_TARGET_PREFIX, strlen(DDB_TARGET_PREFIX)) != 0 ||
-	    !it_op_known(target + strlen(DDB_TARGET_PREFIX)) ||
-	    strlen(target + strlen(DDB_TARGET_PREFIX)) >= sizeof(d->op)) {
+	const char *name = NULL, *ns = "";
+	if (target != NULL && strncmp(target, DDB_TARGET_PREFIX, strlen(DDB_TARGET_PREFIX)) == 0)
+		name = target + strlen(DDB_TARGET_PREFIX);
+	else if (target != NULL && strncmp(target, DDB_STREAMS_PREFIX, strlen(DDB_STREAMS_PREFIX)) == 0) {
+		name = target + strlen(DDB_STREAMS_PREFIX);
+		ns = IT_STREAMS_OP_PREFIX; /* the item layer's name for them */
+	}
+	if (name != NULL && (strchr(name, '.') != NULL || strlen(ns) + strlen(name) >= sizeof(d->op)))
+		name = NULL;
+	if (name != NULL) {
+		util_strlcpy(d->op, ns, sizeof(d->op));
+		util_strlcpy(d->op + strlen(ns), name, sizeof(d->op) - strlen(ns));
+	}
+	if (name == NULL || !it_op_known(d->op)) {
 		ddb_error(r, 400, CORAL_ERR_NS, "UnknownOperationException", "", NULL);
 		return;
 	}
-	util_strlcpy(d->op, target + strlen(DDB_TARGET_PREFIX), sizeof(d->op));
 	sigv4_req sr = sigv4_req_of(r);
 	const char *why = NULL;
 	sigv4_status ps = sigv4_parse(&sr, &d->auth, &why);

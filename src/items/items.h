@@ -32,6 +32,9 @@ typedef void (*it_done)(it_reply *r, void *arg);
 /* One store per worker, on the worker's database pool. */
 it_store *it_store_new(db_pool *db);
 void it_store_free(it_store *s);
+/* The key that signs DynamoDB Streams shard iterators (32 bytes, derived
+ * from the master key); without one the stream operations are refused. */
+void it_store_set_stream_key(it_store *s, const unsigned char key[32]);
 
 /* Runs the DynamoDB operation `op` ("PutItem", "Query", ...) with the given
  * request for the tenant. Takes a reference to request. cb runs exactly
@@ -123,10 +126,15 @@ void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *k
 
 /* Operations it_call knows, for routing and documentation. */
 bool it_op_known(const char *op);
+/* Stream operations are named IT_STREAMS_OP_PREFIX + their DynamoDB Streams
+ * name ("Streams.GetRecords") for it_call and it_op_known. */
+#define IT_STREAMS_OP_PREFIX "Streams."
 
 /* TTL sweeper: deletes up to `batch` expired items (any tenant); cb gets the
  * number deleted or -1 on error. */
 void it_sweep_expired(it_store *s, int batch, void (*cb)(long deleted, void *arg), void *arg);
+/* Stream retention: deletes up to `batch` stream records older than 24 h. */
+void it_sweep_streams(it_store *s, int batch, void (*cb)(long deleted, void *arg), void *arg);
 
 /* Background work over every tenant: up to limit items of the system
  * tables whose index `index` has the partition key pk and a sort key

@@ -21,6 +21,12 @@ typedef struct it_keydef {
 
 enum { IT_PROJ_ALL, IT_PROJ_KEYS_ONLY, IT_PROJ_INCLUDE };
 
+/* Stream view types, as stored in items.stream (sql/011_streams.sql). */
+enum { IT_STREAM_NONE, IT_STREAM_KEYS_ONLY, IT_STREAM_NEW_IMAGE, IT_STREAM_OLD_IMAGE, IT_STREAM_NEW_AND_OLD_IMAGES };
+/* The view type named (0 when unknown) and its name. */
+int it_stream_view(const char *name);
+const char *it_stream_view_name(int view);
+
 typedef struct it_index {
 	char *name;
 	int slot; /* 1..IT_MAX_SLOTS: columns x<slot>pk / x<slot>sk */
@@ -42,6 +48,7 @@ typedef struct it_table {
 	it_index idx[IT_MAX_SLOTS];
 	int nidx;
 	char *ttl_attr; /* NULL: TTL disabled */
+	int stream;     /* 0: no enabled stream, else IT_STREAM_* (items.stream) */
 	json_t *def;    /* the stored description */
 	int64_t loaded_ms;
 	bool deleted;
@@ -51,6 +58,8 @@ struct it_store {
 	db_pool *db;
 	it_table **tables; /* cache, small: linear scan */
 	int ntables, cap;
+	unsigned char stream_key[32]; /* shard iterators' MAC key */
+	bool has_stream_key;
 };
 
 /* Context of one operation in flight. */
@@ -156,5 +165,15 @@ void it_op_transact_write(it_op *op);
 void it_op_transact_get(it_op *op);
 void it_op_batch_get(it_op *op);
 void it_op_batch_write(it_op *op);
+/* streams.c: the DynamoDB Streams API (target DynamoDBStreams_20120810). */
+void it_op_list_streams(it_op *op);
+void it_op_describe_stream(it_op *op);
+void it_op_get_shard_iterator(it_op *op);
+void it_op_get_records(it_op *op);
+/* stream_spec.c: StreamSpecification on CreateTable/UpdateTable. NULL when
+ * spec is valid, else DynamoDB's message; *enabled and *view say what it asks. */
+const char *it_stream_spec_check(const json_t *spec, bool *enabled, int *view);
+/* Records an enabled stream (label: now) or the disabling of one in def. */
+void it_stream_spec_apply(json_t *def, const char *tenant, bool enabled, int view);
 
 #endif

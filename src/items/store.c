@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "items/keyenc.h"
 #include "log.h"
 #include "util/util.h"
@@ -35,6 +37,11 @@ static const struct {
 	{"TransactGetItems", it_op_transact_get},
 	{"BatchGetItem", it_op_batch_get},
 	{"BatchWriteItem", it_op_batch_write},
+	/* DynamoDB Streams (its own target prefix, docs/dynamodb.md "Streams") */
+	{IT_STREAMS_OP_PREFIX "ListStreams", it_op_list_streams},
+	{IT_STREAMS_OP_PREFIX "DescribeStream", it_op_describe_stream},
+	{IT_STREAMS_OP_PREFIX "GetShardIterator", it_op_get_shard_iterator},
+	{IT_STREAMS_OP_PREFIX "GetRecords", it_op_get_records},
 };
 
 it_store *it_store_new(db_pool *db)
@@ -45,10 +52,17 @@ it_store *it_store_new(db_pool *db)
 	return s;
 }
 
+void it_store_set_stream_key(it_store *s, const unsigned char key[32])
+{
+	memcpy(s->stream_key, key, sizeof(s->stream_key));
+	s->has_stream_key = true;
+}
+
 void it_store_free(it_store *s)
 {
 	if (s == NULL)
 		return;
+	sodium_memzero(s->stream_key, sizeof(s->stream_key));
 	for (int i = 0; i < s->ntables; i++)
 		it_table_unref(s->tables[i]);
 	free(s->tables);
@@ -542,6 +556,12 @@ bool it_table_from_def(it_table *t, json_t *def)
 	t->def = json_incref(def);
 	if (!parse_keyschema(json_object_get(def, "KeySchema"), defs, &t->pk, &t->sk, &t->has_sk))
 		return false;
+	json_t *spec = json_object_get(def, "StreamSpecification");
+	if (json_is_true(json_object_get(spec, "StreamEnabled"))) {
+		t->stream = it_stream_view(json_string_value(json_object_get(spec, "StreamViewType")));
+		if (t->stream == IT_STREAM_NONE)
+			return false;
+	}
 	const char *kinds[2] = {"GlobalSecondaryIndexes", "LocalSecondaryIndexes"};
 	for (int k = 0; k < 2; k++) {
 		size_t i;

@@ -240,6 +240,7 @@ static json_t *public_desc(json_t *def)
 		json_t *ix;
 		json_array_foreach(json_object_get(d, kinds[k]), i, ix) json_object_del(ix, "_slot");
 	}
+	json_object_del(d, "_stream");
 	return d;
 }
 
@@ -312,6 +313,19 @@ void it_op_create_table(it_op *op)
 		json_object_set(desc, "LocalSecondaryIndexes", lsis);
 	json_decref(gsis);
 	json_decref(lsis);
+	json_t *spec = json_object_get(req, "StreamSpecification");
+	if (spec != NULL) {
+		bool enabled;
+		int view;
+		err = it_stream_spec_check(spec, &enabled, &view);
+		if (err != NULL) {
+			json_decref(desc);
+			it_finish_err(op, "ValidationException", NULL, "%s", err);
+			return;
+		}
+		if (enabled)
+			it_stream_spec_apply(desc, op->tenant, true, view);
+	}
 	if (!def_loads(desc)) {
 		json_decref(desc);
 		it_finish_err(op, "ValidationException", NULL, "One or more parameter values were invalid: the table definition is not usable");
@@ -532,6 +546,10 @@ void it_op_describe_ttl(it_op *op)
 
 /* ---- UpdateTable: add or remove a GSI (one per call, as DynamoDB) --------- */
 
+static const db_stmt stmt_stream_items = {
+	"it_table_stream_items",
+	"UPDATE items SET stream = $2::smallint WHERE table_id = $1::bigint AND stream IS DISTINCT FROM $2::smallint", 2};
+static const db_stmt stmt_stream_reset = {"it_table_stream_reset", "DELETE FROM item_stream WHERE table_id = $1::bigint", 1};
 static const db_stmt stmt_def_set = {
 	"it_table_def_set", "UPDATE item_tables SET definition = $3::jsonb WHERE tenant = $1 AND name = $2 RETURNING id", 3};
 
@@ -662,6 +680,23 @@ static void update_with(it_op *op, it_table *t)
 					    json_pack("{s:O, s:O, s:I}", "ReadCapacityUnits", json_object_get(pt, "ReadCapacityUnits"),
 						      "WriteCapacityUnits", json_object_get(pt, "WriteCapacityUnits"), "NumberOfDecreasesToday", (json_int_t)0));
 	}
+	json_t *spec = json_object_get(req, "StreamSpecification");
+	bool stream_change = false, stream_on = false;
+	int view = IT_STREAM_NONE;
+	if (err == NULL && spec != NULL) {
+		err = it_stream_spec_check(spec, &stream_on, &view);
+		if (err == NULL && stream_on && t->stream != IT_STREAM_NONE) {
+			snprintf(m.buf, sizeof(m.buf), "Table already has an enabled stream: TableName: %s", t->name);
+			err = m.buf;
+		} else if (err == NULL && !stream_on && t->stream == IT_STREAM_NONE) {
+			snprintf(m.buf, sizeof(m.buf), "Table has no stream to disable: TableName: %s", t->name);
+			err = m.buf;
+		}
+		if (err == NULL) {
+			it_stream_spec_apply(def, op->tenant, stream_on, view);
+			stream_change = true;
+		}
+	}
 	if (err == NULL && !def_loads(def))
 		err = "One or more parameter values were invalid: the table definition is not usable";
 	if (err != NULL) {
@@ -676,6 +711,15 @@ static void update_with(it_op *op, it_table *t)
 	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_def_set, p) &&
 		  (!have_backfill || (!backfill.oom && db_batch_add_sql(b, it_sql_text(&backfill), (int)backfill.nparams,
 								       (const char *const *)backfill.params)));
+	if (ok && stream_change) {
+		/* every item's stream hint, in the definition's transaction; a new
+		 * stream starts empty (docs/dynamodb.md "Streams") */
+		char id[32], vbuf[8];
+		snprintf(id, sizeof(id), "%lld", (long long)t->id);
+		snprintf(vbuf, sizeof(vbuf), "%d", view);
+		const char *sp[2] = {id, stream_on ? vbuf : NULL};
+		ok = db_batch_add(b, &stmt_stream_items, sp) && (!stream_on || db_batch_add(b, &stmt_stream_reset, sp));
+	}
 	free(text);
 	it_sql_free(&backfill);
 	op->state = public_desc(def);

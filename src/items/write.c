@@ -61,7 +61,17 @@ bool it_w_insert_cols(it_sql *q, const it_table *t)
 	for (int i = 0; i < t->nidx; i++)
 		if (!it_sql_append(q, ", x%dpk, x%dsk", t->idx[i].slot, t->idx[i].slot))
 			return false;
+	if (t->stream != IT_STREAM_NONE && !it_sql_append(q, ", stream"))
+		return false;
 	return it_sql_append(q, ")");
+}
+
+/* The stream hint (sql/011_streams.sql): set when the table has a stream,
+ * never cleared by a write (a definition cached for a moment too long must
+ * not switch an item's records off; UpdateTable's backfill clears it). */
+static bool stream_set(it_sql *q, const it_table *t, bool named)
+{
+	return t->stream == IT_STREAM_NONE || it_sql_append(q, ", %s%d::smallint", named ? "stream = " : "", t->stream);
 }
 
 /* The expiry of item expression n. */
@@ -124,7 +134,7 @@ bool it_w_insert_vals(it_sql *q, const it_table *t, const char *pkenc, const cha
 	for (int i = 0; i < t->nidx; i++)
 		if (!it_sql_append(q, ", ") || !slot_exprs(q, &t->idx[i], n, false, e))
 			return false;
-	return true;
+	return stream_set(q, t, false);
 }
 
 bool it_w_sets(it_sql *q, const it_table *t, const char *n, it_error *e)
@@ -134,7 +144,7 @@ bool it_w_sets(it_sql *q, const it_table *t, const char *n, it_error *e)
 	for (int i = 0; i < t->nidx; i++)
 		if (!it_sql_append(q, ", ") || !slot_exprs(q, &t->idx[i], n, true, e))
 			return false;
-	return true;
+	return stream_set(q, t, true);
 }
 
 /* Adds an item as a jsonb parameter; when ref is given, copies the
@@ -254,6 +264,7 @@ bool it_w_add_upsert(db_batch *b, const it_wspec *w, it_error *e)
 	for (int i = 0; ok && i < t->nidx; i++)
 		ok = it_sql_append(&q, ", x%dpk = EXCLUDED.x%dpk, x%dsk = EXCLUDED.x%dsk", t->idx[i].slot, t->idx[i].slot,
 				   t->idx[i].slot, t->idx[i].slot);
+	ok = ok && stream_set(&q, t, true);
 	ok = ok && it_sql_append(&q, " RETURNING NULL::text, FALSE, item::text");
 	if (w->txn)
 		ok = ok && it_sql_append(&q, ", TRUE");
@@ -290,6 +301,7 @@ bool it_w_add_update_simple(db_batch *b, const it_wspec *w, it_error *e)
 		     (w->upd != NULL ? it_sql_update(&q, w->upd, "i.item", NULL, e) : it_sql_append(&q, "i.item")) &&
 		     it_sql_append(&q, " AS item) n)");
 	}
+	ok = ok && stream_set(&q, t, true);
 	ok = ok && it_sql_append(&q, " WHERE ") && it_w_key_pred(&q, t, "i", w->pkenc, w->skenc, e) &&
 	     it_w_not_expired(&q, t, "i", e) && it_sql_append(&q, " AND ") && it_sql_condition(&q, w->cond, "i.item", e) &&
 	     it_sql_append(&q, w->want_new ? " RETURNING NULL::text, TRUE, i.item::text" : " RETURNING NULL::text, TRUE, ''::text");
@@ -328,6 +340,7 @@ bool it_w_add_put_if_absent(db_batch *b, const it_wspec *w, it_error *e)
 	for (int i = 0; ok && i < t->nidx; i++)
 		ok = it_sql_append(&q, ", x%dpk = EXCLUDED.x%dpk, x%dsk = EXCLUDED.x%dsk", t->idx[i].slot, t->idx[i].slot,
 				   t->idx[i].slot, t->idx[i].slot);
+	ok = ok && stream_set(&q, t, true);
 	ok = ok && it_sql_append(&q, " WHERE items.expires_at IS NOT NULL AND items.expires_at <= ") &&
 	     param(&q, "bigint", now, e) &&
 	     it_sql_append(&q, " RETURNING item) SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ins) THEN (SELECT i.item FROM items i WHERE ") &&
