@@ -57,6 +57,7 @@ def ddb(stack, cli, tmp_path_factory):
     o.master_key = mk.read_bytes()
     o.daemon = daemon
     o.db = psycopg2.connect(stack.database_url)
+    o.database_url = stack.database_url  # .dsn of a connection hides the password
     o.db.autocommit = True
     yield o
     o.db.close()
@@ -524,7 +525,7 @@ def test_a_record_of_a_running_transaction_is_never_skipped(ddb):
     arn = stream_arn(ddb, name)
     ddb.client.put_item(TableName=name, Item={"pk": {"S": "slow"}, "v": {"N": "0"}})
     wait_records(ddb, arn, 1)
-    slow = psycopg2.connect(ddb.db.dsn)
+    slow = psycopg2.connect(ddb.database_url)
     try:
         cur = slow.cursor()
         cur.execute("SELECT pg_current_xact_id()")  # an older transaction, still running
@@ -549,7 +550,7 @@ def test_an_older_transaction_writing_after_a_younger_one_sorts_after_it(ddb):
     arn = stream_arn(ddb, name)
     ddb.client.put_item(TableName=name, Item={"pk": {"S": "x"}, "c": {"N": "0"}})
     wait_records(ddb, arn, 1)
-    old = psycopg2.connect(ddb.db.dsn)
+    old = psycopg2.connect(ddb.database_url)
     try:
         cur = old.cursor()
         cur.execute("SELECT pg_current_xact_id()")  # the lower xid
