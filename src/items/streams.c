@@ -344,6 +344,21 @@ static void described(db_result *res, void *arg)
 	it_finish_ok(op, json_pack("{s:o}", "StreamDescription", d));
 }
 
+/* The stream's sequence number range (stmt_range), then cb. */
+static void query_range(it_op *op, const it_table *t, db_cb cb)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%" PRId64, t->id);
+	const char *p[1] = {id};
+	db_batch *b = db_batch_new();
+	if (b == NULL || !db_batch_add(b, &stmt_range, p)) {
+		db_batch_free(b);
+		it_finish_err(op, "InternalServerError", NULL, "out of memory");
+		return;
+	}
+	db_exec(op->store->db, b, cb, op);
+}
+
 static void describe_with(it_op *op, it_table *t)
 {
 	if (!stream_current(op, t, op->state)) {
@@ -356,16 +371,7 @@ static void describe_with(it_op *op, it_table *t)
 			      "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 100");
 		return;
 	}
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, t->id);
-	const char *p[1] = {id};
-	db_batch *b = db_batch_new();
-	if (b == NULL || !db_batch_add(b, &stmt_range, p)) {
-		db_batch_free(b);
-		it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, described, op);
+	query_range(op, t, described);
 }
 
 void it_op_describe_stream(it_op *op)
@@ -445,16 +451,7 @@ static void iterator_with(it_op *op, it_table *t)
 		it_finish_err(op, "ResourceNotFoundException", NULL, "Requested resource not found: Shard does not exist");
 		return;
 	}
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, t->id);
-	const char *p[1] = {id};
-	db_batch *b = db_batch_new();
-	if (b == NULL || !db_batch_add(b, &stmt_range, p)) {
-		db_batch_free(b);
-		it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		return;
-	}
-	db_exec(op->store->db, b, iter_ready, op);
+	query_range(op, t, iter_ready);
 }
 
 void it_op_get_shard_iterator(it_op *op)

@@ -41,14 +41,6 @@ typedef struct audit {
 	db_tx *own;
 } audit;
 
-/* An exact integer for the reply: beyond int64 a string of digits, which
- * the API writes as a JSON number (api/history.c). */
-static json_t *i128_json(__int128 v)
-{
-	if (v >= INT64_MIN && v <= INT64_MAX)
-		return json_integer((json_int_t)v);
-	return lg_i128_str(v);
-}
 
 /* ---- the page ---------------------------------------------------------------------- */
 
@@ -71,7 +63,7 @@ static void audit_end(audit *a, lg_status st)
 		 * it (null before); "sum" and "world" are the totals so far. */
 		out = json_pack("{s:o, s:I, s:o, s:o, s:O, s:o, s:o}", "ok",
 				done ? json_boolean(a->pos.ok && total == 0) : json_null(), "accounts", (json_int_t)a->pos.accounts,
-				"sum", i128_json(total), "world", i128_json(a->pos.world_sum), "failed_accounts", a->bad,
+				"sum", lg_i128_json(total), "world", lg_i128_json(a->pos.world_sum), "failed_accounts", a->bad,
 				"consistent", done ? json_boolean(a->consistent) : json_null(), "next",
 				done ? json_null() : lg_audit_pos_json(&a->pos, a->currency));
 		if (out == NULL)

@@ -28,6 +28,13 @@ json_t *lg_i128_str(__int128 v)
 	return json_string(p);
 }
 
+json_t *lg_i128_json(__int128 v)
+{
+	if (v >= INT64_MIN && v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	return lg_i128_str(v);
+}
+
 static bool i128_parse(const json_t *j, __int128 *out)
 {
 	const char *s = json_string_value(j);

@@ -314,24 +314,6 @@ void lg_balance_at(const lg_ctx *c, const char *account, int64_t at_us, lg_cb cb
 
 /* ---- statements ---------------------------------------------------------------- */
 
-/* An exact integer: beyond int64 (sums of many balances) it is a string of
- * digits, which the API writes as a JSON number (api/history.c). */
-static json_t *i128(__int128 v)
-{
-	if (v >= INT64_MIN && v <= INT64_MAX)
-		return json_integer((json_int_t)v);
-	char buf[48], *p = buf + sizeof(buf) - 1;
-	bool neg = v < 0;
-	unsigned __int128 u = neg ? -(unsigned __int128)v : (unsigned __int128)v;
-	*p = '\0';
-	do {
-		*--p = (char)('0' + (int)(u % 10));
-		u /= 10;
-	} while (u != 0);
-	if (neg)
-		*--p = '-';
-	return json_string(p);
-}
 
 static bool statement_page(pager *p, const json_t *items)
 {
@@ -363,8 +345,8 @@ static void statement_done(pager *p, lg_status st)
 	__int128 closing = (__int128)k->opening + k->credits - k->debits;
 	hcall_end(k, LG_OK, json_pack("{s:s, s:s?, s:s, s:s, s:I, s:o, s:o, s:o, s:I}", "account", k->account, "currency",
 				      lg_s(k->account_item, "currency"), "from", from, "to", to, "opening_balance",
-				      (json_int_t)k->opening, "closing_balance", i128(closing), "debits", i128(k->debits), "credits",
-				      i128(k->credits), "count", (json_int_t)k->count));
+				      (json_int_t)k->opening, "closing_balance", lg_i128_json(closing), "debits", lg_i128_json(k->debits), "credits",
+				      lg_i128_json(k->credits), "count", (json_int_t)k->count));
 }
 
 static void statement_opened(it_reply *r, void *arg)

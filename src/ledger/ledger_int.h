@@ -58,6 +58,9 @@ bool lg_audit_snap_ok(const char *s);
 void lg_audit_world_pk(const char *currency, int shard, char *out, size_t len);
 /* A 128-bit integer as a JSON string of decimal digits. */
 json_t *lg_i128_str(__int128 v);
+/* An exact integer for a reply: a JSON integer within int64, beyond it the
+ * string of digits (the API writes it as a JSON number, api/history.c). */
+json_t *lg_i128_json(__int128 v);
 
 /* ---- account legs (legs.c) -------------------------------------------
  *
