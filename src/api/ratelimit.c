@@ -87,11 +87,7 @@ void rl_free(rl_table *t)
 
 static uint64_t hash_of(const rl_table *t, const char *id)
 {
-	unsigned char h[crypto_shorthash_BYTES];
-	crypto_shorthash(h, (const unsigned char *)id, strlen(id), t->hkey);
-	uint64_t v;
-	memcpy(&v, h, sizeof(v));
-	return v;
+	return util_shorthash64(t->hkey, id);
 }
 
 /* Adds a dropped bucket's counts to its tenant's totals. */

@@ -48,11 +48,7 @@ void keytab_free(keytab *t)
 
 static size_t bucket_of(const keytab *t, const char *id)
 {
-	unsigned char h[crypto_shorthash_BYTES];
-	crypto_shorthash(h, (const unsigned char *)id, strlen(id), t->hkey);
-	uint64_t v;
-	memcpy(&v, h, sizeof(v));
-	return (size_t)v & (t->nbuckets - 1);
+	return (size_t)util_shorthash64(t->hkey, id) & (t->nbuckets - 1);
 }
 
 static void unlink_lru(keytab *t, keytab_entry *e)

@@ -151,6 +151,15 @@ static bool put_condition(lg_ctx *c, const char *name, const char *op, json_t *a
 	return true;
 }
 
+/* Opens the next parenthesised clause of a list joined by `join`. */
+static void open_clause(lg_ctx *c, bool *first, const char *join)
+{
+	if (!*first)
+		put(c, join);
+	put(c, "(");
+	*first = false;
+}
+
 /* KeyConditions / QueryFilter / ScanFilter: {attr: {ComparisonOperator,
  * AttributeValueList}} joined by `join`. */
 static char *conditions(lg_ctx *c, json_t *map, const char *join, bool key, it_error *e)
@@ -170,10 +179,7 @@ static char *conditions(lg_ctx *c, json_t *map, const char *join, bool key, it_e
 				     "1 validation error detected: Value null at 'comparisonOperator' failed to satisfy constraint: Member must not be null");
 			return NULL;
 		}
-		put(c, first ? "(" : join);
-		if (!first)
-			put(c, "(");
-		first = false;
+		open_clause(c, &first, join);
 		if (!put_condition(c, name, op, json_object_get(cond, "AttributeValueList"), key, e))
 			return NULL;
 		put(c, ")");
@@ -193,10 +199,7 @@ static char *expected(lg_ctx *c, json_t *map, const char *join, it_error *e)
 	bool first = true;
 	json_object_foreach(map, name, x)
 	{
-		put(c, first ? "(" : join);
-		if (!first)
-			put(c, "(");
-		first = false;
+		open_clause(c, &first, join);
 		json_t *value = json_object_get(x, "Value"), *exists = json_object_get(x, "Exists");
 		const char *op = json_string_value(json_object_get(x, "ComparisonOperator"));
 		json_t *list = json_object_get(x, "AttributeValueList");

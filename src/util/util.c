@@ -178,3 +178,12 @@ bool util_file_private(int fd, const char *path, char **err)
 	}
 	return true;
 }
+
+uint64_t util_shorthash64(const unsigned char key[16], const char *s)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, (const unsigned char *)s, strlen(s), key);
+	uint64_t v;
+	memcpy(&v, h, sizeof(v));
+	return v;
+}

@@ -34,6 +34,10 @@ bool util_parse_ll(const char *s, long long min, long long max, long long *out) 
 bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port) OL_WARN_UNUSED;
 /* True when every byte is visible ASCII (0x21..0x7e). */
 bool util_visible_ascii(const char *s, size_t len);
+/* SipHash (libsodium's crypto_shorthash) of the string s under a random
+ * 16-byte key, as 64 bits: hash tables keyed by client-chosen ids, so that
+ * chosen ids cannot pile into one chain. */
+uint64_t util_shorthash64(const unsigned char key[16], const char *s);
 /* Length of the longest prefix of s[0..len) that is well-formed UTF-8 (no
  * overlong forms, surrogates or code points past U+10FFFF): where to cut a
  * message so that a JSON encoder accepts it. */
