@@ -197,6 +197,22 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def _pools_connected(self):
+        """Every worker's pool has all its connections: /readyz answers from
+        one worker, and a worker still opening connections spends its event
+        loop on libpq's SCRAM handshakes (seconds under valgrind), which
+        skews the timing a test then measures. True when /metrics is not on
+        the API listener (--metrics-listen)."""
+        r = requests.get(self.url + "/metrics", timeout=2)
+        if r.status_code != 200:
+            return True
+        got = {}
+        for line in r.text.splitlines():
+            for state in ("configured", "up"):
+                if line.startswith(f'onceledger_db_pool_connections{{state="{state}"}} '):
+                    got[state] = float(line.split()[-1])
+        return got.get("up", 0) >= got.get("configured", 0)
+
     def wait_healthy(self, timeout=None):
         # A slow start (valgrind, sanitizers) may need more: ONCELEDGER_TEST_START_TIMEOUT.
         timeout = timeout or float(os.environ.get("ONCELEDGER_TEST_START_TIMEOUT", "15"))
@@ -213,7 +229,7 @@ class Daemon:
                 r = requests.get(self.url + "/healthz", timeout=1)
                 if r.status_code == 200:
                     r = requests.get(self.url + "/readyz", timeout=1)
-                    if r.status_code == 200:
+                    if r.status_code == 200 and self._pools_connected():
                         return
                 last = f"status {r.status_code} ({r.url.rsplit('/', 1)[-1]})"
             except requests.RequestException as e:
