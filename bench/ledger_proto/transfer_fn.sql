@@ -454,7 +454,8 @@ BEGIN
 END;
 $$;
 
--- POST /v1/transfers/batch: all or nothing. The transfers run one after
+-- POST /v1/transfers/batch: all or nothing. Its accounts are locked first,
+-- in the global order. The transfers run one after
 -- the other in ONE subtransaction (the exception block: one per batch,
 -- not one per transfer); the first refused one rolls all of them back, and
 -- its problem, with "index" (0-based), is saved with the claim.
@@ -480,6 +481,11 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
+        -- Every account of the batch, locked in the global order first: its
+        -- transfers then take them in any order without risking a deadlock
+        -- with another batch.
+        PERFORM 1 FROM ledger_proto.accounts a WHERE a.tenant = p_tenant AND a.id = ANY (p_froms || p_tos)
+          ORDER BY a.id FOR NO KEY UPDATE;
         FOR j IN 1..n LOOP
             i := j;
             SELECT * INTO r FROM ledger_proto.post(p_tenant, p_ids[j], p_froms[j], p_tos[j], p_amounts[j], p_currencies[j],
