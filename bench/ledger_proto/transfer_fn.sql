@@ -193,6 +193,7 @@ DECLARE
     k_pk text := 'IDEM#' || p_key;
     cur record;
     old_timeout text;
+    ignored text;
     fw boolean := left(p_from, 7) = '@world:';
     tw boolean := left(p_to, 7) = '@world:';
     from_first boolean := p_from COLLATE "C" < p_to COLLATE "C";
@@ -202,6 +203,11 @@ DECLARE
     f_aid bigint; f_seq bigint; f_posted bigint; f_at timestamptz; f_head bytea; f_prev bytea;
     t_aid bigint; t_seq bigint; t_posted bigint; t_at timestamptz; t_head bytea; t_prev bytea;
 BEGIN
+    -- The daemon validated the request; these are what the tables no longer
+    -- check (schema.sql), at the cost of a comparison.
+    IF p_amount IS NULL OR p_amount <= 0 OR p_from = p_to OR (fw AND tw) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'transfer: invalid amount or accounts';
+    END IF;
     -- 1. The claim. A live record answers without locking anything.
     SELECT i.item, i.expires_at INTO cur
       FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
@@ -212,8 +218,10 @@ BEGIN
     END IF;
     expires := now_s + p_ttl;
     -- A claimer that has not committed yet is waited for, at most wait_ms.
+    -- (Assignments, not PERFORM: an assignment is evaluated as a simple
+    -- expression, a PERFORM runs the executor.)
     old_timeout := current_setting('lock_timeout');
-    PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+    ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
     INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
         VALUES (p_tid, k_pk, 'METADATA', ledger_proto.claim_record(k_pk, p_fp, expires), expires)
         ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
@@ -224,7 +232,7 @@ BEGIN
         expires := NULL;
         RETURN;
     END IF;
-    PERFORM set_config('lock_timeout', old_timeout, true);
+    ignored := set_config('lock_timeout', old_timeout, true);
 
     <<retry>>
     FOR attempt IN 1..3 LOOP
@@ -365,6 +373,9 @@ DECLARE
     f_aid bigint; f_at timestamptz; f_head bytea; f_prev bytea;
     t_aid bigint; t_at timestamptz; t_head bytea; t_prev bytea;
 BEGIN
+    IF p_amount IS NULL OR p_amount <= 0 OR p_from = p_to OR (fw AND tw) THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'post: invalid amount or accounts';
+    END IF;
     FOR pass IN 1..2 LOOP
         -- pass 1 takes the lower id of the two, pass 2 the other
         IF (pass = 1) = (p_from COLLATE "C" < p_to COLLATE "C") THEN
@@ -429,6 +440,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     cur record;
     old_timeout text := current_setting('lock_timeout');
+    ignored text;
 BEGIN
     SELECT i.item, i.expires_at INTO cur
       FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
@@ -438,13 +450,13 @@ BEGIN
         RETURN;
     END IF;
     expires := now_s + p_ttl;
-    PERFORM set_config('lock_timeout', p_wait_ms || 'ms', true);
+    ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
     INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
         VALUES (p_tid, k_pk, 'METADATA', ledger_proto.claim_record(k_pk, p_fp, expires), expires)
         ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
         WHERE i.expires_at <= now_s;
-    PERFORM set_config('lock_timeout', old_timeout, true);
     IF FOUND THEN
+        ignored := set_config('lock_timeout', old_timeout, true);
         outcome := 'claimed';
     ELSE
         outcome := 'busy';
