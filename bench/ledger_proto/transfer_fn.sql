@@ -10,8 +10,10 @@
 --   1. the claim of the Idempotency-Key: the record is an item of the
 --      tenant's system table (public.items, table_id = tid), exactly as
 --      today's gate writes it (IDEM#<key> / METADATA, type, fingerprint,
---      status, ttl); a live record is answered at once (replay, mismatch,
---      in use) without locking anything;
+--      status, ttl): INSERT ... ON CONFLICT DO NOTHING, and only for a key
+--      that exists, a read: a live record is answered at once (replay,
+--      mismatch, in use) without locking anything, an expired one is
+--      taken over;
 --   2. the two legs in the global lock order (tenant, id): each one guarded
 --      UPDATE ... WHERE <guard> RETURNING, which also advances seq and the
 --      hash chain's head (@world has no row: nothing is locked for it);
@@ -208,29 +210,36 @@ BEGIN
     IF p_amount IS NULL OR p_amount <= 0 OR p_from = p_to OR (fw AND tw) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'transfer: invalid amount or accounts';
     END IF;
-    -- 1. The claim. A live record answers without locking anything.
-    SELECT i.item, i.expires_at INTO cur
-      FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
-    IF FOUND AND (cur.expires_at IS NULL OR cur.expires_at > now_s) THEN
-        SELECT d.outcome, d.status, d.body INTO outcome, status, body FROM ledger_proto.claim_decided(cur.item, p_fp) d;
-        expires := cur.expires_at;
-        RETURN;
-    END IF;
+    -- 1. The claim: an insert, which is what a new key (the common case)
+    -- needs; only when the key exists is the record read (a live one
+    -- answers without locking anything) or an expired one taken over. A
+    -- claimer that has not committed yet is waited for, at most wait_ms.
+    -- (set_config by assignment: a simple expression; PERFORM would run
+    -- the executor.)
     expires := now_s + p_ttl;
-    -- A claimer that has not committed yet is waited for, at most wait_ms.
-    -- (Assignments, not PERFORM: an assignment is evaluated as a simple
-    -- expression, a PERFORM runs the executor.)
     old_timeout := current_setting('lock_timeout');
     ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
-    INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
+    INSERT INTO public.items (table_id, pk, sk, item, expires_at)
         VALUES (p_tid, k_pk, 'METADATA', ledger_proto.claim_record(k_pk, p_fp, expires), expires)
-        ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
-        WHERE i.expires_at <= now_s;                  -- takes over an expired record only
+        ON CONFLICT (table_id, pk, sk) DO NOTHING;
     IF NOT FOUND THEN
-        outcome := 'busy';                            -- someone else's claim committed first
-        status := 409;
-        expires := NULL;
-        RETURN;
+        SELECT i.item, i.expires_at INTO cur
+          FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
+        IF FOUND AND (cur.expires_at IS NULL OR cur.expires_at > now_s) THEN
+            SELECT d.outcome, d.status, d.body INTO outcome, status, body
+              FROM ledger_proto.claim_decided(cur.item, p_fp) d;
+            expires := cur.expires_at;
+            RETURN;
+        END IF;
+        -- An expired record: take it over, unless another claimer just did.
+        UPDATE public.items i SET item = ledger_proto.claim_record(k_pk, p_fp, expires), expires_at = expires
+         WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA' AND i.expires_at <= now_s;
+        IF NOT FOUND THEN
+            outcome := 'busy';                        -- ask again: it replays
+            status := 409;
+            expires := NULL;
+            RETURN;
+        END IF;
     END IF;
     ignored := set_config('lock_timeout', old_timeout, true);
 

@@ -245,6 +245,11 @@ def test_transfer_executes_and_replays():
     assert transfer("a", "b", 31, key="kr1", fp="e" * 64)[:2] == ("mismatch", 422)
     rec = q("SELECT item FROM items WHERE table_id = %s AND pk = 'IDEM#kr1'", (TID,))[0][0]
     assert rec["status"]["S"] == "completed" and json.loads(rec["response"]["M"]["body"]["S"]) == body, rec
+    # an expired record is a new key: taken over, the request executes again
+    q("UPDATE items SET expires_at = 1 WHERE table_id = %s AND pk = 'IDEM#kr1'", (TID,))
+    o3, st3, body3 = transfer("a", "b", 5, key="kr1", tr="tr_r3")
+    assert (o3, st3, body3["id"]) == ("executed", 201, "tr_r3"), (o3, st3, body3)
+    assert transfer("a", "b", 5, key="kr1", tr="tr_r3")[:3] == ("replay", 201, body3)
     assert verify("a") == [] and verify("b") == []
 
 
