@@ -565,6 +565,11 @@ pgbench_custom() {   # pgbench_custom SCRIPT DB [PGBENCH-ARGS...] (e.g. -D name=
     local -a src=(-f "$script")
     [[ $script == builtin:* ]] && src=(-b "${script#builtin:}")   # e.g. builtin:tpcb-like
     local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" "${src[@]}" "$@")
+    if [ "$DURABLE" = 1 ]; then
+        # Durable: the previous scenario's dirty pages (pgbench -i's million
+        # rows...) are written now, not during this one's fsyncs.
+        "${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Xqc CHECKPOINT || return 1
+    fi
     if [ "$WARMUP" != 0 ]; then
         "${run[@]}" -T "$WARMUP" "$db" >/dev/null 2>&1 || return 1
     fi
