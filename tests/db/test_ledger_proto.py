@@ -87,7 +87,7 @@ def fresh(prefix):
         return "%s%d" % (prefix, _seq[0])
 
 
-def q(sql, args=(), conn=None):
+def q(sql, args=None, conn=None):
     c = conn or connect()
     try:
         with c.cursor() as cur:
@@ -436,10 +436,50 @@ def test_hash_chain_recomputes():
     assert bad and bad[0]["seq"] == 3, bad
 
 
+def test_concurrent_batches_over_shared_accounts():
+    """Batches naming the same accounts in opposite orders, 8 at once:
+    each locks all its accounts in the global order first, so none
+    deadlocks, and all are applied."""
+    for a in ("c1", "c2", "c3", "c4"):
+        account(a)
+        credit(a, 1000)
+    # one starts with c1/c2 and then needs c3/c4, the other the reverse
+    one = [("c1", "c2", 1), ("c3", "c4", 1), ("c2", "c1", 1), ("c4", "c3", 1)] * 5
+    other = [("c3", "c4", 1), ("c1", "c2", 1), ("c4", "c3", 1), ("c2", "c1", 1)] * 5
+    res, errs = run_threads(8, lambda i: batch(one if i % 2 == 0 else other)[:2])
+    assert not errs, errs
+    assert res == [("executed", 201)] * 8, res
+    for a in ("c1", "c2", "c3", "c4"):
+        assert state(a)[0] == 1000 and state(a)[2] == 1 + 8 * 10, (a, state(a))
+        assert verify(a) == []
+
+
+def test_migration_guard_refuses_old_ledger_items():
+    """bench/ledger_proto/migration_guard.sql: passes on a database with
+    only idempotency records (twice in a row), refuses one with an account
+    item of the old layout, with the message and nothing changed."""
+    guard = open(os.path.join(PROTO, "migration_guard.sql")).read()
+    q(guard)
+    q(guard)
+    q("INSERT INTO items (table_id, pk, sk, item) VALUES (%s, 'ACCOUNT#old', 'METADATA', '{}')", (TID,))
+    try:
+        q(guard)
+    except psycopg2.Error as e:
+        assert e.pgcode == "OLM01", e.pgcode
+        assert "item layout of an earlier version (1 accounts" in e.pgerror, e.pgerror
+        assert "migrate a fresh database" in (e.diag.message_hint or ""), e.diag.message_hint
+    else:
+        raise AssertionError("the guard accepted old ledger items")
+    finally:
+        q("DELETE FROM items WHERE table_id = %s AND pk = 'ACCOUNT#old'", (TID,))
+    q(guard)
+
+
 TESTS = [test_transfer_executes_and_replays, test_guard_16_concurrent_debits,
          test_opposite_transfers_do_not_deadlock, test_entries_are_append_only,
          test_overflow_refused_and_nothing_changes, test_batch_failing_at_57th_writes_nothing,
-         test_hash_chain_recomputes]
+         test_hash_chain_recomputes, test_concurrent_batches_over_shared_accounts,
+         test_migration_guard_refuses_old_ledger_items]
 
 
 def main():
