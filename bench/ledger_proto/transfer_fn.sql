@@ -7,28 +7,30 @@
 --            event_id, client_id)
 --
 -- In one transaction (autocommit: the call is its own transaction):
---   1. the claim of the Idempotency-Key: the record is an item of the
---      tenant's system table (public.items, table_id = tid), exactly as
---      today's gate writes it (IDEM#<key> / METADATA, type, fingerprint,
---      status, ttl): INSERT ... ON CONFLICT DO NOTHING, and only for a key
---      that exists, a read: a live record is answered at once (replay,
---      mismatch, in use) without locking anything, an expired one is
---      taken over;
+--   1. the claim of the Idempotency-Key: an advisory lock on the key
+--      (a duplicate in flight is waited for, then replayed) and a read of
+--      the record, an item of the tenant's system table (public.items,
+--      table_id = tid) in today's shape (IDEM#<key> / METADATA, type,
+--      fingerprint, status, ttl, response): a live record is answered at
+--      once (replay, mismatch) without writing anything;
 --   2. the two legs in the global lock order (tenant, id): each one guarded
 --      UPDATE ... WHERE <guard> RETURNING, which also advances seq and the
 --      hash chain's head (@world has no row: nothing is locked for it);
 --   3. the transfer row (its id is unique per tenant: client ids dedupe
 --      forever), the two entries in one INSERT, the event in the outbox;
---   4. the saved response, in the record claimed in 1.
+--   4. the record, completed with the response: its only write.
 -- A refused transfer (402, 404, 409, 422) undoes its legs in the same call
 -- and saves its problem with the claim, as the contract asks; nothing else
 -- is written.
 --
 -- Returns outcome ('executed': status/body are the response, saved;
 -- 'replay': the saved status/body; 'mismatch': the key was used with
--- another request (422); 'in_use': its first request is still running;
--- 'busy': another claimer won the race, ask again), and the record's
--- expiry (epoch seconds) for Idempotency-Expires.
+-- another request (422); 'in_use': a record without a response (409)),
+-- and the record's expiry (epoch seconds) for Idempotency-Expires. Errors
+-- the daemon maps: 55P03 (the key's first request still running after
+-- wait_ms: 409 idempotency_key_in_use with Retry-After, as today), 40001
+-- (the accounts kept changing, or another route claimed the key with a
+-- row meanwhile: retried, once).
 
 SET search_path = ledger_proto, public;
 
@@ -73,6 +75,28 @@ LANGUAGE sql STABLE AS $$
                                       'S', CASE WHEN status < 300 THEN 'application/json'
                                                 ELSE 'application/problem+json' END))),
                                   'body', jsonb_build_object('S', body))))
+$$;
+
+-- The record's one write, at the end of the request's transaction: the
+-- claimed record with its response, inserted (or over an expired record,
+-- which the claim found, taken over). Nothing to write means another
+-- claimer that did not take the advisory lock (a request of a route whose
+-- gate claims with a row, with the same key) got there first: the whole
+-- call fails with 40001 and the daemon retries it, which then answers from
+-- that record.
+CREATE FUNCTION save_record(p_tid bigint, k_pk text, p_fp text, expires bigint, now_s bigint, status integer,
+                            body text) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
+        VALUES (p_tid, k_pk, 'METADATA',
+                ledger_proto.claim_record(k_pk, p_fp, expires) || ledger_proto.saved_response(status, body), expires)
+        ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
+        WHERE i.expires_at <= now_s;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'the idempotency key was claimed meanwhile; retry';
+    END IF;
+END;
 $$;
 
 -- One entry of a transfer document ("seq" and "balance_after" null for
@@ -210,38 +234,28 @@ BEGIN
     IF p_amount IS NULL OR p_amount <= 0 OR p_from = p_to OR (fw AND tw) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'transfer: invalid amount or accounts';
     END IF;
-    -- 1. The claim: an insert, which is what a new key (the common case)
-    -- needs; only when the key exists is the record read (a live one
-    -- answers without locking anything) or an expired one taken over. A
-    -- claimer that has not committed yet is waited for, at most wait_ms.
-    -- (set_config by assignment: a simple expression; PERFORM would run
-    -- the executor.)
+    -- 1. The claim: a transaction-level advisory lock on the key (64-bit
+    -- hash of the key, seeded with the table id), then a read of the
+    -- record. A request with the same key in flight holds the lock: this
+    -- one waits (at most wait_ms), then reads its committed record and
+    -- replays it. A live record answers at once; only the lock is taken,
+    -- no row is locked or written. The record itself is written once, with
+    -- the response, at the end (4.): one tuple instead of an insert and an
+    -- update. (set_config and the lock by assignment: a simple expression;
+    -- PERFORM would run the executor.)
     expires := now_s + p_ttl;
     old_timeout := current_setting('lock_timeout');
     ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
-    INSERT INTO public.items (table_id, pk, sk, item, expires_at)
-        VALUES (p_tid, k_pk, 'METADATA', ledger_proto.claim_record(k_pk, p_fp, expires), expires)
-        ON CONFLICT (table_id, pk, sk) DO NOTHING;
-    IF NOT FOUND THEN
-        SELECT i.item, i.expires_at INTO cur
-          FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
-        IF FOUND AND (cur.expires_at IS NULL OR cur.expires_at > now_s) THEN
-            SELECT d.outcome, d.status, d.body INTO outcome, status, body
-              FROM ledger_proto.claim_decided(cur.item, p_fp) d;
-            expires := cur.expires_at;
-            RETURN;
-        END IF;
-        -- An expired record: take it over, unless another claimer just did.
-        UPDATE public.items i SET item = ledger_proto.claim_record(k_pk, p_fp, expires), expires_at = expires
-         WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA' AND i.expires_at <= now_s;
-        IF NOT FOUND THEN
-            outcome := 'busy';                        -- ask again: it replays
-            status := 409;
-            expires := NULL;
-            RETURN;
-        END IF;
-    END IF;
+    ignored := pg_advisory_xact_lock(hashtextextended(k_pk, p_tid))::text;
     ignored := set_config('lock_timeout', old_timeout, true);
+    SELECT i.item, i.expires_at INTO cur
+      FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
+    IF FOUND AND (cur.expires_at IS NULL OR cur.expires_at > now_s) THEN
+        SELECT d.outcome, d.status, d.body INTO outcome, status, body
+          FROM ledger_proto.claim_decided(cur.item, p_fp) d;
+        expires := cur.expires_at;
+        RETURN;
+    END IF;
 
     <<retry>>
     FOR attempt IN 1..3 LOOP
@@ -331,8 +345,7 @@ BEGIN
           FROM ledger_proto.refused(p_tenant, p_id, p_client_id, p_params, p_from, p_to, p_currency, p_amount) r;
         IF status <> 0 THEN
             outcome := 'executed';
-            UPDATE public.items i SET item = i.item || ledger_proto.saved_response(status, body)
-             WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
+            PERFORM ledger_proto.save_record(p_tid, k_pk, p_fp, expires, now_s, status, body);
             RETURN;
         END IF;
         -- Nothing wrong any more (the state moved between the guard and
@@ -355,9 +368,15 @@ BEGIN
     -- The event, the first (n = 0) of this transaction.
     INSERT INTO public.outbox (n, tenant, id, type, subject, time, data)
         VALUES (0, p_tenant, p_event_id, 'transfer.posted', p_id, ledger_proto.rfc3339(now_at), body);
-    -- 4. The saved response.
-    UPDATE public.items i SET item = i.item || ledger_proto.saved_response(status, body)
-     WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
+    -- 4. The record, claimed and with its response, in one write.
+    INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
+        VALUES (p_tid, k_pk, 'METADATA',
+                ledger_proto.claim_record(k_pk, p_fp, expires) || ledger_proto.saved_response(status, body), expires)
+        ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
+        WHERE i.expires_at <= now_s;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'transfer: the idempotency key was claimed meanwhile; retry';
+    END IF;
     outcome := 'executed';
 END;
 $$;
@@ -442,7 +461,8 @@ BEGIN
 END;
 $$;
 
--- The claim of transfer(), for the other operations.
+-- The claim of transfer(), for the other operations: the advisory lock
+-- and the read. outcome 'claimed': go on, and save with save_record().
 CREATE FUNCTION claim(p_tid bigint, k_pk text, p_fp text, p_ttl integer, p_wait_ms integer, now_s bigint,
                       OUT outcome text, OUT status integer, OUT body text, OUT expires bigint)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -451,6 +471,9 @@ DECLARE
     old_timeout text := current_setting('lock_timeout');
     ignored text;
 BEGIN
+    ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
+    ignored := pg_advisory_xact_lock(hashtextextended(k_pk, p_tid))::text;
+    ignored := set_config('lock_timeout', old_timeout, true);
     SELECT i.item, i.expires_at INTO cur
       FROM public.items i WHERE i.table_id = p_tid AND i.pk = k_pk AND i.sk = 'METADATA';
     IF FOUND AND (cur.expires_at IS NULL OR cur.expires_at > now_s) THEN
@@ -458,20 +481,8 @@ BEGIN
         expires := cur.expires_at;
         RETURN;
     END IF;
+    outcome := 'claimed';
     expires := now_s + p_ttl;
-    ignored := set_config('lock_timeout', p_wait_ms || 'ms', true);
-    INSERT INTO public.items AS i (table_id, pk, sk, item, expires_at)
-        VALUES (p_tid, k_pk, 'METADATA', ledger_proto.claim_record(k_pk, p_fp, expires), expires)
-        ON CONFLICT (table_id, pk, sk) DO UPDATE SET item = EXCLUDED.item, expires_at = EXCLUDED.expires_at
-        WHERE i.expires_at <= now_s;
-    IF FOUND THEN
-        ignored := set_config('lock_timeout', old_timeout, true);
-        outcome := 'claimed';
-    ELSE
-        outcome := 'busy';
-        status := 409;
-        expires := NULL;
-    END IF;
 END;
 $$;
 
@@ -528,8 +539,8 @@ BEGIN
         -- same parameters is not a failure in a batch: not modelled here)
         body := left(detail, length(detail) - 1) || ',"index":' || (i - 1) || '}';
     END;
-    UPDATE public.items it SET item = it.item || ledger_proto.saved_response(status, body)
-     WHERE it.table_id = p_tid AND it.pk = k_pk AND it.sk = 'METADATA';
+    PERFORM ledger_proto.save_record(p_tid, k_pk, p_fp, expires, floor(extract(epoch FROM now_at))::bigint, status,
+                                     body);
     outcome := 'executed';
 END;
 $$;

@@ -258,6 +258,33 @@ def test_transfer_executes_and_replays():
     assert verify("a") == [] and verify("b") == []
 
 
+def test_concurrent_duplicates_execute_once():
+    """8 requests with one key at once: one executes, the others wait for
+    it on the key's advisory lock and replay its response; both variants."""
+    account("d1")
+    account("d2")
+    credit("d1", 100)
+    before = counts()
+    res, errs = run_threads(8, lambda i: transfer("d1", "d2", 7, key="kdup", tr="tr_dup"))
+    assert not errs, errs
+    assert sorted(r[0] for r in res) == ["executed"] + ["replay"] * 7, [r[:2] for r in res]
+    assert all(r[1:] == res[0][1:] for r in res)
+    assert counts() == (before[0] + 2, before[1] + 1, before[2] + 1)
+    assert state("d1")[0] == 93 and verify("d1") == [] and verify("d2") == []
+    account("a10007")
+    account("a10008")
+    credit("a10007", 100)
+    conns = [connect() for _ in range(8)]
+    try:
+        res, errs = run_threads(8, lambda i: pipe_transfer(conns[i], 7, 8, 4 * 10**12))
+    finally:
+        for c in conns:
+            c.close()
+    assert not errs, errs
+    assert sorted(res, key=str) == [None] + ["OLC01"] * 7, res
+    assert state("a10007")[0] == 99 and verify("a10007") == []
+
+
 def test_guard_16_concurrent_debits():
     """16 debits of 20 at once from 100 with an overdraft of 50: exactly 7
     pass, the balance never goes below -50; both variants."""
@@ -475,7 +502,7 @@ def test_migration_guard_refuses_old_ledger_items():
     q(guard)
 
 
-TESTS = [test_transfer_executes_and_replays, test_guard_16_concurrent_debits,
+TESTS = [test_transfer_executes_and_replays, test_concurrent_duplicates_execute_once, test_guard_16_concurrent_debits,
          test_opposite_transfers_do_not_deadlock, test_entries_are_append_only,
          test_overflow_refused_and_nothing_changes, test_batch_failing_at_57th_writes_nothing,
          test_hash_chain_recomputes, test_concurrent_batches_over_shared_accounts,
