@@ -264,6 +264,20 @@ cpu_ticks() {       # user+system clock ticks of a process (all its threads)
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
 }
 
+# user+system ticks of the stack's PostgreSQL: the postmaster, its live
+# processes and the ones that ended (reaped: cutime/cstime), so backends of
+# a pgbench run that has exited are counted.
+pg_cpu_ticks() {
+    local pm c t
+    pm=$(head -n 1 "$STACK_DIR/pgdata/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+    [ -r "/proc/$pm/stat" ] || { echo 0; return; }
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
+    for c in $(pgrep -P "$pm" 2>/dev/null); do
+        t=$((t + $(cpu_ticks "$c")))
+    done
+    echo "$t"
+}
+
 # True when src/onceledgerd is missing or older than a source it is built from.
 daemon_stale() {
     [ -x src/onceledgerd ] && [ -x src/onceledger ] || return 0
@@ -574,10 +588,16 @@ pgbench_custom() {   # pgbench_custom SCRIPT DB [PGBENCH-ARGS...] (e.g. -D name=
         "${run[@]}" -T "$WARMUP" "$db" >/dev/null 2>&1 || return 1
     fi
     echo "+ pgbench -n -M prepared -c $ITEMS_CLIENTS -j $WRK_THREADS -T $DURATION -f $(basename "$script")"
-    local out
+    local out t0 t1
+    t0=$(pg_cpu_ticks)
     out=$("${run[@]}" -T "$DURATION" "$db" 2>&1) || { echo "$out"; return 1; }
+    sleep 0.2   # the backends' exit is reaped
+    t1=$(pg_cpu_ticks)
+    local cpu
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
+        'BEGIN { printf "%.1f", (b - a) / hz / d * 100 }')
     echo "$out" | grep -E '^(tps|latency)' || true
-    PGB_OUT=$out "$PY" -c '
+    PGB_OUT=$out PGB_CPU=$cpu "$PY" -c '
 import json, os, re
 out = os.environ["PGB_OUT"]
 m = re.search(r"^tps = ([0-9.]+)", out, re.M)
@@ -585,7 +605,7 @@ lat = re.search(r"latency average = ([0-9.]+) ms", out)
 n = re.search(r"number of transactions actually processed: (\d+)", out)
 print("WRKJSON " + json.dumps({"requests": int(n.group(1)) if n else None, "rps": float(m.group(1)) if m else None,
       "p50_ms": None, "p99_ms": None, "mean_ms": float(lat.group(1)) if lat else None,
-      "non_2xx": 0, "socket_errors": 0, "server_cpu_pct": None}))'
+      "non_2xx": 0, "socket_errors": 0, "server_cpu_pct": float(os.environ["PGB_CPU"])}))'
 }
 
 pgbench_items_update() {
