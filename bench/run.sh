@@ -303,7 +303,10 @@ other_make_running() {
 
 build_daemon() {
     local waited=0
-    while other_make_running && [ "$waited" -lt 600 ]; do
+    # Another make (this tree's or another's) is only waited for when this
+    # one has something to build.
+    daemon_stale || waited=600
+    while [ "$waited" -lt 600 ] && other_make_running; do
         [ "$waited" = 0 ] && log "another make is running: waiting for it (at most 10 min)"
         sleep 5
         waited=$((waited + 5))
@@ -589,6 +592,7 @@ pgbench_custom() {   # pgbench_custom SCRIPT DB [PGBENCH-ARGS...] (e.g. -D name=
     fi
     echo "+ pgbench -n -M prepared -c $ITEMS_CLIENTS -j $WRK_THREADS -T $DURATION -f $(basename "$script")"
     local out t0 t1
+    sleep 0.5   # the warm-up's backends are reaped before the count starts
     t0=$(pg_cpu_ticks)
     out=$("${run[@]}" -T "$DURATION" "$db" 2>&1) || { echo "$out"; return 1; }
     sleep 0.2   # the backends' exit is reaped
