@@ -8,10 +8,12 @@
 #                  latency at half load
 # pgbench_tpcb     reference: pgbench's built-in tpcb-like, same PostgreSQL
 # flash_sale_*     2,000 order settlements to one merchant / to 100 (issue #7)
-# pg_transfer_fn   reference: one PL/pgSQL call per transfer that writes the
-#                  same rows on plain tables (key, two guarded account updates
-#                  in id order, two entries with a chained hash, the transfer,
-#                  the saved response), driven by pgbench
+# pg_transfer_fn   reference (issue #16): ledger_proto.transfer(), one
+#                  PL/pgSQL call per executed idempotent transfer writing every
+#                  row the daemon writes (the key record claimed and saved in
+#                  items, both accounts under the guard, two chained entries,
+#                  the transfer, the outbox event), driven by pgbench
+# pg_transfer_pipe the same transfer as prepared statements in two pipelines
 # shellcheck shell=bash
 
 LEDGER_ACCOUNTS=${BENCH_LEDGER_ACCOUNTS:-1000}
@@ -81,58 +83,39 @@ pgbench_tpcb() {
     ITEMS_CLIENTS=$CONNECTIONS pgbench_custom builtin:tpcb-like pgbench
 }
 
+# The relational ledger's prototype (issue #16, bench/ledger_proto/): the
+# schema, the function and the funded accounts a10000.., created afresh for
+# each scenario (each variant starts from empty tables). Sets PROTO_TID (the
+# tenant's ol:ledger table id) and PROTO_BODY.
+proto_setup() {
+    local -a psql=("${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d onceledger -X -v ON_ERROR_STOP=1)
+    "${psql[@]}" -q -c 'SET client_min_messages = warning' -f bench/ledger_proto/schema.sql \
+        -f bench/ledger_proto/transfer_fn.sql >/dev/null || return 1
+    PROTO_TID=$("${psql[@]}" -tAq -v tenant=bench -v naccounts="$LEDGER_ACCOUNTS" -f bench/ledger_proto/setup.sql) ||
+        return 1
+    # The document both variants save and publish, at its real size (the
+    # pipeline sends it as text; the function builds its own).
+    PROTO_BODY=$("${psql[@]}" -tAq -c "SELECT ledger_proto.transfer_json('tr_4611686018427387904', 'a10001',
+        'a10002', 1, 'EUR', NULL, '{}', NULL, NULL, now(),
+        ledger_proto.entry_json('a10001', 1234, -1, 999999998766) || ','
+        || ledger_proto.entry_json('a10002', 1234, 1, 1000000001234))") || return 1
+    echo "proto: tenant bench, ol:ledger table $PROTO_TID, $LEDGER_ACCOUNTS accounts, document ${#PROTO_BODY} bytes"
+}
+
+proto_run() {   # proto_run SCRIPT
+    proto_setup || return 1
+    ITEMS_CLIENTS=$CONNECTIONS pgbench_custom "bench/ledger_proto/$1" onceledger -D tenant=bench -D tid="$PROTO_TID" \
+        -D naccounts="$LEDGER_ACCOUNTS" -D fp="$(printf 'f%.0s' $(seq 1 64))" \
+        -D params='{"amount":1,"currency":"EUR","description":null,"from":"a10001","kind":"transfer","metadata":{},"to":"a10002"}' \
+        -D body="$PROTO_BODY"
+}
+
 pg_transfer_fn() {
-    local script=$LOG_DIR/transfer_fn.sql
-    "${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d onceledger -Xq <<SQL || return 1
-CREATE TABLE IF NOT EXISTS bench_acct (id int PRIMARY KEY, balance bigint NOT NULL, seq bigint NOT NULL DEFAULT 0,
-                                       head bytea NOT NULL DEFAULT '\x', version bigint NOT NULL DEFAULT 1);
-CREATE TABLE IF NOT EXISTS bench_entry (acct int, seq bigint, transfer text NOT NULL, amount bigint NOT NULL,
-                                        balance_after bigint NOT NULL, posted_at timestamptz NOT NULL,
-                                        hash bytea NOT NULL, prev_hash bytea NOT NULL, PRIMARY KEY (acct, seq));
-CREATE INDEX IF NOT EXISTS bench_entry_at ON bench_entry (acct, posted_at);
-CREATE TABLE IF NOT EXISTS bench_transfer (id text PRIMARY KEY, src int NOT NULL, dst int NOT NULL,
-                                           amount bigint NOT NULL, created_at timestamptz NOT NULL, doc text);
-CREATE TABLE IF NOT EXISTS bench_idem (key text PRIMARY KEY, response text, expires_at timestamptz NOT NULL);
-INSERT INTO bench_acct (id, balance) SELECT g, 1000000000000 FROM generate_series(0, $((LEDGER_ACCOUNTS - 1))) g
-    ON CONFLICT DO NOTHING;
-CREATE OR REPLACE FUNCTION bench_transfer(k text, a int, b int, amt bigint) RETURNS text
-LANGUAGE plpgsql AS \$fn\$
-DECLARE
-    t text := 'tr_' || k;
-    lo int := least(a, b);
-    hi int := greatest(a, b);
-    r1 record;
-    r2 record;
-    ra record;
-    rb record;
-    h bytea;
-BEGIN
-    INSERT INTO bench_idem (key, expires_at) VALUES (k, now() + interval '1 day');
-    -- both rows in id order (no deadlock), the debit guarded
-    UPDATE bench_acct SET balance = balance + CASE WHEN id = a THEN -amt ELSE amt END, seq = seq + 1, version = version + 1
-        WHERE id = lo AND (id <> a OR balance >= amt) RETURNING id, seq, balance, head INTO r1;
-    UPDATE bench_acct SET balance = balance + CASE WHEN id = a THEN -amt ELSE amt END, seq = seq + 1, version = version + 1
-        WHERE id = hi AND (id <> a OR balance >= amt) RETURNING id, seq, balance, head INTO r2;
-    IF r1.id IS NULL OR r2.id IS NULL THEN
-        RAISE EXCEPTION 'insufficient funds';
-    END IF;
-    IF r1.id = a THEN ra := r1; rb := r2; ELSE ra := r2; rb := r1; END IF;
-    h := sha256(ra.head || convert_to(a || ',' || ra.seq || ',' || t || ',' || -amt || ',' || ra.balance, 'UTF8'));
-    INSERT INTO bench_entry VALUES (a, ra.seq, t, -amt, ra.balance, clock_timestamp(), h, ra.head);
-    UPDATE bench_acct SET head = h WHERE id = a;
-    h := sha256(rb.head || convert_to(b || ',' || rb.seq || ',' || t || ',' || amt || ',' || rb.balance, 'UTF8'));
-    INSERT INTO bench_entry VALUES (b, rb.seq, t, amt, rb.balance, clock_timestamp(), h, rb.head);
-    UPDATE bench_acct SET head = h WHERE id = b;
-    INSERT INTO bench_transfer VALUES (t, a, b, amt, now(), '{"status":"posted"}');
-    UPDATE bench_idem SET response = '{"status":201}' WHERE key = k;
-    RETURN t;
-END
-\$fn\$;
-SQL
-    printf '%s\n' "\\set a random(0, $((LEDGER_ACCOUNTS - 1)))" "\\set b random(0, $((LEDGER_ACCOUNTS - 2)))" \
-        '\set b :b + (case when :b >= :a then 1 else 0 end)' '\set r random(1, 9000000000000000000)' \
-        "SELECT bench_transfer(:client_id || '-' || :r, :a, :b, 1);" >"$script"
-    ITEMS_CLIENTS=$CONNECTIONS pgbench_custom "$script" onceledger
+    proto_run transfer_fn.pgbench
+}
+
+pg_transfer_pipe() {
+    proto_run transfer_pipe.pgbench
 }
 
 # The flash sale (issue #7): bench/flash_sale.py does the setup, the timed

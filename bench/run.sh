@@ -20,6 +20,8 @@
 #   BENCH_STACK_DIR [var/bench]  stack directory (wiped at start: a fresh database every run)
 #   BENCH_DAEMON_ARGS []       extra arguments for onceledgerd (word-split)
 #   BENCH_STRICT [0]           1: exit 1 when a ratio misses its target
+#   BENCH_DURABLE [0]          1: PostgreSQL durable (fsync, synchronous_commit,
+#                              full_page_writes on), as production runs it
 #   BENCH_RESULTS [bench/results/latest.json]
 #   BENCH_SCENARIOS_FILE []    a bash file with more `scenario`/`ratio` lines (trials)
 #
@@ -45,13 +47,15 @@ PGBENCH_CLIENTS=${BENCH_PGBENCH_CLIENTS:-16}
 STACK_DIR=${BENCH_STACK_DIR:-var/bench}
 RESULTS=${BENCH_RESULTS:-bench/results/latest.json}
 STRICT=${BENCH_STRICT:-0}
+DURABLE=${BENCH_DURABLE:-0}
 COMMAND_LINE="bench/run.sh${*:+ $*}"
 
 # ---------------------------------------------------------------------------
 # Scenario table.
 #
 #   scenario NAME NEEDS DESCRIPTION COMMAND [ARGS...]
-#     NEEDS: comma-separated subset of stack, daemon, hello; started lazily,
+#     NEEDS: comma-separated subset of stack, db (the stack, migrated, with
+#     the tenant bench: no daemon), daemon, hello; started lazily,
 #     so `bench/run.sh hello` needs neither the daemon nor the database.
 #     COMMAND runs when the scenario runs (not when it is declared), so it may
 #     use API_KEY, DAEMON_URL, HELLO_URL, PGPORT... set up by NEEDS.
@@ -121,11 +125,21 @@ scenario ledger_half    daemon "ledger_transfer paced to half of its peak (laten
     ledger_half
 scenario pgbench_tpcb   stack  "reference: pgbench -b tpcb-like -M prepared, 32 clients, same PostgreSQL" \
     pgbench_tpcb
-scenario pg_transfer_fn stack  "reference: one PL/pgSQL call per transfer writing the same rows on plain tables (pgbench, 32 clients)" \
-    pg_transfer_fn
 ratio ledger_transfer pgbench_tpcb 1.00
-ratio ledger_transfer pg_transfer_fn 0.70
 ratio ledger_credit ledger_transfer 0.90
+
+# Issue #16: the relational ledger's prototype (bench/ledger_proto/,
+# docs/ledger-engine.md), 1,000 accounts, 32 pgbench clients: the executed
+# idempotent transfer (key record claimed and saved in items, both accounts
+# under the guard, two chained entries, the transfer, the outbox event) as
+# one server-side call, and as prepared statements in two pipelines.
+scenario pg_transfer_fn db     "reference: ledger_proto.transfer(), one PL/pgSQL call writing every row of a transfer (pgbench, 32 clients)" \
+    pg_transfer_fn
+scenario pg_transfer_pipe db   "the same transfer as prepared statements in 2 pipelines (2 round trips; pgbench, 32 clients)" \
+    pg_transfer_pipe
+ratio ledger_transfer pg_transfer_fn -
+ratio pg_transfer_fn pgbench_tpcb -
+ratio pg_transfer_pipe pg_transfer_fn -
 
 # Issue #7: the flash sale. 2,000 customers each settle one order to ONE
 # merchant (its account row is every settlement's hot row) against the same
@@ -173,6 +187,7 @@ die() { log "$*"; exit 2; }
 
 LOG_DIR=""          # $STACK_DIR/bench: logs of this run
 STACK_UP=0
+DB_READY=0
 DAEMON_PID=""
 HELLO_PID=""
 API_KEY=""
@@ -249,6 +264,20 @@ cpu_ticks() {       # user+system clock ticks of a process (all its threads)
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat"
 }
 
+# user+system ticks of the stack's PostgreSQL: the postmaster, its live
+# processes and the ones that ended (reaped: cutime/cstime), so backends of
+# a pgbench run that has exited are counted.
+pg_cpu_ticks() {
+    local pm c t
+    pm=$(head -n 1 "$STACK_DIR/pgdata/postmaster.pid" 2>/dev/null) || { echo 0; return; }
+    [ -r "/proc/$pm/stat" ] || { echo 0; return; }
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pm/stat")
+    for c in $(pgrep -P "$pm" 2>/dev/null); do
+        t=$((t + $(cpu_ticks "$c")))
+    done
+    echo "$t"
+}
+
 # True when src/onceledgerd is missing or older than a source it is built from.
 daemon_stale() {
     [ -x src/onceledgerd ] && [ -x src/onceledger ] || return 0
@@ -274,7 +303,10 @@ other_make_running() {
 
 build_daemon() {
     local waited=0
-    while other_make_running && [ "$waited" -lt 600 ]; do
+    # Another make (this tree's or another's) is only waited for when this
+    # one has something to build.
+    daemon_stale || waited=600
+    while [ "$waited" -lt 600 ] && other_make_running; do
         [ "$waited" = 0 ] && log "another make is running: waiting for it (at most 10 min)"
         sleep 5
         waited=$((waited + 5))
@@ -319,20 +351,45 @@ ensure_stack() {
     set +a
     [ -n "${PGPASSWORD:-}" ] && [ -n "${ONCELEDGER_STACK_PASSWORD:-}" ] ||
         die "$STACK_DIR/env has no password (an old scripts/stack.sh?)"
+    if [ "$DURABLE" = 1 ]; then
+        # scripts/stack.sh's cluster is fast and not crash-safe (fsync,
+        # synchronous_commit and full_page_writes off); postgresql.auto.conf
+        # overrides its stack.conf for this run's fresh cluster.
+        log "PostgreSQL durable: fsync, synchronous_commit, full_page_writes on"
+        "${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Xq \
+            -c "ALTER SYSTEM SET fsync = on" -c "ALTER SYSTEM SET synchronous_commit = on" \
+            -c "ALTER SYSTEM SET full_page_writes = on" -c "SELECT pg_reload_conf()" -c "CHECKPOINT" >/dev/null ||
+            die "cannot make PostgreSQL durable"
+        sleep 0.5
+        local conf
+        conf=$("${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -XtAq \
+            -c "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
+                WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")
+        log "PostgreSQL: $conf"
+        [ "$conf" = "fsync=on full_page_writes=on synchronous_commit=on" ] || die "PostgreSQL is not durable: $conf"
+    fi
 }
 
-ensure_daemon() {
-    [ -n "$DAEMON_PID" ] && return 0
+# The stack's database migrated, with the tenant bench (once per run).
+ensure_db() {
+    [ "$DB_READY" = 1 ] && return 0
     build_daemon
     ensure_stack
     # The CLI, the daemon and items_bench read the stack's URLs from the
     # environment (exported by ensure_stack): they carry its password, which
     # must not be on a command line.
-    log "migrating, creating tenant 'bench' and a read,write,audit key"
+    log "migrating, creating tenant 'bench'"
     src/onceledger migrate >>"$LOG_DIR/cli.log" 2>&1 ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger migrate failed"; }
     src/onceledger tenant create bench >>"$LOG_DIR/cli.log" 2>&1 ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger tenant create failed"; }
+    DB_READY=1
+}
+
+ensure_daemon() {
+    [ -n "$DAEMON_PID" ] && return 0
+    ensure_db
+    log "creating a read,write,audit key"
     API_KEY=$(src/onceledger key create --tenant bench --scopes read,write,audit 2>>"$LOG_DIR/cli.log") ||
         { tail -n 20 "$LOG_DIR/cli.log" >&2; die "onceledger key create failed"; }
     API_KEY=$(printf '%s' "$API_KEY" | tr -d '[:space:]')
@@ -386,6 +443,7 @@ ensure_needs() {
     for need in "${_needs[@]}"; do
         case "$need" in
             stack) ensure_stack ;;
+            db) ensure_db ;;
             daemon) ensure_daemon ;;
             hello) ensure_hello ;;
             "") ;;
@@ -522,20 +580,33 @@ items_update() {
 
 # Runs a pgbench custom script (-M prepared; builtin:NAME for a built-in
 # one) and prints its WRKJSON line.
-pgbench_custom() {   # pgbench_custom SCRIPT DB
+pgbench_custom() {   # pgbench_custom SCRIPT DB [PGBENCH-ARGS...] (e.g. -D name=value)
     local script=$1 db=$2 pgbench=pgbench
+    shift 2
     [ -x "${PG_BIN:-}/pgbench" ] && pgbench=$PG_BIN/pgbench
     local -a src=(-f "$script")
     [[ $script == builtin:* ]] && src=(-b "${script#builtin:}")   # e.g. builtin:tpcb-like
-    local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" "${src[@]}")
+    local -a run=("$pgbench" -h 127.0.0.1 -p "$PGPORT" -U postgres -n -M prepared -c "$ITEMS_CLIENTS" -j "$WRK_THREADS" "${src[@]}" "$@")
+    if [ "$DURABLE" = 1 ]; then
+        # Durable: the previous scenario's dirty pages (pgbench -i's million
+        # rows...) are written now, not during this one's fsyncs.
+        "${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Xqc CHECKPOINT || return 1
+    fi
     if [ "$WARMUP" != 0 ]; then
         "${run[@]}" -T "$WARMUP" "$db" >/dev/null 2>&1 || return 1
     fi
     echo "+ pgbench -n -M prepared -c $ITEMS_CLIENTS -j $WRK_THREADS -T $DURATION -f $(basename "$script")"
-    local out
+    local out t0 t1
+    sleep 0.5   # the warm-up's backends are reaped before the count starts
+    t0=$(pg_cpu_ticks)
     out=$("${run[@]}" -T "$DURATION" "$db" 2>&1) || { echo "$out"; return 1; }
+    sleep 0.2   # the backends' exit is reaped
+    t1=$(pg_cpu_ticks)
+    local cpu
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v d="$DURATION" \
+        'BEGIN { printf "%.1f", (b - a) / hz / d * 100 }')
     echo "$out" | grep -E '^(tps|latency)' || true
-    PGB_OUT=$out "$PY" -c '
+    PGB_OUT=$out PGB_CPU=$cpu "$PY" -c '
 import json, os, re
 out = os.environ["PGB_OUT"]
 m = re.search(r"^tps = ([0-9.]+)", out, re.M)
@@ -543,7 +614,7 @@ lat = re.search(r"latency average = ([0-9.]+) ms", out)
 n = re.search(r"number of transactions actually processed: (\d+)", out)
 print("WRKJSON " + json.dumps({"requests": int(n.group(1)) if n else None, "rps": float(m.group(1)) if m else None,
       "p50_ms": None, "p99_ms": None, "mean_ms": float(lat.group(1)) if lat else None,
-      "non_2xx": 0, "socket_errors": 0, "server_cpu_pct": None}))'
+      "non_2xx": 0, "socket_errors": 0, "server_cpu_pct": float(os.environ["PGB_CPU"])}))'
 }
 
 pgbench_items_update() {
@@ -607,7 +678,7 @@ mkdir -p "$LOG_DIR" "$(dirname "$RESULTS")"
 RAW=$(mktemp)
 trap 'cleanup; rm -f "$RAW"' EXIT
 
-log "scenarios: ${SELECTED[*]}; ${DURATION}s each (+${WARMUP}s warm-up), wrk -t$WRK_THREADS -c$CONNECTIONS, server --threads $SERVER_THREADS, nproc $(nproc)"
+log "scenarios: ${SELECTED[*]}; ${DURATION}s each (+${WARMUP}s warm-up), wrk -t$WRK_THREADS -c$CONNECTIONS, server --threads $SERVER_THREADS, nproc $(nproc), durable $DURABLE"
 FAILED=0
 for name in "${SELECTED[@]}"; do
     ensure_needs "${SC_NEEDS[$name]}"
@@ -635,7 +706,7 @@ printf '%s\n' "${RATIOS[@]}" >"$RAW.ratios"
 set +e
 M_COMMAND=$COMMAND_LINE M_DURATION=$DURATION M_WARMUP=$WARMUP M_CONNECTIONS=$CONNECTIONS \
 M_WRK_THREADS=$WRK_THREADS M_SERVER_THREADS=$SERVER_THREADS M_PGBENCH_CLIENTS=$PGBENCH_CLIENTS \
-M_PGBENCH_SCALE=$PGBENCH_SCALE M_DAEMON_ARGS=${BENCH_DAEMON_ARGS:-} \
+M_PGBENCH_SCALE=$PGBENCH_SCALE M_DAEMON_ARGS=${BENCH_DAEMON_ARGS:-} M_DURABLE=$DURABLE \
 "$PY" - "$RAW" "$RAW.ratios" "$RESULTS" <<'EOF'
 import datetime, json, os, socket, subprocess, sys
 raw, ratios_file, results = sys.argv[1:4]
@@ -706,6 +777,7 @@ doc = {
         "connections": int(m["M_CONNECTIONS"]), "wrk_threads": int(m["M_WRK_THREADS"]),
         "server_threads": int(m["M_SERVER_THREADS"]), "pgbench_clients": int(m["M_PGBENCH_CLIENTS"]),
         "pgbench_scale": int(m["M_PGBENCH_SCALE"]), "daemon_args": m["M_DAEMON_ARGS"],
+        "durable": m["M_DURABLE"] == "1",
     },
     "scenarios": rows,
     "ratios": ratios,

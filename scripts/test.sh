@@ -8,8 +8,9 @@
 #   SUITES="unit integration" scripts/test.sh
 #   FUZZ_SECONDS=60 scripts/test.sh
 #
-# Suites: unit (C unit tests), db (C tests of the item layer against a real
-# PostgreSQL started for them), integration (pytest against the real daemon,
+# Suites: unit (C unit tests), db (C tests of the item layer, and the Python
+# test of the relational ledger's prototype SQL, against a real PostgreSQL
+# started for them), integration (pytest against the real daemon,
 # PostgreSQL and Redis), sdk (the DynamoDB endpoint driven by the AWS SDK v3
 # for JavaScript, tests/sdk), asan (unit + db + integration + sdk + chaos on
 # an ASan/UBSan build), fuzz (each libFuzzer target for FUZZ_SECONDS on its
