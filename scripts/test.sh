@@ -160,7 +160,7 @@ pytest_suite() { # name extra-env...
 	case $name in *chaos) where=(-s tests/chaos) ;; esac # -s: its summary line
 	rm -f "$xml"
 	if [ "$name" = valgrind ]; then
-		timeout 1800 make -s valgrind-check VALGRIND_PYTEST_ARGS="--junitxml=$xml" >"$OUT/$name.log" 2>&1
+		timeout 2700 make -s valgrind-check VALGRIND_PYTEST_ARGS="--junitxml=$xml" >"$OUT/$name.log" 2>&1
 	else
 		env "$@" timeout 1800 "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml" "${where[@]}" \
 			>"$OUT/$name.log" 2>&1
