@@ -25,6 +25,9 @@ CLI = Path(os.environ.get("ONCELEDGER_CLI", REPO / "src" / "onceledger"))
 STACK_SH = REPO / "scripts" / "stack.sh"
 
 REMOTE_URL = os.environ.get("ONCELEDGER_TEST_URL", "").rstrip("/")
+# A daemon under valgrind runs 10-50x slower: latency bounds that say "not
+# blocked" (not "fast") are multiplied by this (make valgrind-check sets 5).
+TIME_FACTOR = float(os.environ.get("ONCELEDGER_TEST_TIME_FACTOR", "1"))
 KEY_RE = r"^olk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$"
 
 # Tests that must signal the daemon or stop the database skip against a

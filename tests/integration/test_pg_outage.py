@@ -121,7 +121,7 @@ def test_requests_at_start_wait_for_the_first_connection(stack, cli, tmp_path):
     import socket
     import subprocess
 
-    from oltest import DAEMON, daemon_env, events_key_file, free_port
+    from oltest import DAEMON, TIME_FACTOR, daemon_env, events_key_file, free_port
 
     tenant = cli.tenant_create()
     key = cli.key_create(tenant, "read")
@@ -133,7 +133,7 @@ def test_requests_at_start_wait_for_the_first_connection(stack, cli, tmp_path):
                              events_key_file(stack) or str(tmp_path / "k")], stdout=log, stderr=subprocess.STDOUT,
                             env=env)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 15 * TIME_FACTOR
         while time.monotonic() < deadline:   # the first moment the port accepts
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -141,7 +141,7 @@ def test_requests_at_start_wait_for_the_first_connection(stack, cli, tmp_path):
             except OSError:
                 time.sleep(0.005)
         codes = [requests.get(f"http://127.0.0.1:{port}/v1/whoami", headers={"Authorization": f"Bearer {key}"},
-                              timeout=10).status_code for _ in range(4)]
+                              timeout=10 * TIME_FACTOR).status_code for _ in range(4)]
         assert codes == [200] * 4, codes
     finally:
         proc.terminate()
