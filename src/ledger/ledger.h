@@ -34,6 +34,7 @@ typedef enum {
 /* Where a ledger call runs. */
 typedef struct lg_ctx {
 	it_store *items;
+	db_pool *db; /* statements outside a transaction (reads, tx NULL) */
 	db_tx *tx;
 	const char *tenant;
 } lg_ctx;

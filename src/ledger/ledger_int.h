@@ -31,6 +31,12 @@ bool lg_is_world(const char *id, const char **cur);
 /* The text of a JSON value, compact with keys in the given order (NULL on
  * no memory); metadata and saved documents. */
 char *lg_dump(const json_t *v);
+/* Runs one prepared statement with the context's transaction (c->tx), or
+ * on its own (c->db) when there is none (sql.c). */
+void lg_sql(const lg_ctx *c, const db_stmt *st, const char *const *values, db_cb cb, void *arg);
+/* The ledger status of a statement's failure (LG_OK for DB_OK); logs the
+ * ones that are not retryable, naming the statement. */
+lg_status lg_db_status(const db_result *res, const char *what);
 /* Calls an item operation with the context's transaction and flags. */
 void lg_call(const lg_ctx *c, int flags, const char *op, json_t *req, it_done cb, void *arg);
 
