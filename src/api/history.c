@@ -9,7 +9,7 @@
 #include "api/validate.h"
 #include "util/util.h"
 
-#define FOREVER_US 9999999999999999LL /* the end of the entries_by_time index */
+#define FOREVER_US 9999999999999999LL /* no "to": every entry (the year 2286) */
 
 /* Sums past int64 come from the ledger as strings of digits (jansson has
  * no larger integers); written here as the exact JSON numbers they are. */

@@ -1,17 +1,31 @@
 /* audit_cursor.c — the position of a pass of the currency audit (audit.c)
- * as the JSON object the API encodes into its opaque cursor, and back. A
- * client sends it back, so loading it is a parser of untrusted input: it
- * accepts exactly what lg_audit_pos_json writes for that currency
+ * as the JSON object the API encodes into its opaque cursor, and back; and
+ * the exact integers of the reads (sums beyond int64). A client sends the
+ * position back, so loading it is a parser of untrusted input: it accepts
+ * exactly what lg_audit_pos_json writes for that currency
  * (fuzz/fuzz_audit_cursor.c). */
-#include "ledger/ledger_int.h"
+#include "ledger/reads.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "util/util.h"
 
 #define SUM_DIGITS 38 /* below 2^127; sums of int64 balances have far fewer */
+
+int64_t lg_cell_i64(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+const char *lg_cell(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
 
 json_t *lg_i128_str(__int128 v)
 {
@@ -35,9 +49,8 @@ json_t *lg_i128_json(__int128 v)
 	return lg_i128_str(v);
 }
 
-static bool i128_parse(const json_t *j, __int128 *out)
+bool lg_i128_parse(const char *s, __int128 *out)
 {
-	const char *s = json_string_value(j);
 	if (s == NULL)
 		return false;
 	bool neg = *s == '-';
@@ -54,31 +67,36 @@ static bool i128_parse(const json_t *j, __int128 *out)
 	return !(neg && v == 0);
 }
 
-/* A key of the index rows or of the @world legs: exactly these attributes,
- * each {"S": string}, the partition the one of this pass. */
-static bool key_ok(const json_t *k, const char *const *names, size_t n, const char *pk_name, const char *pk)
+json_t *lg_numeric_json(const char *s)
 {
-	if (!json_is_object(k) || json_object_size(k) != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		const json_t *av = json_object_get(k, names[i]);
-		const char *s = json_string_value(json_object_get(av, "S"));
-		if (!json_is_object(av) || json_object_size(av) != 1 || s == NULL || strlen(s) > 512 ||
-		    strlen(s) != json_string_length(json_object_get(av, "S")))
-			return false;
+	__int128 v;
+	if (!lg_i128_parse(s, &v)) {
+		log_error("ledger_sum_unreadable", "{s:s}", "value", s != NULL ? s : "(null)");
+		return NULL;
 	}
-	return strcmp(json_string_value(json_object_get(json_object_get(k, pk_name), "S")), pk) == 0;
+	return lg_i128_json(v);
 }
 
-void lg_audit_world_pk(const char *currency, int shard, char *out, size_t len)
+/* An account id or a transfer id: where a page starts after. */
+static bool id_ok(const json_t *j)
 {
-	snprintf(out, len, "WORLD#%s#%02d", currency, shard);
+	const char *s = json_string_value(j);
+	size_t n = s != NULL ? strlen(s) : 0;
+	if (n < 1 || n > 64 || n != json_string_length(j))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return true;
 }
 
 void lg_audit_pos_clear(lg_audit_pos *p)
 {
-	json_decref(p->start);
-	p->start = NULL;
+	free(p->after);
+	p->after = NULL;
 	free(p->snap);
 	p->snap = NULL;
 }
@@ -106,64 +124,41 @@ bool lg_audit_snap_ok(const char *s)
 
 bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out)
 {
-	static const char *const acc_key[] = {"PK", "SK", "GSI6PK", "GSI6SK"};
-	static const char *const world_key[] = {"PK", "SK"};
-	static const char *const members[] = {"c", "ph", "k", "sh", "n", "s", "w", "ok", "sn"};
+	static const char *const members[] = {"c", "ph", "k", "n", "s", "w", "ok", "sn"};
 	memset(out, 0, sizeof(*out));
-	if (!json_is_object(c))
+	if (!json_is_object(c) || json_object_size(c) != OL_ARRAY_LEN(members))
 		return false;
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)c, key, v)
-	{
-		bool known = false;
-		for (size_t i = 0; i < OL_ARRAY_LEN(members); i++)
-			known = known || strcmp(key, members[i]) == 0;
-		if (!known)
+	for (size_t i = 0; i < OL_ARRAY_LEN(members); i++)
+		if (json_object_get(c, members[i]) == NULL)
 			return false;
-	}
 	const char *cur = json_string_value(json_object_get(c, "c"));
 	const char *ph = json_string_value(json_object_get(c, "ph"));
-	const json_t *n = json_object_get(c, "n"), *sh = json_object_get(c, "sh"), *ok = json_object_get(c, "ok");
-	const json_t *k = json_object_get(c, "k");
-	if (json_is_null(k))
-		k = NULL; /* the start of a shard */
-	if (cur == NULL || strcmp(cur, currency) != 0 || ph == NULL || !json_is_integer(n) || json_integer_value(n) < 0 ||
-	    !json_is_integer(sh) || json_integer_value(sh) < 0 || json_integer_value(sh) >= LG_WORLD_SHARDS ||
-	    !json_is_boolean(ok) || !i128_parse(json_object_get(c, "s"), &out->sum) ||
-	    !i128_parse(json_object_get(c, "w"), &out->world_sum))
-		return false;
+	const json_t *n = json_object_get(c, "n"), *ok = json_object_get(c, "ok"), *k = json_object_get(c, "k");
 	const char *snap = json_string_value(json_object_get(c, "sn"));
-	if (!lg_audit_snap_ok(snap) || (out->snap = strdup(snap)) == NULL)
+	if (cur == NULL || strcmp(cur, currency) != 0 || ph == NULL || !json_is_integer(n) || json_integer_value(n) < 0 ||
+	    !json_is_boolean(ok) || !lg_i128_parse(json_string_value(json_object_get(c, "s")), &out->sum) ||
+	    !lg_i128_parse(json_string_value(json_object_get(c, "w")), &out->world_sum) || !lg_audit_snap_ok(snap))
+		return false;
+	if (strcmp(ph, "a") == 0)
+		out->world = false; /* an accounts page ends after an account */
+	else if (strcmp(ph, "w") == 0)
+		out->world = true; /* after a leg, or at the start of the legs */
+	else
+		return false;
+	if (!(id_ok(k) || (out->world && json_is_null(k))))
 		return false;
 	out->accounts = json_integer_value(n);
-	out->shard = (int)json_integer_value(sh);
 	out->ok = json_is_true(ok);
-	if (strcmp(ph, "a") == 0) {
-		char pk[16];
-		snprintf(pk, sizeof(pk), "CUR#%s", currency);
-		if (k == NULL || !key_ok(k, acc_key, OL_ARRAY_LEN(acc_key), "GSI6PK", pk) || out->shard != 0)
-			goto fail;
-		out->world = false;
-	} else if (strcmp(ph, "w") == 0) {
-		char pk[32];
-		lg_audit_world_pk(currency, out->shard, pk, sizeof(pk));
-		if (k != NULL && !key_ok(k, world_key, OL_ARRAY_LEN(world_key), "PK", pk))
-			goto fail;
-		out->world = true;
-	} else {
-		goto fail;
+	if ((out->snap = strdup(snap)) == NULL || (!json_is_null(k) && (out->after = strdup(json_string_value(k))) == NULL)) {
+		lg_audit_pos_clear(out);
+		return false;
 	}
-	out->start = json_incref((json_t *)k);
 	return true;
-fail:
-	lg_audit_pos_clear(out);
-	return false;
 }
 
 json_t *lg_audit_pos_json(const lg_audit_pos *p, const char *currency)
 {
-	return json_pack("{s:s, s:s, s:O?, s:i, s:I, s:o, s:o, s:b, s:s}", "c", currency, "ph", p->world ? "w" : "a", "k",
-			 p->start, "sh", p->shard, "n", (json_int_t)p->accounts, "s", lg_i128_str(p->sum), "w",
-			 lg_i128_str(p->world_sum), "ok", p->ok, "sn", p->snap ? p->snap : "");
+	return json_pack("{s:s, s:s, s:s?, s:I, s:o, s:o, s:b, s:s}", "c", currency, "ph", p->world ? "w" : "a", "k", p->after,
+			 "n", (json_int_t)p->accounts, "s", lg_i128_str(p->sum), "w", lg_i128_str(p->world_sum), "ok", p->ok,
+			 "sn", p->snap ? p->snap : "");
 }

@@ -145,11 +145,11 @@ void lg_entries(const lg_ctx *c, const char *account, const lg_range *r, lg_cb c
 void lg_balance_at(const lg_ctx *c, const char *account, int64_t at_us, lg_cb cb, void *arg);
 /* obj = {"account","currency","from","to","opening_balance","closing_balance","debits","credits","count"} */
 void lg_statement(const lg_ctx *c, const char *account, int64_t from_us, int64_t to_us, lg_cb cb, void *arg);
-/* obj = {"account","ok","entries","head","balance_matches"[,"first_bad_seq"]} */
+/* obj = {"account","ok","entries","head","balance_matches","alg"[,"first_bad_seq"]} */
 void lg_verify(const lg_ctx *c, const char *account, lg_cb cb, void *arg);
 /* A page of the audit of a currency (audit.c). */
 typedef struct lg_audit_page {
-	int limit;            /* rows of accounts_by_currency (accounts, inbox credits) per page */
+	int limit;            /* accounts per page (1-1000) */
 	int64_t max_entries;  /* chain entries and @world legs per page (a started chain is finished) */
 	const json_t *cursor; /* the previous page's "next", or NULL for the first */
 } lg_audit_page;

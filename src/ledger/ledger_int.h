@@ -40,34 +40,6 @@ lg_status lg_db_status(const db_result *res, const char *what);
 /* Calls an item operation with the context's transaction and flags. */
 void lg_call(const lg_ctx *c, int flags, const char *op, json_t *req, it_done cb, void *arg);
 
-/* ---- the position of a currency audit's pass (audit_cursor.c) -------- */
-
-typedef struct lg_audit_pos {
-	bool world;       /* reading the @world legs (else the accounts) */
-	int shard;        /* the @world shard */
-	json_t *start;    /* the next query's ExclusiveStartKey, or NULL */
-	int64_t accounts; /* verified so far */
-	__int128 sum, world_sum;
-	bool ok;          /* every chain so far verified */
-	char *snap;       /* the first page's snapshot (pg_snapshot text), or NULL */
-} lg_audit_pos;
-
-/* The position from the client's cursor object: exactly what
- * lg_audit_pos_json wrote for this currency, else false. */
-bool lg_audit_pos_load(const json_t *c, const char *currency, lg_audit_pos *out) OL_WARN_UNUSED;
-json_t *lg_audit_pos_json(const lg_audit_pos *p, const char *currency);
-void lg_audit_pos_clear(lg_audit_pos *p);
-/* A pg_snapshot's text as PostgreSQL writes it (digits, "xmin:xmax:xip,..."). */
-#define LG_AUDIT_SNAP_MAX 2048
-bool lg_audit_snap_ok(const char *s);
-/* "WORLD#<CUR>#<shard, 2 digits>" */
-void lg_audit_world_pk(const char *currency, int shard, char *out, size_t len);
-/* A 128-bit integer as a JSON string of decimal digits. */
-json_t *lg_i128_str(__int128 v);
-/* An exact integer for a reply: a JSON integer within int64, beyond it the
- * string of digits (the API writes it as a JSON number, api/history.c). */
-json_t *lg_i128_json(__int128 v);
-
 /* ---- account legs (legs.c) -------------------------------------------
  *
  * A change of one account's numbers as a conditional UpdateItem (a

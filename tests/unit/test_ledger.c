@@ -88,60 +88,6 @@ static void test_leg_failures(void)
 	json_decref(full);
 }
 
-/* The audit's position round-trips through its JSON and nothing else loads. */
-static void test_audit_pos(void)
-{
-	lg_audit_pos p = {.world = false, .accounts = 7, .ok = true};
-	p.sum = (__int128)INT64_MAX * 4;
-	p.world_sum = -(__int128)INT64_MAX * 3;
-	p.snap = strdup("10:14:11,13");
-	p.start = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "PK", "S", "ACCOUNT#a", "SK", "S", "METADATA", "GSI6PK", "S",
-			    "CUR#USD", "GSI6SK", "S", "ACCOUNT#a");
-	json_t *j = lg_audit_pos_json(&p, "USD");
-	lg_audit_pos q;
-	CHECK(j != NULL && lg_audit_pos_load(j, "USD", &q), "a position loads back");
-	CHECK(q.sum == p.sum && q.world_sum == p.world_sum && q.accounts == 7 && q.ok && !q.world &&
-		      json_equal(q.start, p.start) && strcmp(q.snap, "10:14:11,13") == 0,
-	      "... unchanged, sums beyond int64 exact");
-	lg_audit_pos_clear(&q);
-	CHECK(!lg_audit_pos_load(j, "EUR", &q), "another currency's position does not load");
-	json_t *bad[] = {
-		json_pack("{s:s}", "s", "1"),
-		json_pack("{s:s, s:s, s:o, s:i, s:i, s:s, s:s, s:b}", "c", "USD", "ph", "a", "k", json_null(), "sh", 0, "n", 0, "s",
-			  "0", "w", "0", "ok", 1),                                          /* accounts without a key */
-		json_pack("{s:s, s:s, s:n, s:i, s:i, s:s, s:s, s:b}", "c", "USD", "ph", "w", "k", "sh", 0, "n", 0, "s", "007", "w",
-			  "0", "ok", 1),                                                    /* leading zeros */
-		json_pack("{s:s, s:s, s:n, s:i, s:i, s:s, s:s, s:b}", "c", "USD", "ph", "w", "k", "sh", 0, "n", 0, "s", "-0", "w",
-			  "0", "ok", 1),                                                    /* minus zero */
-		json_pack("{s:s, s:s, s:n, s:i, s:i, s:s, s:s, s:b, s:i}", "c", "USD", "ph", "w", "k", "sh", 0, "n", 0, "s", "0",
-			  "w", "0", "ok", 1, "x", 1),                                       /* an unknown member */
-	};
-	for (size_t i = 0; i < OL_ARRAY_LEN(bad); i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "malformed position %zu refused", i);
-		CHECK(bad[i] != NULL && !lg_audit_pos_load(bad[i], "USD", &q), name);
-		json_decref(bad[i]);
-	}
-	json_t *w = json_pack("{s:s, s:s, s:n, s:i, s:i, s:s, s:s, s:b, s:s}", "c", "USD", "ph", "w", "k", "sh", 15, "n", 0, "s",
-			      "0", "w", "-12", "ok", 0, "sn", "795:795:");
-	CHECK(lg_audit_pos_load(w, "USD", &q) && q.world && q.shard == 15 && q.start == NULL && q.world_sum == -12 && !q.ok,
-	      "the start of the last @world shard");
-	lg_audit_pos_clear(&q);
-	json_decref(w);
-	/* the snapshot: PostgreSQL's text, nothing else */
-	const char *snaps_ok[] = {"795:795:", "1:9:2,3,8"};
-	const char *snaps_bad[] = {"", "1:2", "1:2:3:4", "a:1:", "01:2:", "1::", ":1:", "1:2:,3", "1:2:3,", "1:2:3,,4", "1;2:"};
-	for (size_t i = 0; i < OL_ARRAY_LEN(snaps_ok); i++)
-		CHECK(lg_audit_snap_ok(snaps_ok[i]), snaps_ok[i]);
-	for (size_t i = 0; i < OL_ARRAY_LEN(snaps_bad); i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "snapshot '%s' refused", snaps_bad[i]);
-		CHECK(!lg_audit_snap_ok(snaps_bad[i]), name);
-	}
-	json_decref(j);
-	lg_audit_pos_clear(&p);
-}
-
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -149,6 +95,5 @@ int main(void)
 	test_hash();
 	test_journal();
 	test_leg_failures();
-	test_audit_pos();
 	return it_test_done();
 }

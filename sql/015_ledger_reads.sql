@@ -1,0 +1,157 @@
+-- 015_ledger_reads: what the ledger's reads need besides plain statements
+-- (issue #16, docs/ledger.md "Reads"): the hash chain's check, run by the
+-- server next to the entries, and one page of the audit of a currency as
+-- one call. Everything here only reads.
+
+-- Keyset paging. The audit walks the accounts of a currency, and then the
+-- @world legs of that currency, in pages that start after the last id the
+-- previous page read ("id > $after ORDER BY id LIMIT n"); both indexes of
+-- sql/012 are keyed (tenant, currency) only, which would make every page
+-- sort the whole currency. The id as the last key column makes each page a
+-- range scan. Neither costs the money path anything more: accounts_by_currency
+-- is written when an account is created (its columns never change, so the
+-- legs' updates stay HOT), transfers_world holds the same rows as before.
+DROP INDEX IF EXISTS ledger.accounts_by_currency;
+CREATE INDEX accounts_by_currency ON ledger.accounts (tenant, currency, id);
+DROP INDEX IF EXISTS ledger.transfers_world;
+CREATE INDEX transfers_world ON ledger.transfers (tenant, currency, id) INCLUDE (amount, from_account)
+    WHERE from_account IS NULL OR to_account IS NULL;
+
+-- The check of one account's chain (docs/ledger.md "The hash chain"),
+-- walking its entries by the primary key (account, seq) in one pass: the
+-- n-th entry must have seq n, prev_hash the (n-1)-th entry's hash (32 zero
+-- bytes for the first), balance_after the sum of the amounts so far, and
+-- hash = SHA-256(prev_hash || canonical bytes) (ledger.entry_hash). Then
+-- the account row must agree with its chain: seq = the number of entries,
+-- head = the last hash. first_bad_seq is the position of the first entry
+-- that is wrong (the seq it should have), or, when every entry is right and
+-- the row disagrees, one past the shorter of the two (NULL: all good);
+-- balance_matches: no bad entry and posted = the sum of the amounts (in
+-- numeric: a tampered amount cannot overflow the check).
+-- STABLE: called from a statement, it reads that statement's snapshot, so
+-- the account row it was given and the entries agree.
+CREATE FUNCTION ledger.verify_chain(p_aid bigint, p_id text, p_seq bigint, p_head bytea, p_posted bigint,
+                                    OUT entries bigint, OUT first_bad_seq bigint, OUT balance_matches boolean)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH walk AS (
+        SELECT e.seq, e.hash, e.amount,
+               row_number() OVER w AS pos,
+               e.seq = row_number() OVER w
+               AND e.prev_hash = coalesce(lag(e.hash) OVER w, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+               AND e.balance_after = sum(e.amount) OVER w
+               AND e.hash = ledger.entry_hash(e.prev_hash, p_id, e.amount, e.balance_after, e.posted_at, e.seq, e.transfer_id)
+                   AS good
+          FROM ledger.entries e
+         WHERE e.account = p_aid
+        WINDOW w AS (ORDER BY e.seq ROWS UNBOUNDED PRECEDING)
+    ), total AS (
+        SELECT count(*) AS n, min(pos) FILTER (WHERE NOT good) AS bad, coalesce(sum(amount), 0) AS amounts,
+               (array_agg(hash ORDER BY pos DESC))[1] AS last_hash
+          FROM walk
+    ), judged AS (
+        SELECT n, amounts,
+               coalesce(bad, CASE WHEN p_seq <> n
+                                   OR p_head <> coalesce(last_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+                                  THEN least(n, p_seq) + 1 END) AS bad
+          FROM total
+    )
+    SELECT n, bad, bad IS NULL AND amounts = p_posted FROM judged
+$$;
+
+-- One page of the audit of a currency (docs/ledger.md "Auditing a
+-- currency"), in one statement's snapshot (STABLE: every query here reads
+-- the calling statement's snapshot). A pass reads the currency's accounts
+-- in id order (accounts_by_currency), each one's chain checked
+-- (verify_chain), its posted balance and its inbox credits not yet
+-- consolidated summed; then the @world legs (transfers with a NULL side,
+-- transfers_world) in id order. A page takes at most p_limit accounts, and
+-- stops after the account whose chain took it to p_max entries; the @world
+-- legs are read at most p_max (less what the page read) at a time.
+--
+-- p_world, p_after: where the pass is (the accounts after p_after; the
+-- @world legs after p_after; NULL: from the start). p_snap: the first page's
+-- snapshot (NULL on the first page).
+-- Out: accounts verified by this page, the sum of their balances (posted and
+-- inbox) and of the @world legs read, the ids of the accounts that did not
+-- verify (a JSON array), where the next page starts, whether the pass is
+-- done, the snapshot to carry (first page of several), and on the last page
+-- of several whether the tenant's ledger moved since p_snap: a change
+-- writes its event (public.outbox) in its own transaction, so a row of the
+-- tenant that p_snap did not see and this page's snapshot does.
+CREATE FUNCTION ledger.audit_page(p_tenant text, p_currency text, p_world boolean, p_after text, p_limit integer,
+                                  p_max bigint, p_snap text,
+                                  OUT accounts integer, OUT balances numeric, OUT world numeric, OUT failed text,
+                                  OUT next_world boolean, OUT next_after text, OUT done boolean, OUT snap text,
+                                  OUT moved boolean)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r record;
+    v record;
+    n_read bigint := 0;
+    more boolean := false;
+    bad text[] := '{}';
+    n_legs bigint;
+    last_id text;
+BEGIN
+    accounts := 0;
+    balances := 0;
+    world := 0;
+    next_world := p_world;
+    next_after := p_after;
+    done := false;
+    IF NOT p_world THEN
+        FOR r IN SELECT a.aid, a.id, a.seq, a.head, a.posted,
+                        (SELECT coalesce(sum(i.amount), 0) FROM ledger.inbox i WHERE i.account = a.aid) AS inbox
+                   FROM ledger.accounts a
+                  WHERE a.tenant = p_tenant AND a.currency = p_currency AND a.id > coalesce(p_after, '') COLLATE "C"
+                  ORDER BY a.id
+                  LIMIT p_limit + 1
+        LOOP
+            IF accounts >= p_limit OR n_read >= p_max THEN
+                more := true;
+                EXIT;
+            END IF;
+            SELECT * INTO v FROM ledger.verify_chain(r.aid, r.id, r.seq, r.head, r.posted);
+            accounts := accounts + 1;
+            n_read := n_read + v.entries;
+            balances := balances + r.posted + r.inbox;
+            IF NOT v.balance_matches THEN
+                bad := bad || r.id::text;
+            END IF;
+            next_after := r.id;
+        END LOOP;
+        IF NOT more THEN
+            next_world := true;
+            next_after := NULL;
+        END IF;
+    END IF;
+    IF next_world AND n_read < p_max THEN
+        -- @world: -amount for a credit (from @world), +amount for a debit
+        SELECT count(*), coalesce(sum(CASE WHEN t.from_account IS NULL THEN -t.amount ELSE t.amount END), 0), max(t.id)
+          INTO n_legs, world, last_id
+          FROM (SELECT w.id, w.amount, w.from_account
+                  FROM ledger.transfers w
+                 WHERE w.tenant = p_tenant AND w.currency = p_currency
+                   AND (w.from_account IS NULL OR w.to_account IS NULL)
+                   AND w.id > coalesce(next_after, '') COLLATE "C"
+                 ORDER BY w.id
+                 LIMIT p_max - n_read) t;
+        IF n_legs < p_max - n_read THEN
+            done := true;
+            next_after := NULL;
+        ELSE
+            next_after := last_id;
+        END IF;
+    END IF;
+    failed := to_json(bad)::text;
+    IF done THEN
+        IF p_snap IS NOT NULL THEN
+            moved := EXISTS (SELECT 1 FROM public.outbox o
+                              WHERE o.tenant = p_tenant AND o.txid >= pg_snapshot_xmin(p_snap::pg_snapshot)
+                                AND NOT pg_visible_in_snapshot(o.txid, p_snap::pg_snapshot));
+        END IF;
+    ELSIF p_snap IS NULL THEN
+        snap := pg_current_snapshot()::text;
+    END IF;
+END;
+$$;

@@ -1,0 +1,398 @@
+#!/usr/bin/python3
+"""db test of the ledger's reads on the tables of sql/012_ledger.sql
+(issue #16): the SQL of sql/015_ledger_reads.sql — the chain check
+ledger.verify_chain() and one page of the currency audit
+ledger.audit_page() — on rows written directly into ledger.accounts,
+ledger.entries, ledger.transfers and ledger.inbox (no money function
+needed), each chain built with ledger.entry_hash and recomputed here with
+hashlib.sha256. A tampered entry (the append-only trigger disabled, as a
+superuser could) is found, with its seq.
+
+Runs against the PostgreSQL of $ONCELEDGER_TEST_DATABASE_URL (exit 77,
+skipped, without it) in a database of its own, created from sql/*.sql and
+dropped at the end. Prints TAP lines ("ok N - name") that scripts/test.sh's
+db suite counts.
+
+    ONCELEDGER_TEST_DATABASE_URL=postgresql://... tests/db/test_ledger_reads.py
+"""
+import datetime
+import glob
+import hashlib
+import json
+import os
+import sys
+import traceback
+
+import psycopg2
+import psycopg2.extensions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TENANT = "t1"
+OTHER = "t2"
+ZERO = "0" * 64
+
+URL = os.environ.get("ONCELEDGER_TEST_DATABASE_URL", "")
+if not URL:
+    print("1..0 # SKIP ONCELEDGER_TEST_DATABASE_URL not set")
+    sys.exit(77)
+
+DBNAME = "ledger_reads_%d" % os.getpid()
+_dsn = psycopg2.extensions.parse_dsn(URL)
+
+
+def connect(dbname=DBNAME, autocommit=True):
+    c = psycopg2.connect(**dict(_dsn, dbname=dbname))
+    c.autocommit = autocommit
+    return c
+
+
+def create_db():
+    admin = connect(_dsn.get("dbname", "postgres"))
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s" % DBNAME)
+        cur.execute("CREATE DATABASE %s" % DBNAME)
+    admin.close()
+    c = connect()
+    with c.cursor() as cur:
+        cur.execute("SET client_min_messages = warning")
+        for f in sorted(glob.glob(os.path.join(ROOT, "sql", "[0-9]*.sql"))):
+            cur.execute("BEGIN")
+            cur.execute(open(f).read())
+            cur.execute("COMMIT")
+        for t in (TENANT, OTHER):
+            cur.execute("INSERT INTO tenants (name) VALUES (%s)", (t,))
+    c.close()
+
+
+def drop_db():
+    admin = connect(_dsn.get("dbname", "postgres"))
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DBNAME)
+    admin.close()
+
+
+def q(sql, args=None, conn=None):
+    c = conn or connect()
+    try:
+        with c.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall() if cur.description else None
+    finally:
+        if conn is None:
+            c.close()
+
+
+# ---- writing a ledger by hand ---------------------------------------------
+
+_n = [0]
+
+
+def fresh(prefix):
+    _n[0] += 1
+    return "%s%04d" % (prefix, _n[0])
+
+
+def account(aid, currency="EUR", tenant=TENANT):
+    q("INSERT INTO ledger.accounts (tenant, id, currency) VALUES (%s, %s, %s)", (tenant, aid, currency))
+
+
+# One leg on a real account: the next entry of its chain (hash by
+# ledger.entry_hash over the account's head) and the account row advanced,
+# as the money functions do.
+_LEG = """
+WITH a AS (
+    UPDATE ledger.accounts SET posted = posted + %(amt)s, seq = seq + 1, version = version + 1, prev_head = head,
+           last_at = ledger.next_at(last_at, now()),
+           head = ledger.entry_hash(head, id, %(amt)s, posted + %(amt)s, ledger.next_at(last_at, now()), seq + 1, %(tr)s)
+     WHERE tenant = %(tenant)s AND id = %(acct)s
+    RETURNING aid, seq, posted, last_at, head, prev_head)
+INSERT INTO ledger.entries (account, seq, transfer_id, amount, balance_after, posted_at, hash, prev_hash)
+SELECT aid, seq, %(tr)s, %(amt)s, posted, last_at, head, prev_head FROM a
+RETURNING account
+"""
+
+
+def leg(acct, amount, tr, tenant=TENANT, conn=None):
+    rows = q(_LEG, {"amt": amount, "tr": tr, "tenant": tenant, "acct": acct}, conn)
+    assert rows and len(rows) == 1, (acct, rows)
+    return rows[0][0]
+
+
+def aid(acct, tenant=TENANT):
+    return q("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s", (tenant, acct))[0][0]
+
+
+def move(frm, to, amount, currency="EUR", tenant=TENANT):
+    """A transfer: frm/to account ids, None for @world."""
+    tr = fresh("tr_")
+    c = connect(autocommit=False)
+    try:
+        f = leg(frm, -amount, tr, tenant, c) if frm else None
+        t = leg(to, amount, tr, tenant, c) if to else None
+        q("INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, params, created_at)"
+          " VALUES (%s, %s, %s, %s, %s, %s, '{}', now())", (tenant, tr, f, t, amount, currency), c)
+        # the change's event, as every ledger change writes one
+        q("INSERT INTO outbox (tenant, n, id, type, subject, time, data) VALUES (%s, 0, %s, 'transfer.posted', %s, '', '{}')",
+          (tenant, fresh("evt_"), tr), c)
+        c.commit()
+    finally:
+        c.close()
+    return tr
+
+
+def tamper(sql, args):
+    """As a superuser: the append-only trigger off for one statement."""
+    c = connect(autocommit=False)
+    with c.cursor() as cur:
+        cur.execute("ALTER TABLE ledger.entries DISABLE TRIGGER entries_append_only")
+        cur.execute(sql, args)
+        assert cur.rowcount == 1, cur.rowcount
+        cur.execute("ALTER TABLE ledger.entries ENABLE TRIGGER entries_append_only")
+    c.commit()
+    c.close()
+
+
+# ---- reading it back ------------------------------------------------------
+
+def rfc3339(t):
+    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entries(acct):
+    rows = q("SELECT e.seq, e.transfer_id, e.amount, e.balance_after, e.posted_at, encode(e.hash, 'hex'),"
+             " encode(e.prev_hash, 'hex') FROM ledger.entries e WHERE e.account = %s ORDER BY e.seq", (aid(acct),))
+    return [{"account": acct, "seq": s, "transfer_id": t, "amount": am, "balance_after": b, "posted_at": rfc3339(p),
+             "hash": h, "prev_hash": ph} for s, t, am, b, p, h, ph in rows]
+
+
+def recompute(acct):
+    """docs/ledger.md "The hash chain", in Python: the seq of the first bad
+    entry, or None."""
+    prev, bal = ZERO, 0
+    for i, e in enumerate(entries(acct), 1):
+        c = json.dumps({k: e[k] for k in ("account", "amount", "balance_after", "posted_at", "seq", "transfer_id")},
+                       separators=(",", ":"), sort_keys=True).encode()
+        bal += e["amount"]
+        if e["seq"] != i or e["prev_hash"] != prev or e["balance_after"] != bal or \
+                e["hash"] != hashlib.sha256(bytes.fromhex(prev) + c).hexdigest():
+            return i
+        prev = e["hash"]
+    return None
+
+
+def verify(acct, tenant=TENANT):
+    """(entries, first_bad_seq, balance_matches) from ledger.verify_chain."""
+    rows = q("SELECT v.entries, v.first_bad_seq, v.balance_matches FROM ledger.accounts a,"
+             " ledger.verify_chain(a.aid, a.id, a.seq, a.head, a.posted) v WHERE a.tenant = %s AND a.id = %s",
+             (tenant, acct))
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+_PAGE = ("SELECT accounts, balances, world, failed, next_world, next_after, done, snap, moved"
+         " FROM ledger.audit_page(%s, %s, %s, %s, %s, %s, %s)")
+
+
+def audit(currency, limit=1000, max_entries=100000, tenant=TENANT, between=None):
+    """A whole pass: the pages, each a dict, and the totals as the daemon
+    keeps them (accounts, sum, world, ok, consistent)."""
+    world, after, snap = False, None, None
+    pages = []
+    tot = {"accounts": 0, "sum": 0, "world": 0, "ok": True, "failed": []}
+    while True:
+        r = q(_PAGE, (tenant, currency, world, after, limit, max_entries, snap))[0]
+        p = dict(zip(("accounts", "balances", "world", "failed", "next_world", "next_after", "done", "snap", "moved"), r))
+        pages.append(p)
+        tot["accounts"] += p["accounts"]
+        tot["sum"] += int(p["balances"]) + int(p["world"])
+        tot["world"] += int(p["world"])
+        failed = json.loads(p["failed"])
+        tot["failed"] += failed
+        tot["ok"] = tot["ok"] and not failed
+        if p["done"]:
+            tot["consistent"] = snap is None or not p["moved"]
+            tot["ok"] = tot["ok"] and tot["sum"] == 0
+            return pages, tot
+        assert len(pages) < 200, "the pass does not end"
+        snap = snap or p["snap"]
+        assert snap, p
+        world, after = p["next_world"], p["next_after"]
+        if between:
+            between(len(pages))
+            between = None
+
+
+# ---- tests ----------------------------------------------------------------
+
+def test_chain_is_sha256_of_the_documented_bytes():
+    """Chains written with ledger.entry_hash recompute with hashlib.sha256
+    over the documented canonical bytes, and verify_chain agrees."""
+    for a in ("c1", "c2", "c3"):
+        account(a)
+    move(None, "c1", 1000)
+    move("c1", "c2", 150)
+    move("c2", "c1", 50)
+    move("c1", None, 25)
+    move(None, "c2", 2 ** 62)
+    for a, n in (("c1", 3 + 0 + 1), ("c2", 3), ("c3", 0)):
+        es = entries(a)
+        assert len(es) == n, (a, es)
+        assert recompute(a) is None, a
+        assert verify(a) == (n, None, True), (a, verify(a))
+    assert entries("c1")[0]["prev_hash"] == ZERO
+
+
+def test_verify_finds_a_tampered_amount():
+    account("d1")
+    for amt in (10, 20, 30, 40):
+        move(None, "d1", amt)
+    tamper("UPDATE ledger.entries SET amount = amount + 1 WHERE account = %s AND seq = 3", (aid("d1"),))
+    assert recompute("d1") == 3
+    assert verify("d1") == (4, 3, False), verify("d1")
+
+
+def test_verify_finds_a_tampered_balance_after_and_hash():
+    account("d2")
+    account("d3")
+    for amt in (10, 20, 30):
+        move(None, "d2", amt)
+        move(None, "d3", amt)
+    tamper("UPDATE ledger.entries SET balance_after = balance_after - 5 WHERE account = %s AND seq = 3", (aid("d2"),))
+    assert verify("d2") == (3, 3, False), verify("d2")
+    # a hash recomputed over the changed bytes breaks the next link
+    tamper("UPDATE ledger.entries SET amount = 11, balance_after = 11,"
+           " hash = ledger.entry_hash(prev_hash, 'd3', 11, 11, posted_at, seq, transfer_id)"
+           " WHERE account = %s AND seq = 1", (aid("d3"),))
+    assert recompute("d3") == 2
+    assert verify("d3")[1] == 2, verify("d3")
+
+
+def test_verify_checks_the_account_row():
+    """The row must agree with its chain: seq and head (an entry deleted at
+    the end, or the row's posted changed)."""
+    account("d4")
+    account("d5")
+    for amt in (5, 6, 7):
+        move(None, "d4", amt)
+        move(None, "d5", amt)
+    tamper("DELETE FROM ledger.entries WHERE account = %s AND seq = 3", (aid("d4"),))
+    assert verify("d4") == (2, 3, False), verify("d4")
+    q("UPDATE ledger.accounts SET posted = posted + 1 WHERE id = 'd5'")
+    assert verify("d5") == (3, None, False), verify("d5")
+
+
+def test_audit_sums_to_zero_with_world_and_inbox():
+    for a in ("u1", "u2", "u3", "u4"):
+        account(a, "USD")
+    account("e1", "SEK", OTHER)
+    move(None, "u1", 1000, "USD")
+    move(None, "u2", 300, "USD")
+    move("u1", None, 100, "USD")
+    move("u1", "u2", 250, "USD")
+    move("u2", "u3", 75, "USD")
+    move(None, "e1", 70, "SEK", OTHER)
+    # a credit waiting in u3's inbox: the customer's side is posted, u3's not yet
+    # (the settlement of an order whose merchant was busy: docs/ledger-engine.md)
+    leg("u1", -40, "tr_inbox")
+    q("INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, params, created_at)"
+      " VALUES (%s, 'tr_inbox', %s, %s, 40, 'USD', '{}', now())", (TENANT, aid("u1"), aid("u3")))
+    q("INSERT INTO ledger.inbox (account, transfer_id, amount) VALUES (%s, 'tr_inbox', 40)", (aid("u3"),))
+    # as one page
+    pages, t = audit("USD")
+    assert len(pages) == 1 and t["ok"] and t["sum"] == 0 and t["accounts"] == 4 and t["consistent"], (pages, t)
+    assert t["world"] == -1300 + 100, t
+    # in pages of one account, of a few entries
+    for limit, max_entries in ((1, 100000), (2, 100000), (1000, 1), (1000, 2), (1, 1)):
+        pages, t2 = audit("USD", limit, max_entries)
+        assert len(pages) > 1, (limit, max_entries)
+        assert {k: t2[k] for k in ("ok", "sum", "world", "accounts", "consistent")} == \
+            {k: t[k] for k in ("ok", "sum", "world", "accounts", "consistent")}, (limit, max_entries, pages, t2)
+        assert all(p["accounts"] <= limit for p in pages), pages
+    pages, _ = audit("USD", 1)
+    assert [p["accounts"] for p in pages] == [1, 1, 1, 1] and pages[-1]["world"] == -1200, pages
+    # another tenant's money is not in it; a currency without accounts is empty
+    _, t = audit("SEK")
+    assert t["accounts"] == 0 and t["sum"] == 0, t
+    _, t = audit("SEK", tenant=OTHER)
+    assert t["accounts"] == 1 and t["sum"] == 0 and t["world"] == -70 and t["ok"], t
+    _, t = audit("GBP")
+    assert t["accounts"] == 0 and t["ok"], t
+
+
+def test_audit_finds_a_tampered_chain():
+    for a in ("g1", "g2", "g3"):
+        account(a, "GBP")
+    move(None, "g1", 100, "GBP")
+    move("g1", "g2", 30, "GBP")
+    move("g2", "g3", 10, "GBP")
+    tamper("UPDATE ledger.entries SET amount = amount + 7 WHERE account = %s AND seq = 1", (aid("g2"),))
+    pages, t = audit("GBP", 1)
+    assert not t["ok"] and t["failed"] == ["g2"], (pages, t)
+    assert [json.loads(p["failed"]) for p in pages][:3] == [[], ["g2"], []], pages
+    assert t["sum"] == 0, t  # posted was not changed: the sum still holds
+
+
+def test_audit_pass_tells_when_money_moved():
+    """Money moved between an account read on page 1 and one read later: the
+    total is off, and the last page says the ledger moved since the first
+    page's snapshot; a quiet pass is consistent again."""
+    for a in ("m1", "m2", "m3"):
+        account(a, "CHF")
+    move(None, "m1", 100, "CHF")
+    pages, t = audit("CHF", 1, between=lambda n: move("m1", "m3", 30, "CHF"))
+    assert t["sum"] == 30 and not t["ok"] and t["consistent"] is False, (pages, t)
+    _, t = audit("CHF", 1)
+    assert t["sum"] == 0 and t["ok"] and t["consistent"] is True, t
+
+
+def test_reads_use_their_indexes():
+    """What docs/ledger.md says each read costs: index scans, no sort."""
+    c = connect()
+    with c.cursor() as cur:
+        cur.execute("SET enable_seqscan = off")  # small tables: ask which index the planner can use
+        cur.execute("EXPLAIN SELECT a.id FROM ledger.accounts a WHERE a.tenant = 't1' AND a.currency = 'USD'"
+                    " AND a.id > 'u1' ORDER BY a.id LIMIT 3")
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        assert "accounts_by_currency" in plan and "Sort" not in plan, plan
+        cur.execute("EXPLAIN SELECT w.id, w.amount, w.from_account FROM ledger.transfers w WHERE w.tenant = 't1'"
+                    " AND w.currency = 'USD' AND (w.from_account IS NULL OR w.to_account IS NULL) AND w.id > ''"
+                    " ORDER BY w.id LIMIT 10")
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        assert "Index Only Scan using transfers_world" in plan and "Sort" not in plan, plan
+    c.close()
+
+
+TESTS = [test_chain_is_sha256_of_the_documented_bytes, test_verify_finds_a_tampered_amount,
+         test_verify_finds_a_tampered_balance_after_and_hash, test_verify_checks_the_account_row,
+         test_audit_sums_to_zero_with_world_and_inbox, test_audit_finds_a_tampered_chain,
+         test_audit_pass_tells_when_money_moved, test_reads_use_their_indexes]
+
+
+def main():
+    failed = 0
+    print("1..%d" % len(TESTS))
+    try:
+        create_db()
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        for i, t in enumerate(TESTS, 1):
+            print("not ok %d - %s # setup failed" % (i, t.__name__))
+        return 1
+    try:
+        for i, t in enumerate(TESTS, 1):
+            try:
+                t()
+                print("ok %d - %s" % (i, t.__name__))
+            except Exception:  # noqa: BLE001
+                failed += 1
+                print("not ok %d - %s" % (i, t.__name__))
+                for line in traceback.format_exc().splitlines():
+                    print("# " + line)
+            sys.stdout.flush()
+    finally:
+        drop_db()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
