@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from oltest import SYSTEM_TABLE, assert_problem
+from oltest import assert_problem
 
 CUR = "USD"
 ENTRY_KEYS = {"account", "seq", "transfer_id", "amount", "balance_after", "posted_at", "hash", "prev_hash"}
@@ -175,50 +175,35 @@ def _seqs(es):
 
 
 def _chain(entries):
-    """docs/ledger.md, "The hash chain": recompute every hash; returns the list."""
+    """docs/ledger.md, "The hash chain": recompute every hash (SHA-256); returns the list."""
     prev = bytes(32)
     out = []
     for e in entries:
         c = json.dumps({k: e[k] for k in ("account", "amount", "balance_after", "posted_at", "seq", "transfer_id")},
                        separators=(",", ":"), sort_keys=True).encode()
-        h = hashlib.blake2b(prev + c, digest_size=32).hexdigest()
+        h = hashlib.sha256(prev + c).hexdigest()
         out.append(h)
         prev = bytes.fromhex(h)
     return out
 
 
-def _entry_where():
-    return ("table_id = (SELECT id FROM item_tables WHERE tenant = %s AND name = %s) "
-            "AND pk = %s AND sk = %s")
-
-
-def _entry_sk(seq):
-    return "ENTRY#" + str(seq).zfill(16)
+# An entry row of ledger.entries (sql/012_ledger.sql): the account's aid and the seq.
+_ENTRY_WHERE = "account = (SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s) AND seq = %s"
 
 
 def _tamper(database_url, tenant, acc, seq, field, delta):
-    """As a superuser with the append-only trigger disabled for this session,
-    add delta to a numeric attribute of an entry row's item."""
+    """As a superuser with the append-only trigger disabled for this session
+    (session_replication_role = replica), add delta to a column of an entry
+    row."""
     import psycopg2
+    assert field in ("amount", "balance_after"), field
     conn = psycopg2.connect(database_url)
     conn.autocommit = True
     try:
         cur = conn.cursor()
         cur.execute("SET session_replication_role = replica")
-        key = (tenant, SYSTEM_TABLE, "ACCOUNT#" + acc, _entry_sk(seq))
-        cur.execute("SELECT item FROM items WHERE " + _entry_where(), key)
-        rows = cur.fetchall()
-        assert len(rows) == 1, f"entry row {key} not found"
-        item = rows[0][0]
-        if isinstance(item, str):
-            item = json.loads(item)
-        v = item[field]
-        if isinstance(v, dict) and "N" in v:            # DynamoDB attribute value
-            v["N"] = str(int(v["N"]) + delta)
-        else:
-            item[field] = int(v) + delta
-        cur.execute("UPDATE items SET item = %s::jsonb WHERE " + _entry_where(), (json.dumps(item),) + key)
-        assert cur.rowcount == 1
+        cur.execute(f"UPDATE ledger.entries SET {field} = {field} + %s WHERE " + _ENTRY_WHERE, (delta, tenant, acc, seq))
+        assert cur.rowcount == 1, f"entry row {(tenant, acc, seq)} not found"
         cur.execute("SET session_replication_role = DEFAULT")
     finally:
         conn.close()
@@ -496,26 +481,23 @@ def test_entry_rows_are_append_only(daemon, db, tenant, wkey, akey):
     import psycopg2
     d = daemon
     a, _, ops = _history(d, wkey)
-    key = (tenant, SYSTEM_TABLE, "ACCOUNT#" + a, _entry_sk(2))
+    key = (tenant, a, 2)
     cur = db.cursor()
-    cur.execute("SELECT item::text FROM items WHERE " + _entry_where(), key)
+    cur.execute("SELECT e::text FROM ledger.entries e WHERE " + _ENTRY_WHERE, key)
     rows = cur.fetchall()
     assert len(rows) == 1, f"no entry row {key}"
     original = rows[0][0]
     with pytest.raises(psycopg2.Error) as ei:
-        cur.execute("UPDATE items SET item = item || '{\"x\":{\"S\":\"y\"}}'::jsonb WHERE " + _entry_where(), key)
+        cur.execute("UPDATE ledger.entries SET amount = amount + 1 WHERE " + _ENTRY_WHERE, key)
     assert "append-only" in str(ei.value), str(ei.value)
     with pytest.raises(psycopg2.Error):
-        cur.execute("DELETE FROM items WHERE " + _entry_where(), key)
-    # the @world legs are entries too (docs/ledger.md: WORLD#<CUR>#<shard> / ENTRY#<transfer id>)
-    cur.execute("SELECT pk, sk FROM items WHERE table_id = (SELECT id FROM item_tables WHERE tenant = %s "
-                "AND name = %s) AND pk LIKE 'WORLD#%%' AND sk = %s", (tenant, SYSTEM_TABLE, "ENTRY#" + ops[0][0]))
-    legs = cur.fetchall()
-    assert len(legs) == 1, f"no @world leg for the credit {ops[0][0]}: {legs}"
-    with pytest.raises(psycopg2.Error):
-        cur.execute("DELETE FROM items WHERE table_id = (SELECT id FROM item_tables WHERE tenant = %s "
-                    "AND name = %s) AND pk = %s AND sk = %s", (tenant, SYSTEM_TABLE) + legs[0])
-    cur.execute("SELECT item::text FROM items WHERE " + _entry_where(), key)
+        cur.execute("DELETE FROM ledger.entries WHERE " + _ENTRY_WHERE, key)
+    # the @world leg of a credit is its transfer row, with a NULL side
+    # (docs/ledger-engine.md: @world has no account row and no entries)
+    cur.execute("SELECT from_account IS NULL, to_account IS NOT NULL FROM ledger.transfers WHERE tenant = %s AND id = %s",
+                (tenant, ops[0][0]))
+    assert cur.fetchall() == [(True, True)], f"the credit {ops[0][0]} is not a transfer from @world"
+    cur.execute("SELECT e::text FROM ledger.entries e WHERE " + _ENTRY_WHERE, key)
     assert cur.fetchall() == [(original,)]
     v = _expect(_aget(d, akey, f"/v1/accounts/{a}/verify"), 200)
     assert v["ok"] is True and v["entries"] == 8, v
