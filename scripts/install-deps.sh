@@ -9,7 +9,7 @@ build-essential autoconf automake libtool pkg-config
 libevent-dev libpq-dev libjansson-dev libsodium-dev libhiredis-dev
 postgresql-15 postgresql-contrib-15 redis-server
 python3-pytest python3-requests python3-psycopg2 python3-redis python3-nacl python3-boto3 curl
-python3-jsonschema python3-yaml jq
+python3-jsonschema python3-yaml jq xxd
 wrk
 clang libclang-rt-14-dev
 valgrind

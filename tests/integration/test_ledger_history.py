@@ -12,6 +12,7 @@ import base64
 import calendar
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -335,6 +336,53 @@ def test_hash_chain_recomputes(daemon, wkey, akey):
         for e in es:
             running += e["amount"]
             assert e["balance_after"] == running, e
+
+
+def _one_liner():
+    """The auditor's shell check of docs/ledger-engine.md, taken from there."""
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "ledger-engine.md")).read()
+    m = re.search(r"<!-- one-liner -->\n```sh\n(.*?)```", doc, re.S)
+    assert m, "the one-liner is not in docs/ledger-engine.md"
+    return m.group(1)
+
+
+def test_auditor_one_liner_on_the_entries_endpoint(daemon, stack, tenant, wkey, akey):
+    """docs/ledger-engine.md's shell one-liner (jq, xxd, sha256sum), fed as
+    documented with `jq -c '.data[]'` of the entries endpoint's pages (following
+    next_cursor), says ok for a real chain and BAD for a tampered entry."""
+    import shutil
+    import subprocess
+    missing = [t for t in ("bash", "jq", "xxd", "sha256sum") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"not installed: {' '.join(missing)} (scripts/install-deps.sh installs them)")
+    d = daemon
+    a, b = _account(d, wkey), _account(d, wkey)
+    _credit(d, wkey, a, 1000)
+    for i in range(6):
+        _transfer(d, wkey, a, b, 10 + i)
+    _debit(d, wkey, b, 7)
+
+    def lines(acc):
+        out, params = "", {"order": "asc", "limit": 3}
+        while True:
+            r = _aget(d, akey, f"/v1/accounts/{acc}/entries", params)
+            body = _expect(r, 200)
+            jq = subprocess.run(["jq", "-c", ".data[]"], input=r.text, capture_output=True, text=True, timeout=60)
+            assert jq.returncode == 0, jq.stderr
+            out += jq.stdout
+            if body["next_cursor"] is None:
+                return out
+            params["cursor"] = body["next_cursor"]
+
+    def check(acc):
+        run = subprocess.run(["bash", "-c", _one_liner()], input=lines(acc), capture_output=True, text=True, timeout=60)
+        return run.stdout.strip().splitlines()
+
+    assert check(a) == ["ok"], check(a)
+    assert check(b) == ["ok"], check(b)
+    _tamper(stack.database_url, tenant, a, 4, "amount", 1)
+    got = check(a)
+    assert got and all(x.startswith("BAD ") for x in got) and '"seq":4,' in got[0], got
 
 
 # ---------------------------------------------------------------------------
