@@ -41,10 +41,10 @@ static const db_stmt BALANCE_AT = {
  * (numeric: exact beyond int64) and the count. */
 static const db_stmt STATEMENT = {
 	"lg_statement",
-	"SELECT a.currency, o.opening::text, (o.opening + s.credits - s.debits)::text, s.debits::text, s.credits::text, s.n"
-	" FROM ledger.accounts a"
-	" CROSS JOIN LATERAL (SELECT coalesce((SELECT x.balance_after FROM ledger.entries x WHERE x.account = a.aid"
-	" AND x.posted_at < $3::timestamptz ORDER BY x.posted_at DESC LIMIT 1), 0)::numeric AS opening) o"
+	"SELECT a.currency, coalesce(o.balance_after, 0)::text, (coalesce(o.balance_after, 0) + s.credits - s.debits)::text,"
+	" s.debits::text, s.credits::text, s.n FROM ledger.accounts a"
+	" LEFT JOIN LATERAL (SELECT x.balance_after FROM ledger.entries x WHERE x.account = a.aid"
+	" AND x.posted_at < $3::timestamptz ORDER BY x.posted_at DESC LIMIT 1) o ON true"
 	" CROSS JOIN LATERAL (SELECT -coalesce(sum(x.amount) FILTER (WHERE x.amount < 0), 0) AS debits,"
 	" coalesce(sum(x.amount) FILTER (WHERE x.amount > 0), 0) AS credits, count(*) AS n"
 	" FROM ledger.entries x WHERE x.account = a.aid AND x.posted_at >= $3::timestamptz AND x.posted_at < $4::timestamptz) s"
@@ -68,7 +68,6 @@ typedef struct hread {
 	char account[80];
 	int64_t from_us, to_us, at_us;
 	int limit;
-	bool desc;
 } hread;
 
 static void hread_end(hread *k, lg_status st, json_t *obj)
@@ -136,19 +135,18 @@ static void entries_got(db_result *res, void *arg)
 	if (r == NULL)
 		return;
 	int n = PQgetisnull(r, 0, 0) ? 0 : PQntuples(r); /* the account, no entry in range */
-	json_t *data = json_array();
-	for (int i = 0; data != NULL && i < n && i < k->limit; i++)
-		if (json_array_append_new(data, entry_json(k->account, r, i)) != 0) {
-			json_decref(data);
-			data = NULL;
-		}
+	json_t *out = json_pack("{s:[], s:n}", "data", "next");
+	json_t *data = json_object_get(out, "data");
+	bool ok = out != NULL;
+	for (int i = 0; ok && i < n && i < k->limit; i++)
+		ok = json_array_append_new(data, entry_json(k->account, r, i)) == 0;
 	/* One row more than the page: there is a next page, which starts after
 	 * the page's last entry (posted_at strictly increases with seq). */
-	json_t *next = n > k->limit ? json_pack("{s:I}", "at", (json_int_t)lg_cell_i64(r, k->limit - 1, 7)) : json_null();
-	json_t *out = data != NULL && next != NULL ? json_pack("{s:o, s:o}", "data", data, "next", next) : NULL;
-	if (out == NULL) {
-		json_decref(data);
-		json_decref(next);
+	if (ok && n > k->limit)
+		ok = json_object_set_new(out, "next", json_pack("{s:I}", "at", (json_int_t)lg_cell_i64(r, k->limit - 1, 7))) == 0;
+	if (!ok) {
+		json_decref(out);
+		out = NULL;
 	}
 	hread_end(k, out != NULL ? LG_OK : LG_FAILED, out);
 }
@@ -176,7 +174,6 @@ void lg_entries(const lg_ctx *c, const char *account, const lg_range *r, lg_cb c
 	if (k == NULL)
 		return;
 	k->limit = r->limit > 0 ? r->limit : 1;
-	k->desc = r->desc;
 	/* The next page is the rest of the range: after the last entry read
 	 * (ascending), or before it (descending). */
 	if (r->after != NULL && !r->desc && at + 1 > from)
