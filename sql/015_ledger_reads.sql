@@ -17,45 +17,56 @@ DROP INDEX IF EXISTS ledger.transfers_world;
 CREATE INDEX transfers_world ON ledger.transfers (tenant, currency, id) INCLUDE (amount, from_account)
     WHERE from_account IS NULL OR to_account IS NULL;
 
--- The check of one account's chain (docs/ledger.md "The hash chain"),
--- walking its entries by the primary key (account, seq) in one pass: the
--- n-th entry must have seq n, prev_hash the (n-1)-th entry's hash (32 zero
--- bytes for the first), balance_after the sum of the amounts so far, and
--- hash = SHA-256(prev_hash || canonical bytes) (ledger.entry_hash). Then
--- the account row must agree with its chain: seq = the number of entries,
--- head = the last hash. first_bad_seq is the position of the first entry
--- that is wrong (the seq it should have), or, when every entry is right and
--- the row disagrees, one past the shorter of the two (NULL: all good);
--- balance_matches: no bad entry and posted = the sum of the amounts (in
--- numeric: a tampered amount cannot overflow the check).
--- STABLE: called from a statement, it reads that statement's snapshot, so
--- the account row it was given and the entries agree.
+-- The check of an account's chain (docs/ledger.md "The hash chain"), walking
+-- its entries by the primary key (account, seq) in one pass, p_limit entries
+-- at most (NULL: all) after seq p_after, whose hash was p_prev and after which
+-- the balance was p_sum (0, 32 zero bytes, 0 from the start): the k-th entry
+-- of the walk must have seq p_after + k, prev_hash the previous entry's hash
+-- (p_prev for the first), balance_after p_sum + the amounts so far, and
+-- hash = SHA-256(prev_hash || canonical bytes) (ledger.entry_hash). Returns
+-- how many entries it read, the seq the first wrong one should have had
+-- (NULL: none), the balance after the last one (numeric: a tampered amount
+-- cannot overflow the check) and the last hash. The daemon's verify calls it
+-- for one part of a long chain at a time, in one snapshot (src/ledger/history.c);
+-- verify_chain below for all of it.
+-- STABLE: called from a statement, it reads that statement's snapshot.
+CREATE FUNCTION ledger.chain_part(p_aid bigint, p_id text, p_after bigint, p_prev bytea, p_sum numeric, p_limit bigint,
+                                  OUT entries bigint, OUT first_bad_seq bigint, OUT balance numeric, OUT last_hash bytea)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH walk AS (
+        SELECT e.hash, e.amount,
+               row_number() OVER w AS pos,
+               e.seq = p_after + row_number() OVER w
+               AND e.prev_hash = coalesce(lag(e.hash) OVER w, p_prev)
+               AND e.balance_after = p_sum + sum(e.amount) OVER w
+               AND e.hash = ledger.entry_hash(e.prev_hash, p_id, e.amount, e.balance_after, e.posted_at, e.seq, e.transfer_id)
+                   AS good
+          FROM (SELECT * FROM ledger.entries x WHERE x.account = p_aid AND x.seq > p_after
+                 ORDER BY x.seq LIMIT p_limit) e
+        WINDOW w AS (ORDER BY e.seq ROWS UNBOUNDED PRECEDING)
+    )
+    SELECT count(*), p_after + min(pos) FILTER (WHERE NOT good), p_sum + coalesce(sum(amount), 0),
+           coalesce((array_agg(hash ORDER BY pos DESC))[1], p_prev)
+      FROM walk
+$$;
+
+-- The whole chain of an account, and the account row against it: seq = the
+-- number of entries, head = the last hash. first_bad_seq is the first wrong
+-- entry's, or, when every entry is right and the row disagrees, one past the
+-- shorter of the two (NULL: all good); balance_matches: no bad entry and
+-- posted = the sum of the amounts. (The daemon's verify judges the row the
+-- same way after walking the chain in parts.)
 CREATE FUNCTION ledger.verify_chain(p_aid bigint, p_id text, p_seq bigint, p_head bytea, p_posted bigint,
                                     OUT entries bigint, OUT first_bad_seq bigint, OUT balance_matches boolean)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    WITH walk AS (
-        SELECT e.seq, e.hash, e.amount,
-               row_number() OVER w AS pos,
-               e.seq = row_number() OVER w
-               AND e.prev_hash = coalesce(lag(e.hash) OVER w, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-               AND e.balance_after = sum(e.amount) OVER w
-               AND e.hash = ledger.entry_hash(e.prev_hash, p_id, e.amount, e.balance_after, e.posted_at, e.seq, e.transfer_id)
-                   AS good
-          FROM ledger.entries e
-         WHERE e.account = p_aid
-        WINDOW w AS (ORDER BY e.seq ROWS UNBOUNDED PRECEDING)
-    ), total AS (
-        SELECT count(*) AS n, min(pos) FILTER (WHERE NOT good) AS bad, coalesce(sum(amount), 0) AS amounts,
-               (array_agg(hash ORDER BY pos DESC))[1] AS last_hash
-          FROM walk
-    ), judged AS (
-        SELECT n, amounts,
-               coalesce(bad, CASE WHEN p_seq <> n
-                                   OR p_head <> coalesce(last_hash, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
-                                  THEN least(n, p_seq) + 1 END) AS bad
-          FROM total
+    WITH judged AS (
+        SELECT c.entries, c.balance,
+               coalesce(c.first_bad_seq, CASE WHEN p_seq <> c.entries OR p_head <> c.last_hash
+                                              THEN least(c.entries, p_seq) + 1 END) AS bad
+          FROM ledger.chain_part(p_aid, p_id, 0, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea,
+                                 0, NULL) c
     )
-    SELECT n, bad, bad IS NULL AND amounts = p_posted FROM judged
+    SELECT entries, bad, bad IS NULL AND balance = p_posted FROM judged
 $$;
 
 -- One page of the audit of a currency (docs/ledger.md "Auditing a

@@ -189,6 +189,29 @@ def verify(acct, tenant=TENANT):
     return rows[0]
 
 
+def verify_in_parts(acct, part, tenant=TENANT):
+    """The chain walked part entries at a time with ledger.chain_part (as the
+    daemon's verify does), in one REPEATABLE READ snapshot: (entries,
+    first_bad_seq as chain_part found it, the balance, the last hash)."""
+    c = connect(autocommit=False)
+    try:
+        with c.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cur.execute("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s", (tenant, acct))
+            a = cur.fetchone()[0]
+            n, bad, bal, last = 0, None, 0, bytes(32)
+            while True:
+                cur.execute("SELECT * FROM ledger.chain_part(%s, %s, %s, %s, %s, %s)", (a, acct, n, last, bal, part))
+                k, bad, bal, last = cur.fetchone()
+                n += k
+                last = bytes(last)
+                if bad is not None or k < part:
+                    return n, bad, int(bal), last.hex()
+    finally:
+        c.rollback()
+        c.close()
+
+
 _PAGE = ("SELECT accounts, balances, world, failed, next_world, next_after, done, snap, moved"
          " FROM ledger.audit_page(%s, %s, %s, %s, %s, %s, %s)")
 
@@ -240,6 +263,22 @@ def test_chain_is_sha256_of_the_documented_bytes():
         assert recompute(a) is None, a
         assert verify(a) == (n, None, True), (a, verify(a))
     assert entries("c1")[0]["prev_hash"] == ZERO
+
+
+def test_chain_in_parts_agrees():
+    """ledger.chain_part walks a chain in parts of any size with the same
+    result, and finds a tampered entry whichever part it falls in."""
+    account("p1")
+    for amt in range(1, 11):
+        move(None, "p1", amt)
+    head = q("SELECT encode(head, 'hex') FROM ledger.accounts WHERE id = 'p1'")[0][0]
+    for part in (1, 2, 3, 10, 11, 1000):
+        assert verify_in_parts("p1", part) == (10, None, 55, head), part
+    tamper("UPDATE ledger.entries SET amount = amount + 1 WHERE account = %s AND seq = 7", (aid("p1"),))
+    for part in (1, 3, 6, 7, 1000):
+        n, bad, _, _ = verify_in_parts("p1", part)
+        assert bad == 7, (part, n, bad)
+    assert verify("p1") == (10, 7, False)
 
 
 def test_verify_finds_a_tampered_amount():
@@ -362,7 +401,7 @@ def test_reads_use_their_indexes():
     c.close()
 
 
-TESTS = [test_chain_is_sha256_of_the_documented_bytes, test_verify_finds_a_tampered_amount,
+TESTS = [test_chain_is_sha256_of_the_documented_bytes, test_chain_in_parts_agrees, test_verify_finds_a_tampered_amount,
          test_verify_finds_a_tampered_balance_after_and_hash, test_verify_checks_the_account_row,
          test_audit_sums_to_zero_with_world_and_inbox, test_audit_finds_a_tampered_chain,
          test_audit_pass_tells_when_money_moved, test_reads_use_their_indexes]

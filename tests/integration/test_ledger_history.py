@@ -525,6 +525,52 @@ def test_verify_detects_a_changed_balance_after(daemon, stack, tenant, wkey, ake
     assert isinstance(v["balance_matches"], bool), v
 
 
+def test_verify_walks_a_long_chain_in_parts(daemon, db, tenant, wkey, akey):
+    """/verify walks a chain longer than one statement's part (50,000
+    entries, src/ledger/history.c) part by part in one snapshot: the whole
+    chain verifies, and an entry tampered in the second part is found with
+    its seq. The entries are written in SQL (ledger.entry_hash, as the money
+    functions chain them): 50,001 requests would take too long."""
+    d = daemon
+    a = _account(d, wkey)
+    _credit(d, wkey, a, 1)
+    n = 50001
+    cur = db.cursor()
+    # the chain continued from the credit's entry, 1 µs apart, in one statement
+    cur.execute("""
+        WITH RECURSIVE acc AS (
+            SELECT aid, id, seq, posted, head, last_at FROM ledger.accounts WHERE tenant = %(t)s AND id = %(a)s
+        ), chain (seq, bal, at, hash, prev) AS (
+            SELECT acc.seq + 1, acc.posted + 1, acc.last_at + interval '1 microsecond',
+                   ledger.entry_hash(acc.head, acc.id, 1, acc.posted + 1, acc.last_at + interval '1 microsecond',
+                                     acc.seq + 1, 'tr_many'), acc.head
+              FROM acc
+            UNION ALL
+            SELECT c.seq + 1, c.bal + 1, c.at + interval '1 microsecond',
+                   ledger.entry_hash(c.hash, acc.id, 1, c.bal + 1, c.at + interval '1 microsecond', c.seq + 1, 'tr_many'),
+                   c.hash
+              FROM chain c, acc WHERE c.seq < %(n)s
+        ), ins AS (
+            INSERT INTO ledger.entries (account, seq, transfer_id, amount, balance_after, posted_at, hash, prev_hash)
+            SELECT acc.aid, c.seq, 'tr_many', 1, c.bal, c.at, c.hash, c.prev FROM chain c, acc
+            RETURNING seq, balance_after, posted_at, hash, prev_hash
+        )
+        UPDATE ledger.accounts a SET seq = l.seq, posted = l.balance_after, last_at = l.posted_at, head = l.hash,
+               prev_head = l.prev_hash, version = a.version + 1
+          FROM (SELECT * FROM ins ORDER BY seq DESC LIMIT 1) l
+         WHERE a.tenant = %(t)s AND a.id = %(a)s""", {"t": tenant, "a": a, "n": n})
+    assert cur.rowcount == 1
+    v = _expect(_aget(d, akey, f"/v1/accounts/{a}/verify"), 200)
+    assert v["ok"] is True and v["entries"] == n and v["balance_matches"] is True and v["alg"] == "sha256", v
+    last = _page(d, akey, a, {"order": "desc", "limit": 1})["data"][0]
+    assert last["seq"] == n and v["head"] == last["hash"], (v, last)
+    cur.execute("SET session_replication_role = replica")
+    cur.execute("UPDATE ledger.entries SET amount = 2 WHERE " + _ENTRY_WHERE, (tenant, a, 50001))
+    cur.execute("SET session_replication_role = DEFAULT")
+    v = _expect(_aget(d, akey, f"/v1/accounts/{a}/verify"), 200)
+    assert v["ok"] is False and v["first_bad_seq"] == 50001 and v["entries"] == n, v
+
+
 def test_entry_rows_are_append_only(daemon, db, tenant, wkey, akey):
     import psycopg2
     d = daemon
