@@ -262,7 +262,8 @@ BEGIN
         END IF;
         EXIT WHEN ok;
         -- Refused: undo this call's legs (no entry is written yet), then
-        -- find out why on locked rows.
+        -- find out why on locked rows. (last_at keeps the undone leg's
+        -- time: the account's next entry is only later, which it may be.)
         IF f_aid IS NOT NULL THEN
             UPDATE ledger.accounts a SET posted = a.posted + p_amount, seq = a.seq - 1, version = a.version - 1,
                                          head = a.prev_head
