@@ -177,11 +177,12 @@ static void listed(db_result *res, void *arg)
 		}
 	}
 	/* The position after the last row of the page, when there is more. */
-	json_t *next = data == NULL	  ? NULL
-		       : n > k->limit ? json_pack("{s:s}", "id", lg_sql_value(res, k->limit - 1, 0) ?: "")
-				      : json_null();
-	json_t *out = next != NULL ? json_pack("{s:o, s:o}", "data", data, "next", next) : NULL;
-	if (next == NULL)
+	json_t *next = NULL, *out = NULL;
+	if (data != NULL)
+		next = n > k->limit ? json_pack("{s:s}", "id", lg_sql_value(res, k->limit - 1, 0) ?: "") : json_null();
+	if (next != NULL)
+		out = json_pack("{s:o, s:o}", "data", data, "next", next); /* takes both */
+	else
 		json_decref(data);
 	if (out == NULL) {
 		call_end(k, LG_FAILED, NULL);
