@@ -159,14 +159,6 @@ json_t *lg_journal_post(lg_journal *j, const char *transfer_id, const char *acco
 			 "balance_after", (json_int_t)balance);
 }
 
-bool lg_journal_has(const lg_journal *j, const char *account)
-{
-	for (int i = 0; j != NULL && i < j->nheads; i++)
-		if (strcmp(j->heads[i].account, account) == 0)
-			return true;
-	return false;
-}
-
 bool lg_journal_add_action(lg_journal *j, json_t *action)
 {
 	return json_array_append_new(j->actions, action) == 0;

@@ -134,9 +134,6 @@ typedef struct lg_posting {
  * document on the transfer item; returns the document (a new reference) or
  * NULL on failure. */
 json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p);
-/* True when the journal already chained entries of the account (its head
- * is held here until the flush). */
-bool lg_journal_has(const lg_journal *j, const char *account);
 /* Adds one more deferred action (a TransactItems element, taken). */
 bool lg_journal_add_action(lg_journal *j, json_t *action);
 /* Queues everything (deferred: sent with the transaction's next batch).

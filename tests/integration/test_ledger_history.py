@@ -339,15 +339,20 @@ def test_hash_chain_recomputes(daemon, wkey, akey):
 
 
 def _one_liner():
-    """The auditor's shell check of docs/ledger-engine.md, taken from there."""
-    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "ledger-engine.md")).read()
-    m = re.search(r"<!-- one-liner -->\n```sh\n(.*?)```", doc, re.S)
-    assert m, "the one-liner is not in docs/ledger-engine.md"
-    return m.group(1)
+    """The auditor's shell check, taken from docs/ledger.md "The hash chain"
+    (and the same block of docs/ledger-engine.md: the two must not drift)."""
+    blocks = []
+    for name in ("ledger.md", "ledger-engine.md"):
+        doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", name)).read()
+        m = re.search(r"<!-- one-liner -->\n```sh\n(.*?)```", doc, re.S)
+        assert m, f"the one-liner is not in docs/{name}"
+        blocks.append(m.group(1))
+    assert blocks[0] == blocks[1], "docs/ledger.md and docs/ledger-engine.md show different one-liners"
+    return blocks[0]
 
 
 def test_auditor_one_liner_on_the_entries_endpoint(daemon, stack, tenant, wkey, akey):
-    """docs/ledger-engine.md's shell one-liner (jq, xxd, sha256sum), fed as
+    """The auditor's shell one-liner (jq, xxd, sha256sum; docs/ledger.md), fed as
     documented with `jq -c '.data[]'` of the entries endpoint's pages (following
     next_cursor), says ok for a real chain and BAD for a tampered entry."""
     import shutil
