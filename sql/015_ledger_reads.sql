@@ -70,41 +70,49 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- One page of the audit of a currency (docs/ledger.md "Auditing a
--- currency"), in one statement's snapshot (STABLE: every query here reads
--- the calling statement's snapshot). A pass reads the currency's accounts
--- in id order (accounts_by_currency), each one's chain checked
--- (verify_chain), its posted balance and its inbox credits not yet
+-- currency"), or the part of it up to a long chain. A pass reads the
+-- currency's accounts in id order (accounts_by_currency), each one's chain
+-- checked (verify_chain), its posted balance and its inbox credits not yet
 -- consolidated summed; then the @world legs (transfers with a NULL side,
 -- transfers_world) in id order. A page takes at most p_limit accounts, and
 -- stops after the account whose chain took it to p_max entries; the @world
 -- legs are read at most p_max (less what the page read) at a time.
 --
+-- An account whose row says its chain is longer than p_part entries is not
+-- walked here: the call stops before it and names it (long_id, with its
+-- balance and inbox credits in long_balance), the daemon walks that chain
+-- in parts as GET /v1/accounts/{id}/verify does, then calls again after it
+-- with what is left of p_limit and p_max. The daemon makes these calls in
+-- one REPEATABLE READ READ ONLY transaction: one snapshot for the page.
+-- (STABLE: every query here reads the calling statement's snapshot.)
+--
 -- p_world, p_after: where the pass is (the accounts after p_after; the
 -- @world legs after p_after; NULL: from the start). p_snap: the first page's
 -- snapshot (NULL on the first page).
--- Out: accounts verified by this page, the sum of their balances (posted and
--- inbox) and of the @world legs read, the ids of the accounts that did not
--- verify (a JSON array), where the next page starts, whether the pass is
--- done, the snapshot to carry (first page of several), and on the last page
--- of several whether the tenant's ledger moved since p_snap: a change
--- writes its event (public.outbox) in its own transaction, so a row of the
--- tenant that p_snap did not see and this page's snapshot does.
+-- Out: accounts verified by this call, the entries and legs it read, the sum
+-- of their balances (posted and inbox) and of the @world legs, the ids of
+-- the accounts that did not verify (a JSON array), where the next call
+-- starts, whether the pass is done, the snapshot to carry (first page of
+-- several), and on the last page of several whether the tenant's ledger
+-- moved since p_snap: a change writes its event (public.outbox) in its own
+-- transaction, so a row of the tenant that p_snap did not see and this
+-- page's snapshot does.
 CREATE FUNCTION ledger.audit_page(p_tenant text, p_currency text, p_world boolean, p_after text, p_limit integer,
-                                  p_max bigint, p_snap text,
-                                  OUT accounts integer, OUT balances numeric, OUT world numeric, OUT failed text,
-                                  OUT next_world boolean, OUT next_after text, OUT done boolean, OUT snap text,
-                                  OUT moved boolean)
+                                  p_max bigint, p_snap text, p_part bigint,
+                                  OUT accounts integer, OUT n_read bigint, OUT balances numeric, OUT world numeric,
+                                  OUT failed text, OUT next_world boolean, OUT next_after text, OUT done boolean,
+                                  OUT snap text, OUT moved boolean, OUT long_id text, OUT long_balance numeric)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     r record;
     v record;
-    n_read bigint := 0;
     more boolean := false;
     bad text[] := '{}';
     n_legs bigint;
     last_id text;
 BEGIN
     accounts := 0;
+    n_read := 0;
     balances := 0;
     world := 0;
     next_world := p_world;
@@ -121,6 +129,13 @@ BEGIN
             IF accounts >= p_limit OR n_read >= p_max THEN
                 more := true;
                 EXIT;
+            END IF;
+            IF r.seq > p_part THEN
+                -- a long chain: the daemon walks it in parts
+                long_id := r.id;
+                long_balance := r.posted + r.inbox;
+                failed := to_json(bad)::text;
+                RETURN;
             END IF;
             SELECT * INTO v FROM ledger.verify_chain(r.aid, r.id, r.seq, r.head, r.posted);
             accounts := accounts + 1;
@@ -153,6 +168,7 @@ BEGIN
         ELSE
             next_after := last_id;
         END IF;
+        n_read := n_read + n_legs;
     END IF;
     failed := to_json(bad)::text;
     IF done THEN

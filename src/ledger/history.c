@@ -53,11 +53,10 @@ static const db_stmt STATEMENT = {
 };
 
 /* The chain, walked by ledger.chain_part (sql/015_ledger_reads.sql) at most
- * VERIFY_PART entries per statement (about 7 µs each on the server: a part
+ * LG_VERIFY_PART entries per statement (about 7 µs each on the server: a part
  * stays well inside db_query_timeout_ms), all parts in one snapshot: the
  * account row with the first part, then the next parts after the last seq,
  * hash and balance. */
-#define VERIFY_PART 50000
 static const db_stmt VERIFY = {
 	"lg_verify",
 	"SELECT encode(a.head, 'hex'), a.aid, a.seq, a.posted, p.entries, p.first_bad_seq, p.balance::text,"
@@ -318,14 +317,14 @@ static void verify_part(vwalk *v, const PGresult *r, int c)
 		return;
 	}
 	util_strlcpy(v->last, PQgetvalue(r, 0, c + 3), sizeof(v->last));
-	if (v->first_bad != 0 || k < VERIFY_PART) {
+	if (v->first_bad != 0 || k < LG_VERIFY_PART) {
 		verify_answer(v);
 		return;
 	}
 	/* a full part: the chain goes on after it */
 	char after[24], part[24];
 	snprintf(after, sizeof(after), "%lld", (long long)v->n);
-	snprintf(part, sizeof(part), "%d", VERIFY_PART);
+	snprintf(part, sizeof(part), "%d", LG_VERIFY_PART);
 	json_t *bal = lg_i128_str(v->balance);
 	if (bal == NULL) {
 		vwalk_end(v, LG_FAILED, NULL);
@@ -388,7 +387,7 @@ void lg_verify(const lg_ctx *c, const char *account, lg_cb cb, void *arg)
 		}
 	}
 	char part[24];
-	snprintf(part, sizeof(part), "%d", VERIFY_PART);
+	snprintf(part, sizeof(part), "%d", LG_VERIFY_PART);
 	const char *values[3] = {c->tenant, v->account, part};
 	lg_sql(&v->ctx, &VERIFY, values, verify_first_got, v);
 }

@@ -212,37 +212,71 @@ def verify_in_parts(acct, part, tenant=TENANT):
         c.close()
 
 
-_PAGE = ("SELECT accounts, balances, world, failed, next_world, next_after, done, snap, moved"
-         " FROM ledger.audit_page(%s, %s, %s, %s, %s, %s, %s)")
+_PAGE = ("SELECT accounts, n_read, balances, world, failed, next_world, next_after, done, snap, moved, long_id,"
+         " long_balance FROM ledger.audit_page(%s, %s, %s, %s, %s, %s, %s, %s)")
+_COLS = ("accounts", "n_read", "balances", "world", "failed", "next_world", "next_after", "done", "snap", "moved",
+         "long_id", "long_balance")
 
 
-def audit(currency, limit=1000, max_entries=100000, tenant=TENANT, between=None):
-    """A whole pass: the pages, each a dict, and the totals as the daemon
-    keeps them (accounts, sum, world, ok, consistent)."""
+def audit(currency, limit=1000, max_entries=100000, tenant=TENANT, between=None, part=50000):
+    """A whole pass as the daemon runs it (src/ledger/audit.c): each page in
+    one REPEATABLE READ snapshot, a long chain (longer than part) walked
+    outside ledger.audit_page (here by verify_chain) and the page going on
+    after it. Returns the pages (each the list of its calls' rows) and the
+    totals (accounts, sum, world, ok, failed, consistent)."""
     world, after, snap = False, None, None
     pages = []
     tot = {"accounts": 0, "sum": 0, "world": 0, "ok": True, "failed": []}
     while True:
-        r = q(_PAGE, (tenant, currency, world, after, limit, max_entries, snap))[0]
-        p = dict(zip(("accounts", "balances", "world", "failed", "next_world", "next_after", "done", "snap", "moved"), r))
-        pages.append(p)
-        tot["accounts"] += p["accounts"]
-        tot["sum"] += int(p["balances"]) + int(p["world"])
-        tot["world"] += int(p["world"])
-        failed = json.loads(p["failed"])
-        tot["failed"] += failed
-        tot["ok"] = tot["ok"] and not failed
-        if p["done"]:
-            tot["consistent"] = snap is None or not p["moved"]
-            tot["ok"] = tot["ok"] and tot["sum"] == 0
+        c = connect(autocommit=False)
+        calls, lim, budget = [], limit, max_entries
+        try:
+            with c.cursor() as cur:
+                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                while True:
+                    cur.execute(_PAGE, (tenant, currency, world, after, lim, budget, snap, part))
+                    p = dict(zip(_COLS, cur.fetchone()))
+                    calls.append(p)
+                    tot["accounts"] += p["accounts"]
+                    tot["sum"] += int(p["balances"]) + int(p["world"])
+                    tot["world"] += int(p["world"])
+                    tot["failed"] += json.loads(p["failed"])
+                    lim -= p["accounts"]
+                    budget -= min(p["n_read"], budget)
+                    if p["long_id"] is None:
+                        break
+                    cur.execute("SELECT v.entries, v.balance_matches FROM ledger.accounts a,"
+                                " ledger.verify_chain(a.aid, a.id, a.seq, a.head, a.posted) v"
+                                " WHERE a.tenant = %s AND a.id = %s", (tenant, p["long_id"]))
+                    n, good = cur.fetchone()
+                    tot["accounts"] += 1
+                    tot["sum"] += int(p["long_balance"])
+                    if not good:
+                        tot["failed"].append(p["long_id"])
+                    lim -= 1
+                    budget -= min(n, budget)
+                    after = p["long_id"]
+        finally:
+            c.rollback()
+            c.close()
+        pages.append(calls)
+        last = calls[-1]
+        if last["done"]:
+            tot["consistent"] = snap is None or not last["moved"]
+            tot["ok"] = not tot["failed"] and tot["sum"] == 0
             return pages, tot
         assert len(pages) < 200, "the pass does not end"
-        snap = snap or p["snap"]
-        assert snap, p
-        world, after = p["next_world"], p["next_after"]
+        snap = snap or last["snap"]
+        assert snap, last
+        world, after = last["next_world"], last["next_after"]
         if between:
             between(len(pages))
             between = None
+
+
+def page_accounts(page):
+    """Accounts a page verified (its calls', and a long chain's between them)."""
+    return sum(c["accounts"] for c in page) + sum(1 for c in page if c["long_id"] is not None)
 
 
 # ---- tests ----------------------------------------------------------------
@@ -346,9 +380,16 @@ def test_audit_sums_to_zero_with_world_and_inbox():
         assert len(pages) > 1, (limit, max_entries)
         assert {k: t2[k] for k in ("ok", "sum", "world", "accounts", "consistent")} == \
             {k: t[k] for k in ("ok", "sum", "world", "accounts", "consistent")}, (limit, max_entries, pages, t2)
-        assert all(p["accounts"] <= limit for p in pages), pages
+        assert all(page_accounts(p) <= limit for p in pages), pages
     pages, _ = audit("USD", 1)
-    assert [p["accounts"] for p in pages] == [1, 1, 1, 1] and pages[-1]["world"] == -1200, pages
+    assert [page_accounts(p) for p in pages] == [1, 1, 1, 1] and pages[-1][-1]["world"] == -1200, pages
+    # chains longer than a part are walked outside the page's call: the same
+    for part in (0, 1, 2):
+        for limit, max_entries in ((1000, 100000), (1, 100000), (1000, 1)):
+            pages, t2 = audit("USD", limit, max_entries, part=part)
+            assert {k: t2[k] for k in ("ok", "sum", "world", "accounts", "consistent")} == \
+                {k: t[k] for k in ("ok", "sum", "world", "accounts", "consistent")}, (part, limit, pages, t2)
+            assert all(page_accounts(p) <= limit for p in pages), pages
     # another tenant's money is not in it; a currency without accounts is empty
     _, t = audit("SEK")
     assert t["accounts"] == 0 and t["sum"] == 0, t
@@ -367,7 +408,9 @@ def test_audit_finds_a_tampered_chain():
     tamper("UPDATE ledger.entries SET amount = amount + 7 WHERE account = %s AND seq = 1", (aid("g2"),))
     pages, t = audit("GBP", 1)
     assert not t["ok"] and t["failed"] == ["g2"], (pages, t)
-    assert [json.loads(p["failed"]) for p in pages][:3] == [[], ["g2"], []], pages
+    assert [json.loads(p[0]["failed"]) for p in pages][:3] == [[], ["g2"], []], pages
+    _, t = audit("GBP", 1, part=0)  # every chain walked outside the page's call
+    assert not t["ok"] and t["failed"] == ["g2"], t
     assert t["sum"] == 0, t  # posted was not changed: the sum still holds
 
 

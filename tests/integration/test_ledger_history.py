@@ -534,7 +534,7 @@ def test_verify_walks_a_long_chain_in_parts(daemon, db, tenant, wkey, akey):
     """/verify walks a chain longer than one statement's part (50,000
     entries, src/ledger/history.c) part by part in one snapshot: the whole
     chain verifies, and an entry tampered in the second part is found with
-    its seq. The entries are written in SQL (ledger.entry_hash, as the money
+    its seq; /v1/audit/verify walks it the same way. The entries are written in SQL (ledger.entry_hash, as the money
     functions chain them): 50,001 requests would take too long."""
     d = daemon
     a = _account(d, wkey)
@@ -565,15 +565,24 @@ def test_verify_walks_a_long_chain_in_parts(daemon, db, tenant, wkey, akey):
           FROM (SELECT * FROM ins ORDER BY seq DESC LIMIT 1) l
          WHERE a.tenant = %(t)s AND a.id = %(a)s""", {"t": tenant, "a": a, "n": n})
     assert cur.rowcount == 1
+    # and the money came from @world, so that the currency still sums to 0
+    cur.execute("INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, params, created_at)"
+                " SELECT %s, 'tr_many', NULL, aid, %s, %s, '{}', now() FROM ledger.accounts WHERE tenant = %s AND id = %s",
+                (tenant, n - 1, CUR, tenant, a))
     v = _expect(_aget(d, akey, f"/v1/accounts/{a}/verify"), 200)
     assert v["ok"] is True and v["entries"] == n and v["balance_matches"] is True and v["alg"] == "sha256", v
     last = _page(d, akey, a, {"order": "desc", "limit": 1})["data"][0]
     assert last["seq"] == n and v["head"] == last["hash"], (v, last)
+    audit_before = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": CUR}), 200)
     cur.execute("SET session_replication_role = replica")
     cur.execute("UPDATE ledger.entries SET amount = 2 WHERE " + _ENTRY_WHERE, (tenant, a, 50001))
     cur.execute("SET session_replication_role = DEFAULT")
     v = _expect(_aget(d, akey, f"/v1/accounts/{a}/verify"), 200)
     assert v["ok"] is False and v["first_bad_seq"] == 50001 and v["entries"] == n, v
+    # the audit's page walks such a chain the same way (in parts, in the page's snapshot)
+    assert audit_before["ok"] is True and audit_before["sum"] == 0 and audit_before["accounts"] == 1, audit_before
+    v = _expect(_aget(d, akey, "/v1/audit/verify", {"currency": CUR}), 200)
+    assert v["ok"] is False and v["failed_accounts"] == [a] and v["accounts"] == 1, v
 
 
 def test_entry_rows_are_append_only(daemon, db, tenant, wkey, akey):
