@@ -4,8 +4,9 @@
  * prepared statement on the tables of sql/012_ledger.sql, so it reads one
  * snapshot: the account row (404 when missing) joined with what it needs of
  * its entries, found by the index entries_by_time (account, posted_at) or
- * the primary key (account, seq). docs/ledger.md "Reads" lists what each
- * costs. */
+ * the primary key (account, seq); only the verification of a chain longer
+ * than LG_VERIFY_PART entries takes more, in one REPEATABLE READ snapshot.
+ * docs/ledger.md "Reads" lists what each costs. */
 #include "ledger/reads.h"
 
 #include <stdio.h>
