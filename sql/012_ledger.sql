@@ -138,6 +138,11 @@ CREATE TABLE transfers (
     -- (from = to is 422 same_account before any SQL).
     from_account bigint,
     to_account   bigint,
+    -- the seq of each leg's entry (NULL for @world, and for a credit that
+    -- went to a hot account's inbox): the transfer's document reads its
+    -- entries by primary key (account, seq)
+    from_seq     bigint,
+    to_seq       bigint,
     amount       bigint NOT NULL,                 -- > 0, checked by the functions
     currency     text NOT NULL,
     description  text,

@@ -61,20 +61,6 @@ lg_status lg_list_err_status(const it_reply *r, json_t **extra)
 	return lg_err_status(r);
 }
 
-json_t *lg_account_json(const json_t *item)
-{
-	const char *owner = lg_s(item, "owner");
-	const char *meta = lg_s(item, "metadata");
-	json_t *m = meta != NULL ? json_loads(meta, 0, NULL) : NULL;
-	int64_t posted = lg_n(item, "posted"), pending = lg_n(item, "pending");
-	return json_pack("{s:s?, s:s?, s:o, s:s?, s:{s:I, s:I, s:I}, s:I, s:I, s:o, s:s?}", "id", lg_s(item, "id"),
-			 "currency", lg_s(item, "currency"), "owner", owner ? json_string(owner) : json_null(), "status",
-			 lg_s(item, "status"), "balance", "posted", (json_int_t)posted, "pending", (json_int_t)pending,
-			 "available", (json_int_t)(posted - pending), "overdraft_limit", (json_int_t)lg_n(item, "overdraft_limit"),
-			 "version", (json_int_t)lg_n(item, "version"), "metadata", m ? m : json_object(), "created_at",
-			 lg_s(item, "created_at"));
-}
-
 bool lg_is_world(const char *id, const char **cur)
 {
 	if (id == NULL || strncmp(id, LG_WORLD_PREFIX, strlen(LG_WORLD_PREFIX)) != 0)

@@ -1,11 +1,30 @@
-/* events.c — the events of ledger changes (docs/events.md): each is an
- * element of the internal "Outbox" of the TransactWriteItems that makes
- * the change, so the item layer writes it in the same transaction. */
+/* events.c — the events of ledger changes (docs/events.md).
+ *
+ * lg_event_defer: a row of the outbox (src/events/outbox.c owns its shape)
+ * queued on the request's transaction, sent with its saved response and
+ * COMMIT: the event commits with the change, at no extra round trip.
+ *
+ * lg_event / lg_emit: an element of the internal "Outbox" of an item-layer
+ * TransactWriteItems, for the operations still written as item-layer
+ * transactions (holds, orders). */
 #include "ledger/ledger_int.h"
 
 #include <stdlib.h>
 
+#include "events/outbox.h"
 #include "util/util.h"
+
+bool lg_event_defer(const lg_ctx *c, const char *type, const char *subject, const char *data)
+{
+	if (c->tx == NULL)
+		return false;
+	db_batch *b = db_batch_new();
+	if (b == NULL || !ev_outbox_add(b, c->tenant, type, subject, data)) {
+		db_batch_free(b);
+		return false;
+	}
+	return db_tx_defer(c->tx, b);
+}
 
 json_t *lg_event(const char *type, const json_t *data)
 {
@@ -35,32 +54,4 @@ bool lg_emit(json_t *req, const char *type, const json_t *data)
 		}
 	}
 	return json_array_append_new(outbox, ev) == 0;
-}
-
-typedef struct emit_call {
-	void (*cb)(lg_status st, void *arg);
-	void *arg;
-} emit_call;
-
-static void emitted(it_reply *r, void *arg)
-{
-	emit_call *e = arg;
-	e->cb(r->err_type == NULL ? LG_OK : lg_err_status(r), e->arg);
-	free(e);
-}
-
-void lg_emit_deferred(const lg_ctx *c, const char *type, const json_t *data, void (*cb)(lg_status st, void *arg), void *arg)
-{
-	emit_call *e = calloc(1, sizeof(*e));
-	json_t *req = json_pack("{s:[]}", "TransactItems");
-	if (e == NULL || req == NULL || !lg_emit(req, type, data)) {
-		free(e);
-		json_decref(req);
-		cb(LG_FAILED, arg);
-		return;
-	}
-	e->cb = cb;
-	e->arg = arg;
-	lg_call(c, IT_DEFER, "TransactWriteItems", req, emitted, e);
-	json_decref(req);
 }

@@ -1,7 +1,9 @@
 /* journal.c — the entries of a request's transfers (ledger_int.h): their
  * seq, time and place in each account's hash chain, then one deferred
  * TransactWriteItems that writes them with the accounts' new heads and the
- * @world legs. */
+ * @world legs. Used by holds, orders and the inbox until they move to the
+ * ledger tables (issue #16); transfers, credits, debits and batches no
+ * longer do. */
 #include "ledger/ledger_int.h"
 
 #include <stdio.h>
@@ -157,14 +159,6 @@ json_t *lg_journal_post(lg_journal *j, const char *transfer_id, const char *acco
 			 "balance_after", (json_int_t)balance);
 }
 
-bool lg_journal_has(const lg_journal *j, const char *account)
-{
-	for (int i = 0; j != NULL && i < j->nheads; i++)
-		if (strcmp(j->heads[i].account, account) == 0)
-			return true;
-	return false;
-}
-
 bool lg_journal_add_action(lg_journal *j, json_t *action)
 {
 	return json_array_append_new(j->actions, action) == 0;
@@ -246,4 +240,44 @@ void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, v
 	j->events = json_array();
 	lg_call(c, IT_DEFER, "TransactWriteItems", req, flushed, f);
 	json_decref(req);
+}
+
+/* ---- transfer items of the item layout (holds, orders) ---- */
+
+json_t *lg_transfer_doc(const char *id, const char *from, const char *to, int64_t amount, const char *currency,
+			const char *description, const json_t *metadata, const char *hold_id, const char *order_id,
+			const char *created_at, json_t *entries)
+{
+	char f[80], t[80];
+	snprintf(f, sizeof(f), "%s%s", from ? "" : LG_WORLD_PREFIX, from ? from : currency);
+	snprintf(t, sizeof(t), "%s%s", to ? "" : LG_WORLD_PREFIX, to ? to : currency);
+	json_t *m = metadata ? json_deep_copy(metadata) : json_object();
+	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:o, s:s?, s:s?, s:s, s:o}", "id", id, "from", f, "to", t, "amount",
+			 (json_int_t)amount, "currency", currency, "status", "posted", "description", description, "metadata", m,
+			 "hold_id", hold_id, "order_id", order_id, "created_at", created_at, "entries", entries);
+}
+
+json_t *lg_transfer_doc_action(const char *id, const json_t *doc)
+{
+	char *text = lg_dump(doc);
+	json_t *act = json_pack("{s:{s:s, s:o, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}}}", "Update",
+				"TableName", IT_SYSTEM_TABLE, "Key", lg_key("TXN#", id, "METADATA"), "UpdateExpression",
+				"SET doc = :d, #f = :f, #t = :t, currency = :c", "ConditionExpression", "attribute_exists(PK)",
+				"ExpressionAttributeNames", "#f", "from", "#t",
+				"to", "ExpressionAttributeValues", ":d", "S", text ? text : "", ":f", "S",
+				json_string_value(json_object_get(doc, "from")), ":t", "S",
+				json_string_value(json_object_get(doc, "to")), ":c", "S",
+				json_string_value(json_object_get(doc, "currency")));
+	free(text);
+	return act;
+}
+
+json_t *lg_transfer_put_action(const char *id, const char *params, int64_t amount)
+{
+	char pk[96];
+	snprintf(pk, sizeof(pk), "TXN#%s", id);
+	return json_pack("{s:{s:s, s:o, s:s, s:s}}", "Put", "TableName", IT_SYSTEM_TABLE, "Item",
+			 json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}", "PK", "S", pk, "SK", "S", "METADATA", "type",
+				   "S", "transfer", "id", "S", id, "params", "S", params ? params : "", "amount", lg_av_n(amount)),
+			 "ConditionExpression", "attribute_not_exists(PK)", "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 }

@@ -1,7 +1,9 @@
-/* ledger.h — the money rules, written as item-layer operations on the
- * tenant's system table (single-table layout, docs/ledger.md). Every call
- * takes the caller's transaction (NULL: the call on its own), so that an
- * API request's effects commit with its idempotency record. */
+/* ledger.h — the money rules (docs/ledger.md): accounts and transfers as
+ * one call each of the SQL functions on the ledger tables
+ * (sql/013_ledger_transfers.sql); holds, orders and history as item-layer
+ * operations on the tenant's system table until issue #16 moves them. Every
+ * call takes the caller's transaction (NULL: the call on its own), so that
+ * an API request's effects commit with its idempotency record. */
 #ifndef OL_LEDGER_H
 #define OL_LEDGER_H
 
@@ -57,8 +59,9 @@ void lg_account_create(const lg_ctx *c, const lg_account_new *a, lg_cb cb, void 
 void lg_account_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 /* Freezes or unfreezes; the account as it is afterwards. */
 void lg_account_set_frozen(const lg_ctx *c, const char *id, bool frozen, lg_cb cb, void *arg);
-/* A page of the owner's accounts: obj = {"data": [...], "next": <key>|null}
- * where next is the opaque position to pass as `after` for the next page. */
+/* A page of the owner's accounts by id: obj = {"data": [...], "next":
+ * <position>|null}, next only when there are more; pass it as `after` for
+ * the next page (anything else there: LG_INVALID, {"field":"cursor"}). */
 void lg_accounts_by_owner(const lg_ctx *c, const char *owner, int limit, const json_t *after, lg_cb cb, void *arg);
 
 /* ---- transfers (transfers.c) ---- */

@@ -24,8 +24,6 @@ lg_status lg_err_status(const it_reply *r);
 /* The same for a list: a ValidationException there is the client's cursor
  * (ExclusiveStartKey) not fitting the query: LG_INVALID, *extra names it. */
 lg_status lg_list_err_status(const it_reply *r, json_t **extra);
-/* The API object of an account item. */
-json_t *lg_account_json(const json_t *item);
 /* "@world:<CUR>" → true (and *cur the currency); anything else false. */
 bool lg_is_world(const char *id, const char **cur);
 /* The text of a JSON value, compact with keys in the given order (NULL on
@@ -37,6 +35,14 @@ void lg_sql(const lg_ctx *c, const db_stmt *st, const char *const *values, db_cb
 /* The ledger status of a statement's failure (LG_OK for DB_OK); logs the
  * ones that are not retryable, naming the statement. */
 lg_status lg_db_status(const db_result *res, const char *what);
+/* The text of row, col of the statement's result (NULL: SQL NULL, or no
+ * such row), and its number of rows. */
+const char *lg_sql_value(const db_result *res, int row, int col);
+int lg_sql_rows(const db_result *res);
+/* The status of an outcome code of the ledger's SQL functions
+ * (sql/013_ledger_transfers.sql: "ok", "duplicate", "exists", "not_found",
+ * "currency_mismatch", "frozen", "insufficient", "overflow", ...). */
+lg_status lg_outcome(const char *code);
 /* Calls an item operation with the context's transaction and flags. */
 void lg_call(const lg_ctx *c, int flags, const char *op, json_t *req, it_done cb, void *arg);
 
@@ -109,7 +115,8 @@ lg_status lg_legs_failure(const lg_leg *legs, const bool *present, int n, const 
 void lg_sweep_due(it_store *items, const char *open_pk, int limit, json_t *(*build)(const json_t *item),
 		  void (*cb)(long n, void *arg), void *arg);
 
-/* ---- transfer items (transfers.c) ---- */
+/* ---- transfer items of the item layout (journal.c), for holds and orders
+ * until they move to the ledger tables ---- */
 
 /* The Put of a new transfer item (fails when the id exists; ALL_OLD). */
 json_t *lg_transfer_put_action(const char *id, const char *params, int64_t amount);
@@ -155,9 +162,6 @@ typedef struct lg_posting {
  * document on the transfer item; returns the document (a new reference) or
  * NULL on failure. */
 json_t *lg_journal_transfer(lg_journal *j, const lg_posting *p);
-/* True when the journal already chained entries of the account (its head
- * is held here until the flush). */
-bool lg_journal_has(const lg_journal *j, const char *account);
 /* Adds one more deferred action (a TransactItems element, taken). */
 bool lg_journal_add_action(lg_journal *j, json_t *action);
 /* Queues everything (deferred: sent with the transaction's next batch).
@@ -184,15 +188,18 @@ void lg_inbox_consolidate(const lg_ctx *c, const char *account, void (*cb)(lg_st
 
 /* ---- events (events.c, docs/events.md) ---------------------------------
  *
- * An event is {"id","type","subject","time","data"} in the "Outbox" of an
- * internal TransactWriteItems: written in the transaction of the change.
- * subject is data's "id". */
+ * The event of a change made in c's transaction (c->tx, false without
+ * one): an outbox row (src/events/outbox.h) queued to go out with the
+ * transaction's next batch (the saved response and COMMIT). data is the
+ * JSON text, subject the object's id. */
+bool lg_event_defer(const lg_ctx *c, const char *type, const char *subject, const char *data) OL_WARN_UNUSED;
+/* For item-layer transactions (holds, orders): an event is
+ * {"id","type","subject","time","data"} in the "Outbox" of an internal
+ * TransactWriteItems, written in the transaction of the change; subject is
+ * data's "id". */
 json_t *lg_event(const char *type, const json_t *data);
 /* Adds the event to req's Outbox. */
 bool lg_emit(json_t *req, const char *type, const json_t *data) OL_WARN_UNUSED;
-/* The event of a change an earlier call of c's transaction made, sent with
- * the transaction's next batch (c->tx must not be NULL). */
-void lg_emit_deferred(const lg_ctx *c, const char *type, const json_t *data, void (*cb)(lg_status st, void *arg), void *arg);
 
 /* Canonical bytes and hash of an entry (docs/ledger.md "The hash chain"):
  * out is 65 bytes of lowercase hex. */

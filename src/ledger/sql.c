@@ -5,6 +5,7 @@
 #include "ledger/ledger_int.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -45,4 +46,44 @@ lg_status lg_db_status(const db_result *res, const char *what)
 	default:
 		return LG_FAILED;
 	}
+}
+
+const char *lg_sql_value(const db_result *res, int row, int col)
+{
+	PGresult *r = res->nresults > 0 && res->results != NULL ? res->results[0] : NULL;
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || row >= PQntuples(r) || col >= PQnfields(r) ||
+	    PQgetisnull(r, row, col))
+		return NULL;
+	return PQgetvalue(r, row, col);
+}
+
+int lg_sql_rows(const db_result *res)
+{
+	PGresult *r = res->nresults > 0 && res->results != NULL ? res->results[0] : NULL;
+	return r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+}
+
+lg_status lg_outcome(const char *code)
+{
+	static const struct {
+		const char *code;
+		lg_status st;
+	} map[] = {
+		{"ok", LG_OK},
+		{"duplicate", LG_DUPLICATE},
+		{"exists", LG_EXISTS},
+		{"not_found", LG_NOT_FOUND},
+		{"currency_mismatch", LG_CURRENCY_MISMATCH},
+		{"frozen", LG_FROZEN},
+		{"insufficient", LG_INSUFFICIENT},
+		{"overflow", LG_OVERFLOW},
+		{"not_pending", LG_NOT_PENDING},
+		{"too_much", LG_TOO_MUCH},
+		{"invalid", LG_INVALID},
+	};
+	for (size_t i = 0; code != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(code, map[i].code) == 0)
+			return map[i].st;
+	log_error("ledger_unknown_outcome", "{s:s}", "code", code != NULL ? code : "(null)");
+	return LG_FAILED;
 }

@@ -305,28 +305,28 @@ def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd", e
 
 
 # ---------------------------------------------------------------------------
-# The domain's storage (docs/idempotency.md): every tenant's items live in its
-# system item table "ol:ledger", single-table layout; pk/sk of S keys are
-# stored as the strings themselves.
+# The domain's storage: the idempotency records are items of every tenant's
+# system item table "ol:ledger" (docs/idempotency.md; pk/sk of S keys are
+# stored as the strings themselves); the ledger's money is in the tables of
+# the schema "ledger" (docs/ledger.md).
 
 SYSTEM_TABLE = "ol:ledger"
 
 
 def lock_account(database_url, tenant, acc_id):
-    """Opens a transaction holding FOR UPDATE on the account's item row, so
-    that a request writing the account blocks in PostgreSQL. Returns the
-    connection (rollback() or close() releases it)."""
+    """Opens a transaction holding FOR UPDATE on the account's row of
+    ledger.accounts (sql/012_ledger.sql), so that a request writing the
+    account blocks in PostgreSQL. Returns the connection (rollback() or
+    close() releases it)."""
     import psycopg2
     conn = psycopg2.connect(database_url)
     cur = conn.cursor()
     cur.execute("SET lock_timeout = '10s'")
-    cur.execute("SELECT i.pk FROM items i JOIN item_tables t ON t.id = i.table_id "
-                "WHERE t.tenant = %s AND t.name = %s AND i.pk = %s AND i.sk = 'METADATA' FOR UPDATE OF i",
-                (tenant, SYSTEM_TABLE, "ACCOUNT#" + acc_id))
+    cur.execute("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s FOR UPDATE", (tenant, acc_id))
     if not cur.fetchall():
         conn.rollback()
         conn.close()
-        raise AssertionError(f"no stored item row for account {acc_id!r} of tenant {tenant}")
+        raise AssertionError(f"no stored row for account {acc_id!r} of tenant {tenant}")
     return conn
 
 # ---------------------------------------------------------------------------

@@ -49,3 +49,43 @@ def test_gate_adds_one_round_trip(stack, cli, tmp_path):
         assert min(replayed) == 1 and replayed.count(1) >= n * 3 // 4, replayed
     finally:
         d.terminate()
+
+
+def test_transfer_and_credit_cost_two_round_trips(stack, cli, tmp_path):
+    """The ledger's money in one call of its SQL function, with the claim on
+    the same round trip (docs/ledger.md "Round trips"): an executed transfer
+    or credit is 2 round trips (the call; the saved response, the event and
+    COMMIT), a replay 1."""
+    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0"], threads=1)
+    try:
+        tenant = cli.tenant_create()
+        key = cli.key_create(tenant, "read,write")
+        h = {"Authorization": "Bearer " + key}
+        accs = []
+        for _ in range(2):
+            r = d.post("/v1/accounts", json={"currency": "EUR"}, headers={**h, "Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == 201
+            accs.append(r.json()["id"])
+        a, b = accs
+        r = d.post(f"/v1/accounts/{a}/credits", json={"amount": 10**9},
+                   headers={**h, "Idempotency-Key": uuid.uuid4().hex})
+        assert r.status_code == 201
+        n = 20
+        for path, body in ((f"/v1/accounts/{b}/credits", {"amount": 5}),
+                           ("/v1/transfers", {"from": a, "to": b, "amount": 7, "currency": "EUR"})):
+            keys = [uuid.uuid4().hex for _ in range(n)]
+            executed, replayed = [], []
+            for k in keys:
+                before = round_trips(d)
+                r = d.post(path, json=body, headers={**h, "Idempotency-Key": k})
+                assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers, r.text
+                executed.append(round_trips(d) - before)
+            for k in keys:
+                before = round_trips(d)
+                r = d.post(path, json=body, headers={**h, "Idempotency-Key": k})
+                assert r.status_code == 201 and r.headers.get("Idempotent-Replayed") == "true"
+                replayed.append(round_trips(d) - before)
+            assert min(executed) == 2 and executed.count(2) >= n * 3 // 4, (path, executed)
+            assert min(replayed) == 1 and replayed.count(1) >= n * 3 // 4, (path, replayed)
+    finally:
+        d.terminate()

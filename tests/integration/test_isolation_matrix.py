@@ -272,13 +272,33 @@ class World:
         return s
 
 
+# The rows of a tenant in the ledger's tables (sql/012_ledger.sql), each
+# as its text (ordered by that text).
+LEDGER_ROWS = [
+    "SELECT a::text FROM ledger.accounts a WHERE a.tenant = %(t)s",
+    "SELECT e::text FROM ledger.entries e JOIN ledger.accounts a ON a.aid = e.account"
+    " WHERE a.tenant = %(t)s",
+    "SELECT x::text FROM ledger.transfers x WHERE x.tenant = %(t)s",
+    "SELECT x::text FROM ledger.holds x WHERE x.tenant = %(t)s",
+    "SELECT x::text FROM ledger.orders x WHERE x.tenant = %(t)s",
+    "SELECT x::text FROM ledger.inbox x JOIN ledger.accounts a ON a.aid = x.account"
+    " WHERE a.tenant = %(t)s",
+]
+
+
 def stored(db, tenant):
-    """(items, digest of every stored item of the tenant, outbox rows of the tenant)."""
+    """(items and ledger rows, digest of every stored item and ledger row of
+    the tenant, outbox rows of the tenant)."""
     with db.cursor() as cur:
         cur.execute("SELECT count(*), md5(coalesce(string_agg(i.pk || chr(1) || i.sk || chr(1) || i.item::text,"
                     " chr(2) ORDER BY i.pk, i.sk), '')) FROM items i JOIN item_tables t ON t.id = i.table_id"
                     " WHERE t.tenant = %s", (tenant,))
         n, digest = cur.fetchone()
+        for sql in LEDGER_ROWS:
+            cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, chr(2) ORDER BY r), '')) FROM ({sql}) AS q (r)",
+                        {"t": tenant})
+            rows, d = cur.fetchone()
+            n, digest = n + rows, digest + d
         cur.execute("SELECT count(*) FROM outbox WHERE tenant = %s", (tenant,))
         (ev,) = cur.fetchone()
     return n, digest, ev

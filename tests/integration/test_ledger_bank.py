@@ -31,8 +31,9 @@ Afterwards, through the API (audit key for the history routes) and PostgreSQL:
     balance_matches; /v1/audit/verify?currency=USD ok with sum 0;
   - every acknowledged transfer: GET /v1/transfers/{id} returns it (same
     from/to/amount, same object as acknowledged) and it appears exactly once in
-    the entries of its from and to accounts (the @world side: exactly one leg
-    row in PostgreSQL); no entry, transfer item or @world leg refers to a
+    the entries of its from and to accounts (the @world side: exactly one
+    transfer row with a NULL account in PostgreSQL); no entry, transfer row or
+    @world leg refers to a
     transfer that was never acknowledged; no response was lost;
   - no 5xx during the run, no unexpected status, no client exception.
 Throughput (acknowledged transfers per second) and the counts per status code
@@ -55,7 +56,7 @@ import uuid
 import pytest
 import requests
 
-from oltest import SYSTEM_TABLE, assert_problem, emit
+from oltest import assert_problem, emit
 
 SECONDS = float(os.environ.get("LEDGER_BANK_SECONDS", "") or 60)
 N_ACCOUNTS = 100
@@ -533,7 +534,7 @@ def _chain_issues(acct, entries):
         c = json.dumps({k: e.get(k) for k in ("account", "amount", "balance_after", "posted_at", "seq",
                                                "transfer_id")},
                        separators=(",", ":"), sort_keys=True).encode()
-        h = hashlib.blake2b(prev + c, digest_size=32).hexdigest()
+        h = hashlib.sha256(prev + c).hexdigest()
         if h != e.get("hash"):
             return f"seq {e.get('seq')}: hash {e.get('hash')!r} != recomputed {h}"
         prev = bytes.fromhex(h)
@@ -551,20 +552,6 @@ def _parallel(fn, items, workers=N_THREADS):
             except Exception as e:          # noqa: BLE001
                 out[futs[f]] = e
     return out
-
-
-def _n(item, name):
-    v = item.get(name)
-    if isinstance(v, dict) and "N" in v:
-        return int(v["N"])
-    return None
-
-
-def _s(item, name):
-    v = item.get(name)
-    if isinstance(v, dict) and "S" in v:
-        return v["S"]
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -781,43 +768,38 @@ def test_bank(request, daemon, tenant, make_key, db):
             problem("GET transfer is not the acknowledged object",
                     f"{tid}: {[(k, rec['obj'].get(k), obj.get(k)) for k in diff]}")
 
-    # -- PostgreSQL: the stored items -------------------------------------------------
+    # -- PostgreSQL: the stored rows (docs/ledger.md "Tables") -------------------------
     cur = db.cursor()
-    base = ("FROM items i JOIN item_tables t ON t.id = i.table_id "
-            "WHERE t.tenant = %s AND t.name = %s ")
-    cur.execute("SELECT i.pk, i.item " + base + "AND i.pk LIKE 'ACCOUNT#%%' AND i.sk = 'METADATA'",
-                (tenant, SYSTEM_TABLE))
-    stored = {pk[len("ACCOUNT#"):]: item for pk, item in cur.fetchall()}
+    cur.execute("SELECT id, posted, seq FROM ledger.accounts WHERE tenant = %s", (tenant,))
+    stored = {a: (posted, seq) for a, posted, seq in cur.fetchall()}
     if sorted(stored) != accounts:
-        problem("db accounts", f"{len(stored)} account items, expected the {N_ACCOUNTS}")
-    cur.execute("SELECT i.pk, i.sk, i.item " + base + "AND i.pk LIKE 'ACCOUNT#%%' AND i.sk LIKE 'ENTRY#%%'",
-                (tenant, SYSTEM_TABLE))
+        problem("db accounts", f"{len(stored)} account rows, expected the {N_ACCOUNTS}")
+    cur.execute("SELECT a.id, e.seq, e.transfer_id, e.amount, e.balance_after FROM ledger.entries e"
+                " JOIN ledger.accounts a ON a.aid = e.account WHERE a.tenant = %s", (tenant,))
     db_entries = collections.defaultdict(list)
-    for pk, sk, item in cur.fetchall():
-        db_entries[pk[len("ACCOUNT#"):]].append((sk, item))
+    for a, seq, tid, amount, balance_after in cur.fetchall():
+        db_entries[a].append({"seq": seq, "transfer_id": tid, "amount": amount, "balance_after": balance_after})
     for a in accounts:
-        item = stored.get(a)
-        if item is None:
+        if a not in stored:
             continue
         rows = db_entries.get(a, [])
-        posted, seq = _n(item, "posted"), _n(item, "seq")
+        posted, seq = stored[a]
         if a in after and posted != after[a]:
             problem("db posted != API posted", f"{a}: {posted} vs {after[a]}")
         if seq != len(rows):
             problem("db account seq != number of entry rows", f"{a}: seq {seq}, {len(rows)} rows")
-        bad_sk = [sk for sk, it in rows if sk != "ENTRY#%016d" % (_n(it, "seq") or -1)]
-        if bad_sk:
-            problem("db entry sk != ENTRY#<16-digit seq>", f"{a}: {bad_sk[:5]}")
-        if sum(_n(it, "amount") or 0 for _, it in rows) != posted:
+        if sorted(r["seq"] for r in rows) != list(range(1, len(rows) + 1)):
+            problem("db entry seqs are not 1..n", f"{a}")
+        if sum(r["amount"] for r in rows) != posted:
             problem("db posted != sum of entry rows", f"{a}")
         if isinstance(ents.get(a), list) and len(ents[a]) != len(rows):
             problem("db entry rows != listed entries", f"{a}: {len(rows)} rows, {len(ents[a])} listed")
     db_by_transfer = collections.defaultdict(list)
     db_by_seq = {}
     for a, rows in db_entries.items():
-        for sk, it in rows:
-            db_by_transfer[_s(it, "transfer_id")].append((a, _n(it, "amount")))
-            db_by_seq[(a, _n(it, "seq"))] = it
+        for row in rows:
+            db_by_transfer[row["transfer_id"]].append((a, row["amount"]))
+            db_by_seq[(a, row["seq"])] = row
     for tid, rec in bank.acked.items():
         want = sorted([(x, s * rec["amount"]) for x, s in ((rec["from"], -1), (rec["to"], 1)) if x != WORLD])
         got = sorted(db_by_transfer.get(tid, []))
@@ -828,36 +810,37 @@ def test_bank(request, daemon, tenant, make_key, db):
             if e.get("account") == WORLD:
                 continue
             row = db_by_seq.get((e.get("account"), e.get("seq")))
-            if row is None or _s(row, "transfer_id") != tid or _n(row, "amount") != e.get("amount") or \
-                    _n(row, "balance_after") != e.get("balance_after"):
+            if row is None or row["transfer_id"] != tid or row["amount"] != e.get("amount") or \
+                    row["balance_after"] != e.get("balance_after"):
                 problem("entry in the 201 differs from the db entry row", f"{tid}: {e} vs {row}")
     db_unknown = sorted(t for t in db_by_transfer if t not in bank.acked)
     if db_unknown:
         problem("db entry rows of transfers never acknowledged",
                 f"{len(db_unknown)}: " + ", ".join(f"{t} {db_by_transfer[t]}" for t in db_unknown[:20]))
-    cur.execute("SELECT substr(i.pk, 5) " + base + "AND i.pk LIKE 'TXN#%%' AND i.sk = 'METADATA'",
-                (tenant, SYSTEM_TABLE))
+    cur.execute("SELECT id FROM ledger.transfers WHERE tenant = %s", (tenant,))
     txn_ids = [row[0] for row in cur.fetchall()]
     extra = sorted(set(txn_ids) - set(bank.acked))
     missing = sorted(set(bank.acked) - set(txn_ids))
     if extra:
-        problem("db transfer items never acknowledged", f"{len(extra)}: {extra[:20]}")
+        problem("db transfer rows never acknowledged", f"{len(extra)}: {extra[:20]}")
     if missing:
-        problem("acknowledged transfers without a db transfer item", f"{len(missing)}: {missing[:20]}")
-    cur.execute("SELECT i.pk, i.sk, i.item " + base + "AND i.pk LIKE %s", (tenant, SYSTEM_TABLE, f"WORLD#{CUR}#%"))
+        problem("acknowledged transfers without a db transfer row", f"{len(missing)}: {missing[:20]}")
+    # @world has no row: its leg is the transfer row with a NULL account
+    # (credit: from NULL, @world's leg -amount; debit: to NULL, +amount).
+    cur.execute("SELECT id, CASE WHEN from_account IS NULL THEN -amount ELSE amount END FROM ledger.transfers"
+                " WHERE tenant = %s AND currency = %s AND (from_account IS NULL OR to_account IS NULL)", (tenant, CUR))
     legs = collections.defaultdict(list)
-    for pk, sk, item in cur.fetchall():
-        legs[sk[len("ENTRY#"):]].append(item)
+    for tid, amt in cur.fetchall():
+        legs[tid].append(amt)
     world_acked = {tid: rec for tid, rec in bank.acked.items() if rec["kind"] != "transfer"}
     for tid, rec in world_acked.items():
-        items = legs.get(tid, [])
-        if len(items) != 1:
-            problem("acknowledged credit/debit without exactly one @world leg", f"{tid}: {len(items)} legs")
+        amts = legs.get(tid, [])
+        if len(amts) != 1:
+            problem("acknowledged credit/debit without exactly one @world leg", f"{tid}: {len(amts)} legs")
             continue
-        amt = _n(items[0], "amount")
         want = -rec["amount"] if rec["kind"] == "credit" else rec["amount"]
-        if amt is not None and amt != want:
-            problem("@world leg amount", f"{tid} ({rec['kind']} {rec['amount']}): leg amount {amt}")
+        if amts[0] != want:
+            problem("@world leg amount", f"{tid} ({rec['kind']} {rec['amount']}): leg amount {amts[0]}")
     extra_legs = sorted(set(legs) - set(world_acked))
     if extra_legs:
         problem("@world legs of transfers never acknowledged", f"{len(extra_legs)}: {extra_legs[:20]}")

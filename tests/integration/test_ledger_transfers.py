@@ -1790,7 +1790,7 @@ def _check_chain(api, au, acc, transfers):
         assert e["prev_hash"] == prev.hex(), e
         c = json.dumps({k: e[k] for k in ("account", "amount", "balance_after", "posted_at", "seq", "transfer_id")},
                        separators=(",", ":"), sort_keys=True).encode()
-        h = hashlib.blake2b(prev + c, digest_size=32).hexdigest()
+        h = hashlib.sha256(prev + c).hexdigest()
         assert h == e["hash"], e
         prev = bytes.fromhex(h)
     assert [e["seq"] for e in es] == list(range(1, len(es) + 1))
