@@ -14,9 +14,11 @@
 --           'not_pending' doc {"hold_status": s} / {"order_status": s}
 --           'too_much'    doc {"hold_amount": n} / {"refundable": n}
 --
--- Events are rows of public.outbox written here, in the same transaction
--- (ho_event: the shape of src/ledger/events.c, numbered by
--- ol_outbox_next_n()).
+-- and a third column, events: the events of the change (ho_ev), returned
+-- to the daemon in a request (p_emit false: it queues them with the one
+-- writer of outbox rows, src/events/outbox.c, to go out with the saved
+-- response and COMMIT), or written here when there is no request
+-- transaction (p_emit true: sweepers, a GET that expires lazily).
 --
 -- Lock order: a hold or order row first (the conditional UPDATE that
 -- decides which transition wins), then accounts in ascending (tenant, id)
@@ -40,31 +42,28 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(to_json(t)::text, 'null')
 $$;
 
--- An event of the change, in the outbox, in the caller's transaction:
--- {"id","type","subject","time","data"} as src/ledger/events.c builds them.
-CREATE FUNCTION ledger.ho_event(p_tenant text, p_type text, p_subject text, p_data text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
-    INSERT INTO public.outbox (n, tenant, id, type, subject, time, data)
-        VALUES (public.ol_outbox_next_n(), p_tenant, ledger.ho_new_id('evt_'), p_type, p_subject,
-                ledger.rfc3339(clock_timestamp()), p_data)
-$$;
-
--- One entry of a transfer document (seq and balance_after null for @world
--- and for a credit that went to the merchant's inbox).
-CREATE FUNCTION ledger.ho_entry_json(account text, seq bigint, amount bigint, balance_after bigint) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT '{"account":' || to_json(account)::text || ',"seq":' || coalesce(seq::text, 'null') || ',"amount":' || amount
-           || ',"balance_after":' || coalesce(balance_after::text, 'null') || '}'
-$$;
-
--- The transfer document of the API (§4).
-CREATE FUNCTION ledger.ho_transfer_json(id text, from_ref text, to_ref text, amount bigint, currency text, metadata text,
-                                        hold_id text, order_id text, created_at timestamptz, entries text) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT '{"id":' || to_json(id)::text || ',"from":' || to_json(from_ref)::text || ',"to":' || to_json(to_ref)::text
-           || ',"amount":' || amount || ',"currency":"' || currency || '","status":"posted","description":null'
-           || ',"metadata":' || metadata || ',"hold_id":' || ledger.ho_js(hold_id) || ',"order_id":' || ledger.ho_js(order_id)
-           || ',"created_at":"' || ledger.rfc3339(created_at) || '","entries":[' || entries || ']}'
+-- An event of the change. In a request (p_emit false) it is returned to
+-- the daemon, which queues the outbox row with its one writer
+-- (src/events/outbox.c, ev_outbox_add) to go out with the saved response
+-- and COMMIT: evs is a JSON array of [type, subject, data text]. Without a
+-- request's transaction (the sweepers, a read that expires lazily) the row
+-- is written here, in the caller's transaction, in the same shape:
+-- {n, tenant, id "evt_...", type, subject, time (RFC 3339 µs), data}.
+CREATE FUNCTION ledger.ho_ev(evs text, p_emit boolean, p_tenant text, p_type text, p_subject text, p_data text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF p_data IS NULL THEN
+        RETURN evs;
+    END IF;
+    IF p_emit THEN
+        INSERT INTO public.outbox (n, tenant, id, type, subject, time, data)
+            VALUES (public.ol_outbox_next_n(), p_tenant, ledger.ho_new_id('evt_'), p_type, p_subject,
+                    ledger.rfc3339(clock_timestamp()), p_data);
+        RETURN evs;
+    END IF;
+    RETURN coalesce(left(evs, -1) || ',', '[') || json_build_array(p_type, p_subject, p_data)::text || ']';
+END;
 $$;
 
 -- The position of a leg: what the account's guarded UPDATE returned.
@@ -341,8 +340,9 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- A pending hold past its time becomes expired: its amount leaves the
--- payer's pending. Returns its document, or NULL when it was not pending
--- or not past its time (someone else decided it first).
+-- payer's pending. Returns its document (the caller emits hold.expired),
+-- or NULL when it was not pending or not past its time (someone else
+-- decided it first).
 CREATE FUNCTION ledger.hold_expire(p_tenant text, p_id text, p_now timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -356,9 +356,7 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE ledger.accounts a SET pending = a.pending - h.amount, version = a.version + 1 WHERE a.aid = h.from_account;
-    doc := ledger.hold_doc(p_tenant, p_id);
-    PERFORM ledger.ho_event(p_tenant, 'hold.expired', p_id, doc);
-    RETURN doc;
+    RETURN ledger.hold_doc(p_tenant, p_id);
 END;
 $$;
 
@@ -367,7 +365,7 @@ $$;
 -- answer), not_pending with its status, or for a capture an amount above
 -- the hold's (too_much). outcome NULL: it is pending again (retry).
 CREATE FUNCTION ledger.hold_refused(p_tenant text, p_id text, p_amount bigint, p_now timestamptz,
-                                    OUT outcome text, OUT doc text)
+                                    OUT outcome text, OUT doc text, OUT expired text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     h ledger.holds;
@@ -376,7 +374,7 @@ BEGIN
     IF NOT FOUND THEN
         outcome := 'not_found';
     ELSIF h.status = 'pending' AND h.expires_at <= p_now THEN
-        PERFORM ledger.hold_expire(p_tenant, p_id, p_now);
+        expired := ledger.hold_expire(p_tenant, p_id, p_now);
         outcome := 'not_pending'; doc := '{"hold_status":"expired"}';
     ELSIF h.status <> 'pending' THEN
         outcome := 'not_pending'; doc := '{"hold_status":"' || h.status || '"}';
@@ -391,8 +389,8 @@ $$;
 -- (its id is unique per tenant: a client id reused with the same
 -- parameters answers the stored hold), the event hold.created.
 CREATE FUNCTION ledger.hold_create(p_tenant text, p_id text, p_from text, p_to text, p_amount bigint, p_currency text,
-                                   p_expires_in bigint, p_metadata text, p_params text,
-                                   OUT outcome text, OUT doc text)
+                                   p_expires_in bigint, p_metadata text, p_params text, p_emit boolean,
+                                   OUT outcome text, OUT doc text, OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -429,7 +427,7 @@ BEGIN
             RETURNING x.* INTO h;
             IF FOUND THEN
                 doc := ledger.hold_json(h, p_from, p_to);
-                PERFORM ledger.ho_event(p_tenant, 'hold.created', p_id, doc);
+                events := ledger.ho_ev(events, p_emit, p_tenant, 'hold.created', p_id, doc);
                 outcome := 'ok';
                 RETURN;
             END IF;
@@ -464,14 +462,15 @@ END;
 $$;
 
 -- GET /v1/holds/{id}: a pending hold past its time is expired first.
-CREATE FUNCTION ledger.hold_get(p_tenant text, p_id text, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.hold_get(p_tenant text, p_id text, p_emit boolean, OUT outcome text, OUT doc text,
+                                OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
 BEGIN
     IF EXISTS (SELECT 1 FROM ledger.holds x WHERE x.tenant = p_tenant AND x.id = p_id AND x.status = 'pending'
                                              AND x.expires_at <= now_at) THEN
-        PERFORM ledger.hold_expire(p_tenant, p_id, now_at);
+        events := ledger.ho_ev(events, p_emit, p_tenant, 'hold.expired', p_id, ledger.hold_expire(p_tenant, p_id, now_at));
     END IF;
     doc := ledger.hold_doc(p_tenant, p_id);
     outcome := CASE WHEN doc IS NULL THEN 'not_found' ELSE 'ok' END;
@@ -484,7 +483,8 @@ $$;
 -- -= captured, the payee's posted += captured (an overflow there undoes
 -- everything: 422), two chained entries, the transfer with hold_id, the
 -- events transfer.posted and hold.captured. p_amount 0: all of it.
-CREATE FUNCTION ledger.hold_capture(p_tenant text, p_id text, p_amount bigint, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.hold_capture(p_tenant text, p_id text, p_amount bigint, p_emit boolean,
+                                    OUT outcome text, OUT doc text, OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -503,7 +503,8 @@ BEGIN
            AND p_amount <= x.amount
         RETURNING x.* INTO h;
         EXIT WHEN FOUND;
-        SELECT r.outcome, r.doc INTO outcome, doc FROM ledger.hold_refused(p_tenant, p_id, p_amount, now_at) r;
+        SELECT r.outcome, r.doc, ledger.ho_ev(events, p_emit, p_tenant, 'hold.expired', p_id, r.expired)
+          INTO outcome, doc, events FROM ledger.hold_refused(p_tenant, p_id, p_amount, now_at) r;
         IF outcome IS NOT NULL THEN
             RETURN;
         END IF;
@@ -539,25 +540,26 @@ BEGIN
     IF f.aid IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'hold_capture: the payer changed; retry';
     END IF;
-    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, metadata, hold_id, params,
-                                  created_at)
-        VALUES (p_tenant, tid, f.aid, t.aid, c, h.currency, h.metadata, p_id, '{"kind":"capture"}', now_at);
+    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, from_seq, to_seq, amount, currency, metadata,
+                                  hold_id, params, created_at)
+        VALUES (p_tenant, tid, f.aid, t.aid, f.seq, t.seq, c, h.currency, h.metadata, p_id, '{"kind":"capture"}', now_at);
     PERFORM ledger.ho_entries(tid, f, -c, t, c);
-    PERFORM ledger.ho_event(p_tenant, 'transfer.posted', tid,
-                            ledger.ho_transfer_json(tid, from_id, coalesce(to_id, '@world:' || h.currency), c, h.currency,
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'transfer.posted', tid,
+                            ledger.transfer_json(tid, from_id, coalesce(to_id, '@world:' || h.currency), c, h.currency, NULL,
                                                     h.metadata, p_id, NULL, now_at,
-                                                    ledger.ho_entry_json(from_id, f.seq, -c, f.posted) || ','
-                                                    || ledger.ho_entry_json(coalesce(to_id, '@world:' || h.currency),
+                                                    ledger.entry_json(from_id, f.seq, -c, f.posted) || ','
+                                                    || ledger.entry_json(coalesce(to_id, '@world:' || h.currency),
                                                                             t.seq, c, t.posted)));
     doc := ledger.hold_json(h, from_id, to_id);
-    PERFORM ledger.ho_event(p_tenant, 'hold.captured', p_id, doc);
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'hold.captured', p_id, doc);
     outcome := 'ok';
 END;
 $$;
 
 -- void: the hold -> voided (pending, not past its time), its amount
 -- leaves the payer's pending, the event hold.voided.
-CREATE FUNCTION ledger.hold_void(p_tenant text, p_id text, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.hold_void(p_tenant text, p_id text, p_emit boolean, OUT outcome text, OUT doc text,
+                                 OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -568,7 +570,8 @@ BEGIN
          WHERE x.tenant = p_tenant AND x.id = p_id AND x.status = 'pending' AND x.expires_at > now_at
         RETURNING x.* INTO h;
         EXIT WHEN FOUND;
-        SELECT r.outcome, r.doc INTO outcome, doc FROM ledger.hold_refused(p_tenant, p_id, 0, now_at) r;
+        SELECT r.outcome, r.doc, ledger.ho_ev(events, p_emit, p_tenant, 'hold.expired', p_id, r.expired)
+          INTO outcome, doc, events FROM ledger.hold_refused(p_tenant, p_id, 0, now_at) r;
         IF outcome IS NOT NULL THEN
             RETURN;
         END IF;
@@ -578,7 +581,7 @@ BEGIN
     END IF;
     UPDATE ledger.accounts a SET pending = a.pending - h.amount, version = a.version + 1 WHERE a.aid = h.from_account;
     doc := ledger.hold_doc(p_tenant, p_id);
-    PERFORM ledger.ho_event(p_tenant, 'hold.voided', p_id, doc);
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'hold.voided', p_id, doc);
     outcome := 'ok';
 END;
 $$;
@@ -593,6 +596,7 @@ DECLARE
     now_at timestamptz := clock_timestamp();
     r record;
     k bigint := 0;
+    doc text;
 BEGIN
     FOR r IN WITH due AS (
                  SELECT x.tenant, x.id FROM ledger.holds x WHERE x.status = 'pending' AND x.expires_at <= now_at
@@ -600,7 +604,9 @@ BEGIN
              SELECT due.tenant, due.id FROM due JOIN ledger.holds h ON h.tenant = due.tenant AND h.id = due.id
                JOIN ledger.accounts a ON a.aid = h.from_account
               ORDER BY a.tenant, a.id LOOP
-        IF ledger.hold_expire(r.tenant, r.id, now_at) IS NOT NULL THEN
+        doc := ledger.hold_expire(r.tenant, r.id, now_at);
+        IF doc IS NOT NULL THEN
+            PERFORM ledger.ho_ev(NULL, true, r.tenant, 'hold.expired', r.id, doc);
             k := k + 1;
         END IF;
     END LOOP;
@@ -631,8 +637,9 @@ LANGUAGE sql STABLE AS $$
      WHERE o.tenant = p_tenant AND o.id = p_id
 $$;
 
--- created -> expired for an order past its time; its document, or NULL
--- when it was not created or not past its time.
+-- created -> expired for an order past its time; its document (the caller
+-- emits order.expired), or NULL when it was not created or not past its
+-- time.
 CREATE FUNCTION ledger.order_expire(p_tenant text, p_id text, p_now timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -643,9 +650,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    doc := ledger.order_doc(p_tenant, p_id);
-    PERFORM ledger.ho_event(p_tenant, 'order.expired', p_id, doc);
-    RETURN doc;
+    RETURN ledger.order_doc(p_tenant, p_id);
 END;
 $$;
 
@@ -654,7 +659,7 @@ $$;
 -- lazily), or not_pending with its status. NULL: it is in that state
 -- (retry).
 CREATE FUNCTION ledger.order_refused(p_tenant text, p_id text, p_want text, p_now timestamptz,
-                                     OUT outcome text, OUT doc text)
+                                     OUT outcome text, OUT doc text, OUT expired text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     o ledger.orders;
@@ -663,7 +668,7 @@ BEGIN
     IF NOT FOUND THEN
         outcome := 'not_found';
     ELSIF o.status = 'created' AND o.expires_at <= p_now THEN
-        PERFORM ledger.order_expire(p_tenant, p_id, p_now);
+        expired := ledger.order_expire(p_tenant, p_id, p_now);
         outcome := 'not_pending'; doc := '{"order_status":"expired"}';
     ELSIF NOT (o.status = p_want OR (p_want = 'paid' AND o.status = 'partially_refunded')) THEN
         outcome := 'not_pending'; doc := '{"order_status":"' || o.status || '"}';
@@ -675,8 +680,8 @@ $$;
 -- first); the order row (a client id reused with the same parameters
 -- answers the stored order), the event order.created.
 CREATE FUNCTION ledger.order_create(p_tenant text, p_id text, p_customer text, p_merchant text, p_amount bigint,
-                                    p_currency text, p_expires_in bigint, p_metadata text, p_params text,
-                                    OUT outcome text, OUT doc text)
+                                    p_currency text, p_expires_in bigint, p_metadata text, p_params text, p_emit boolean,
+                                    OUT outcome text, OUT doc text, OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -698,7 +703,7 @@ BEGIN
             RETURNING x.* INTO o;
             IF FOUND THEN
                 doc := ledger.order_json(o, p_customer, p_merchant, o.status);
-                PERFORM ledger.ho_event(p_tenant, 'order.created', p_id, doc);
+                events := ledger.ho_ev(events, p_emit, p_tenant, 'order.created', p_id, doc);
                 outcome := 'ok';
                 RETURN;
             END IF;
@@ -727,14 +732,15 @@ END;
 $$;
 
 -- GET /v1/orders/{id}: a created order past its time is expired first.
-CREATE FUNCTION ledger.order_get(p_tenant text, p_id text, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.order_get(p_tenant text, p_id text, p_emit boolean, OUT outcome text, OUT doc text,
+                                 OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
 BEGIN
     IF EXISTS (SELECT 1 FROM ledger.orders x WHERE x.tenant = p_tenant AND x.id = p_id AND x.status = 'created'
                                               AND x.expires_at <= now_at) THEN
-        PERFORM ledger.order_expire(p_tenant, p_id, now_at);
+        events := ledger.ho_ev(events, p_emit, p_tenant, 'order.expired', p_id, ledger.order_expire(p_tenant, p_id, now_at));
     END IF;
     doc := ledger.order_doc(p_tenant, p_id);
     outcome := CASE WHEN doc IS NULL THEN 'not_found' ELSE 'ok' END;
@@ -787,7 +793,8 @@ $$;
 -- customer's under the debit's guard (402 leaves the order created), the
 -- merchant's through ho_merchant_credit (its inbox when busy); the
 -- events transfer.posted and order.paid.
-CREATE FUNCTION ledger.order_settle(p_tenant text, p_id text, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.order_settle(p_tenant text, p_id text, p_emit boolean, OUT outcome text, OUT doc text,
+                                    OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -804,7 +811,8 @@ BEGIN
          WHERE x.tenant = p_tenant AND x.id = p_id AND x.status = 'created' AND x.expires_at > now_at
         RETURNING x.* INTO o;
         EXIT WHEN FOUND;
-        SELECT r.outcome, r.doc INTO outcome, doc FROM ledger.order_refused(p_tenant, p_id, 'created', now_at) r;
+        SELECT r.outcome, r.doc, ledger.ho_ev(events, p_emit, p_tenant, 'order.expired', p_id, r.expired)
+          INTO outcome, doc, events FROM ledger.order_refused(p_tenant, p_id, 'created', now_at) r;
         IF outcome IS NOT NULL THEN
             RETURN;
         END IF;
@@ -851,23 +859,25 @@ BEGIN
         outcome := p.code; doc := p.extra;
         RETURN;
     END IF;
-    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, metadata, order_id, params,
-                                  created_at)
-        VALUES (p_tenant, tid, o.customer, o.merchant, o.amount, o.currency, '{}', p_id, '{"kind":"order"}', now_at);
+    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, from_seq, to_seq, amount, currency, metadata,
+                                  order_id, params, created_at)
+        VALUES (p_tenant, tid, o.customer, o.merchant, c.seq, (m.leg).seq, o.amount, o.currency, '{}', p_id,
+                '{"kind":"order"}', now_at);
     PERFORM ledger.ho_entries(tid, c, -o.amount, m.leg, o.amount);
-    PERFORM ledger.ho_event(p_tenant, 'transfer.posted', tid,
-                            ledger.ho_transfer_json(tid, cust_id, merch_id, o.amount, o.currency, '{}', NULL, p_id, now_at,
-                                                    ledger.ho_entry_json(cust_id, c.seq, -o.amount, c.posted) || ','
-                                                    || ledger.ho_entry_json(merch_id, (m.leg).seq, o.amount,
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'transfer.posted', tid,
+                            ledger.transfer_json(tid, cust_id, merch_id, o.amount, o.currency, NULL, '{}', NULL, p_id, now_at,
+                                                    ledger.entry_json(cust_id, c.seq, -o.amount, c.posted) || ','
+                                                    || ledger.entry_json(merch_id, (m.leg).seq, o.amount,
                                                                             (m.leg).posted)));
     doc := ledger.order_json(o, cust_id, merch_id, o.status);
-    PERFORM ledger.ho_event(p_tenant, 'order.paid', p_id, doc);
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'order.paid', p_id, doc);
     outcome := 'ok';
 END;
 $$;
 
 -- cancel: created -> cancelled (not past its time), the event order.cancelled.
-CREATE FUNCTION ledger.order_cancel(p_tenant text, p_id text, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.order_cancel(p_tenant text, p_id text, p_emit boolean, OUT outcome text, OUT doc text,
+                                    OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -877,11 +887,12 @@ BEGIN
          WHERE x.tenant = p_tenant AND x.id = p_id AND x.status = 'created' AND x.expires_at > now_at;
         IF FOUND THEN
             doc := ledger.order_doc(p_tenant, p_id);
-            PERFORM ledger.ho_event(p_tenant, 'order.cancelled', p_id, doc);
+            events := ledger.ho_ev(events, p_emit, p_tenant, 'order.cancelled', p_id, doc);
             outcome := 'ok';
             RETURN;
         END IF;
-        SELECT r.outcome, r.doc INTO outcome, doc FROM ledger.order_refused(p_tenant, p_id, 'created', now_at) r;
+        SELECT r.outcome, r.doc, ledger.ho_ev(events, p_emit, p_tenant, 'order.expired', p_id, r.expired)
+          INTO outcome, doc, events FROM ledger.order_refused(p_tenant, p_id, 'created', now_at) r;
         IF outcome IS NOT NULL THEN
             RETURN;
         END IF;
@@ -896,7 +907,8 @@ $$;
 -- under the debit's guard), legs in the global order; refunded += amount,
 -- status partially_refunded or refunded; events transfer.posted and
 -- order.refunded.
-CREATE FUNCTION ledger.order_refund(p_tenant text, p_id text, p_amount bigint, OUT outcome text, OUT doc text)
+CREATE FUNCTION ledger.order_refund(p_tenant text, p_id text, p_amount bigint, p_emit boolean,
+                                    OUT outcome text, OUT doc text, OUT events text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     now_at timestamptz := clock_timestamp();
@@ -912,7 +924,8 @@ DECLARE
 BEGIN
     SELECT * INTO o FROM ledger.orders x WHERE x.tenant = p_tenant AND x.id = p_id FOR UPDATE;
     IF NOT FOUND OR o.status NOT IN ('paid', 'partially_refunded') THEN
-        SELECT r.outcome, r.doc INTO outcome, doc FROM ledger.order_refused(p_tenant, p_id, 'paid', now_at) r;
+        SELECT r.outcome, r.doc, ledger.ho_ev(events, p_emit, p_tenant, 'order.expired', p_id, r.expired)
+          INTO outcome, doc, events FROM ledger.order_refused(p_tenant, p_id, 'paid', now_at) r;
         RETURN;
     END IF;
     rest := o.amount - o.refunded;
@@ -957,16 +970,17 @@ BEGIN
                                status = CASE WHEN x.refunded + amt = x.amount THEN 'refunded' ELSE 'partially_refunded' END
      WHERE x.tenant = p_tenant AND x.id = p_id
     RETURNING x.* INTO o;
-    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, amount, currency, metadata, order_id, params,
-                                  created_at)
-        VALUES (p_tenant, tid, o.merchant, o.customer, amt, o.currency, '{}', p_id, '{"kind":"order"}', now_at);
+    INSERT INTO ledger.transfers (tenant, id, from_account, to_account, from_seq, to_seq, amount, currency, metadata,
+                                  order_id, params, created_at)
+        VALUES (p_tenant, tid, o.merchant, o.customer, mg.seq, cl.seq, amt, o.currency, '{}', p_id, '{"kind":"order"}',
+                now_at);
     PERFORM ledger.ho_entries(tid, mg, -amt, cl, amt);
-    PERFORM ledger.ho_event(p_tenant, 'transfer.posted', tid,
-                            ledger.ho_transfer_json(tid, merch_id, cust_id, amt, o.currency, '{}', NULL, p_id, now_at,
-                                                    ledger.ho_entry_json(merch_id, mg.seq, -amt, mg.posted) || ','
-                                                    || ledger.ho_entry_json(cust_id, cl.seq, amt, cl.posted)));
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'transfer.posted', tid,
+                            ledger.transfer_json(tid, merch_id, cust_id, amt, o.currency, NULL, '{}', NULL, p_id, now_at,
+                                                    ledger.entry_json(merch_id, mg.seq, -amt, mg.posted) || ','
+                                                    || ledger.entry_json(cust_id, cl.seq, amt, cl.posted)));
     doc := ledger.order_json(o, cust_id, merch_id, o.status);
-    PERFORM ledger.ho_event(p_tenant, 'order.refunded', p_id, doc);
+    events := ledger.ho_ev(events, p_emit, p_tenant, 'order.refunded', p_id, doc);
     outcome := 'ok';
 END;
 $$;
@@ -1001,13 +1015,23 @@ DECLARE
     now_at timestamptz := clock_timestamp();
     r record;
     k bigint := 0;
+    doc text;
 BEGIN
     FOR r IN SELECT x.tenant, x.id FROM ledger.orders x WHERE x.status = 'created' AND x.expires_at <= now_at
               ORDER BY x.expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
-        IF ledger.order_expire(r.tenant, r.id, now_at) IS NOT NULL THEN
+        doc := ledger.order_expire(r.tenant, r.id, now_at);
+        IF doc IS NOT NULL THEN
+            PERFORM ledger.ho_ev(NULL, true, r.tenant, 'order.expired', r.id, doc);
             k := k + 1;
         END IF;
     END LOOP;
     RETURN k;
 END;
+$$;
+
+-- 013's hook of a hot account's inbox (a debit refused for insufficient
+-- funds, GET of the account): the consolidation.
+CREATE OR REPLACE FUNCTION ledger.inbox_post(p_aid bigint) RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT greatest(ledger.inbox_consolidate(p_aid, true, false), 0)
 $$;
