@@ -101,7 +101,7 @@ void lg_hold_capture(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, 
 void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 /* The sweeper: expires up to limit pending holds past their time, of any
  * tenant; cb gets how many (or -1 on error). */
-void lg_holds_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+void lg_holds_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- orders (orders.c, docs/orders.md) ---- */
 
@@ -125,13 +125,13 @@ void lg_order_refund(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, 
 void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, int limit, const json_t *after, lg_cb cb,
 		    void *arg);
 /* Expires created orders past their time, of any tenant. */
-void lg_orders_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+void lg_orders_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- the inbox of hot accounts (inbox.c, docs/orders.md) ---- */
 
 /* Moves the inboxes of hot accounts (any tenant) into their accounts; cb
  * gets how many credits (or -1 on error). */
-void lg_inbox_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+void lg_inbox_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- history (history.c) ---- */
 
