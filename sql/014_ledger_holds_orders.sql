@@ -170,10 +170,13 @@ $$;
 -- (2^63-1 - posted) / 32 per shard, so that the shards together hold at
 -- most half the account's headroom and a direct credit keeps the other
 -- half (with / 16, as first designed, every direct credit would fail its
--- guard and revoke the room first). revoke: hand out no room (a direct
--- credit that needs the whole headroom). wait false: an account whose row
--- is locked is skipped (-1). Returns how many credits it posted.
-CREATE FUNCTION ledger.inbox_consolidate(p_aid bigint, p_wait boolean, p_revoke boolean) RETURNS bigint
+-- guard and revoke the room first). p_room: 1 hand room out (a busy
+-- merchant's first wait), -1 revoke it (a direct credit that needs the
+-- whole headroom), 0 hand it out again only to an account that had room or
+-- credits waiting (a hot account; any other account gets no shards).
+-- wait false: an account whose row is locked is skipped (-1). Returns how
+-- many credits it posted.
+CREATE FUNCTION ledger.inbox_consolidate(p_aid bigint, p_wait boolean, p_room integer) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     a ledger.accounts;
@@ -220,12 +223,16 @@ BEGIN
           FROM unnest(seqs, tids, amts, bals, ats, hs, ps) AS u (s, t, am, b, at, h, p);
         DELETE FROM ledger.inbox i WHERE i.account = p_aid AND i.n = ANY (ns);
     END IF;
-    room := CASE WHEN p_revoke THEN 0 ELSE (9223372036854775807 - v_posted) / 32 END;
+    IF p_room < 0 OR (p_room = 0 AND k = 0 AND a.inbox_granted = 0) THEN
+        room := 0;
+    ELSE
+        room := (9223372036854775807 - v_posted) / 32;
+    END IF;
     IF room > 0 THEN
         INSERT INTO ledger.inbox_shards AS s (account, shard, total, room)
         SELECT p_aid, g, 0, room FROM generate_series(0, 15) AS g
             ON CONFLICT (account, shard) DO UPDATE SET total = 0, room = EXCLUDED.room;
-    ELSE
+    ELSIF a.inbox_granted > 0 OR k > 0 THEN
         UPDATE ledger.inbox_shards s SET total = 0, room = 0 WHERE s.account = p_aid;
     END IF;
     IF k > 0 THEN
@@ -250,7 +257,7 @@ BEGIN
     IF v_aid IS NULL OR NOT EXISTS (SELECT 1 FROM ledger.inbox i WHERE i.account = v_aid) THEN
         RETURN 0;
     END IF;
-    RETURN ledger.inbox_consolidate(v_aid, true, false);
+    RETURN ledger.inbox_consolidate(v_aid, true, 0);
 END;
 $$;
 
@@ -286,7 +293,7 @@ BEGIN
         SELECT a.aid INTO v_aid FROM ledger.accounts a
          WHERE a.tenant = p_tenant AND a.id = p_account AND a.currency = p_currency AND a.inbox_granted > 0;
         IF v_aid IS NOT NULL THEN
-            PERFORM ledger.inbox_consolidate(v_aid, true, true);
+            PERFORM ledger.inbox_consolidate(v_aid, true, -1);
             r := ledger.ho_post(p_tenant, p_account, p_currency, p_tid, p_amount, 0, false, p_now);
         END IF;
     END IF;
@@ -307,7 +314,7 @@ BEGIN
     FOR r IN SELECT d.account FROM (SELECT i.account, min(i.at) AS at FROM ledger.inbox i GROUP BY i.account) d
               JOIN ledger.accounts a ON a.aid = d.account
              ORDER BY d.at LIMIT p_limit LOOP
-        k := ledger.inbox_consolidate(r.account, false, false);
+        k := ledger.inbox_consolidate(r.account, false, 0);
         IF k > 0 THEN
             total := total + k;
         END IF;
@@ -445,8 +452,8 @@ BEGIN
             END IF;
             RETURN;
         END IF;
-        PERFORM 1 FROM ledger.accounts a WHERE a.tenant = p_tenant AND a.id IN (p_from, p_to) ORDER BY a.id
-            FOR NO KEY UPDATE;
+        -- the payer locked (the payee is only read: a hold takes no lock on it)
+        PERFORM 1 FROM ledger.accounts a WHERE a.tenant = p_tenant AND a.id = p_from FOR NO KEY UPDATE;
         SELECT x.code, x.extra INTO p FROM (
             SELECT 0 AS ord, l.* FROM ledger.ho_leg_problem(p_tenant, p_from, p_currency, p_amount, true, 0, p_amount) l
             UNION ALL
@@ -782,7 +789,7 @@ BEGIN
     END IF;
     leg := ledger.ho_credit(p_tenant, p_id, p_currency, p_tid, p_amount, p_now);
     IF leg.aid IS NOT NULL AND (SELECT a.inbox_granted FROM ledger.accounts a WHERE a.aid = p_aid) = 0 THEN
-        PERFORM ledger.inbox_consolidate(p_aid, true, false);
+        PERFORM ledger.inbox_consolidate(p_aid, true, 1);
     END IF;
 END;
 $$;
@@ -1033,5 +1040,6 @@ $$;
 -- funds, GET of the account): the consolidation.
 CREATE OR REPLACE FUNCTION ledger.inbox_post(p_aid bigint) RETURNS bigint
 LANGUAGE sql VOLATILE AS $$
-    SELECT greatest(ledger.inbox_consolidate(p_aid, true, false), 0)
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM ledger.inbox i WHERE i.account = p_aid)
+                THEN greatest(ledger.inbox_consolidate(p_aid, true, 0), 0) ELSE 0 END
 $$;

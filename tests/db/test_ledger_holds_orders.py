@@ -363,7 +363,7 @@ def test_inbox_under_a_busy_merchant():
         account(c)
         credit(c, 1000)
     # room for the shards first (a merchant's first busy settlement waits)
-    assert q("SELECT ledger.inbox_consolidate(%s, true, false)", (aid_of("bm"),))[0][0] == 0
+    assert q("SELECT ledger.inbox_consolidate(%s, true, 1)", (aid_of("bm"),))[0][0] == 0
     assert state("bm")[3] == 16 * ((MAX - 0) // 32)
     orders = []
     for c in custs:
@@ -416,7 +416,7 @@ def test_inbox_overflow_guard_at_max():
     account("vc")
     credit("vc", 10**6)
     credit("vm", MAX - 320)
-    assert q("SELECT ledger.inbox_consolidate(%s, true, false)", (aid_of("vm"),))[0][0] == 0
+    assert q("SELECT ledger.inbox_consolidate(%s, true, 1)", (aid_of("vm"),))[0][0] == 0
     assert state("vm")[3] == 160      # room 10 per shard
     oids = []
     for i in range(16):
