@@ -709,6 +709,13 @@ BEGIN
                 ON CONFLICT (tenant, id) DO NOTHING
             RETURNING x.* INTO o;
             IF FOUND THEN
+                -- A merchant's first order hands room out to its inbox
+                -- shards, so that a settlement that finds its row busy
+                -- never waits (not even the first one); when the row is
+                -- busy now, the next order tries again.
+                IF (SELECT a.inbox_granted FROM ledger.accounts a WHERE a.aid = v_m) = 0 THEN
+                    PERFORM ledger.inbox_consolidate(v_m, false, 1);
+                END IF;
                 doc := ledger.order_json(o, p_customer, p_merchant, o.status);
                 events := ledger.ho_ev(events, p_emit, p_tenant, 'order.created', p_id, doc);
                 outcome := 'ok';
