@@ -29,11 +29,13 @@
 -- ---------------------------------------------------------------------
 
 -- A new id as lg_new_id writes them: prefix, 12 hex digits of the epoch
--- milliseconds, 20 random hex digits (gen_random_uuid: a strong source).
+-- milliseconds, 20 random hex digits (from gen_random_uuid's 122 random
+-- bits, a strong source, through md5 so that its fixed version bits do not
+-- show).
 CREATE FUNCTION ledger.ho_new_id(prefix text) RETURNS text
 LANGUAGE sql VOLATILE AS $$
     SELECT prefix || lpad(to_hex((floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) & 281474976710655), 12, '0')
-           || substr(replace(gen_random_uuid()::text, '-', ''), 1, 20)
+           || substr(md5(gen_random_uuid()::text), 1, 20)
 $$;
 
 -- A JSON string, or null.
