@@ -248,8 +248,14 @@ def test_guard_under_concurrent_holds():
     assert not errs, errs
     assert [r[0] for r in res].count("ok") == 17, [r[0] for r in res]
     assert all(r[0] == "insufficient" for r in res if r[0] != "ok")
-    posted, pending, _, _ = state("gh")
+    posted, pending, _, granted = state("gh")
     assert (posted, pending) == (300, 340) and posted - pending >= -50
+    # refused holds and a refused debit (013's, which posts the payer's
+    # inbox first) give an account that is no merchant no inbox shards
+    code, _ = q("SELECT code, doc FROM ledger.transfer(%s, %s, 'gh', NULL, 1000, 'EUR', NULL, '{}', '{}')",
+                (TENANT, fresh("trd_")))[0]
+    assert code == "insufficient" and state("gh")[3] == granted == 0
+    assert not q("SELECT 1 FROM ledger.inbox_shards WHERE account = %s", (aid_of("gh"),))
 
 
 def test_capture_void_expiry_race_exactly_one_wins():
@@ -362,14 +368,15 @@ def test_inbox_under_a_busy_merchant():
     for c in custs:
         account(c)
         credit(c, 1000)
-    # room for the shards first (a merchant's first busy settlement waits)
-    assert q("SELECT ledger.inbox_consolidate(%s, true, 1)", (aid_of("bm"),))[0][0] == 0
-    assert state("bm")[3] == 16 * ((MAX - 0) // 32)
+    # no shards before the merchant's first order; that order hands room out
+    assert state("bm")[3] == 0 and not q("SELECT 1 FROM ledger.inbox_shards WHERE account = %s", (aid_of("bm"),))
     orders = []
     for c in custs:
         oid = fresh("ob_")
         assert order(c, "bm", 10, oid=oid)[0] == "ok"
         orders.append(oid)
+    assert state("bm")[3] == 16 * (MAX // 32)
+    assert q("SELECT count(*), sum(total) FROM ledger.inbox_shards WHERE account = %s", (aid_of("bm"),))[0] == (16, 0)
     locker = connect(autocommit=False)
     with locker.cursor() as cur:
         cur.execute("SELECT 1 FROM ledger.accounts WHERE tenant = %s AND id = 'bm' FOR NO KEY UPDATE", (TENANT,))
