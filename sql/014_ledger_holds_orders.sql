@@ -303,6 +303,22 @@ BEGIN
 END;
 $$;
 
+-- For 013's credit legs (a hook, not called there yet): a direct credit
+-- refused by its overflow guard while the account has room handed to its
+-- inbox shards may still fit once the room is taken back. Posts the inbox
+-- and revokes the room (waits for the row); true when there was room, so
+-- that trying the credit again can change the answer.
+CREATE FUNCTION ledger.inbox_revoke(p_aid bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF (SELECT a.inbox_granted FROM ledger.accounts a WHERE a.aid = p_aid) > 0 THEN
+        PERFORM ledger.inbox_consolidate(p_aid, true, -1);
+        RETURN true;
+    END IF;
+    RETURN false;
+END;
+$$;
+
 -- The consolidation sweeper: the accounts with the oldest waiting
 -- credits, any tenant, up to p_limit accounts; an account whose row is
 -- locked is left for the next round. Returns how many credits it posted.

@@ -463,6 +463,19 @@ def test_inbox_overflow_guard_at_max():
     assert order("vc", "vm", 160, oid=big)[0] == "ok"
     assert fn("order_settle", big)[0] == "ok"
     assert state("vm")[0] == MAX and state("vm")[3] == 0
+    # 013's transfer to a merchant with room: a credit above half the
+    # headroom is refused while the room is handed out (a hook for 013:
+    # ledger.inbox_revoke takes it back, then the credit fits)
+    account("vr")
+    assert order("vc", "vr", 1)[0] == "ok" and state("vr")[3] == 16 * (MAX // 32)
+    big = MAX - MAX // 4
+    code = q("SELECT code FROM ledger.transfer(%s, %s, NULL, 'vr', %s, 'EUR', NULL, '{}', '{}')",
+             (TENANT, fresh("trv_"), big))[0][0]
+    assert code == "overflow"
+    assert q("SELECT ledger.inbox_revoke(%s)", (aid_of("vr"),))[0][0] is True and state("vr")[3] == 0
+    code = q("SELECT code FROM ledger.transfer(%s, %s, NULL, 'vr', %s, 'EUR', NULL, '{}', '{}')",
+             (TENANT, fresh("trv_"), big))[0][0]
+    assert code == "ok" and state("vr")[0] == big
     one = fresh("ov_")
     assert order("vc", "vm", 1, oid=one)[0] == "ok"
     before = state("vc")
