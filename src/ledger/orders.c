@@ -131,16 +131,15 @@ static void listed(db_result *res, void *arg)
 			json_decref(next);
 			next = us != NULL && id != NULL ? json_pack("{s:I, s:s}", "c", (json_int_t)strtoll(us, NULL, 10), "i", id) : NULL;
 		}
-		out = st == LG_OK && next != NULL ? json_pack("{s:o, s:o}", "data", data, "next", next) : NULL;
-		if (out == NULL) {
-			if (st == LG_OK) {
-				json_decref(data);
-				json_decref(next);
-			} else {
-				json_decref(data);
-			}
-			st = LG_FAILED;
+		if (st == LG_OK && next != NULL) {
+			/* "o" takes both references, also when packing fails */
+			out = json_pack("{s:o, s:o}", "data", data, "next", next);
+		} else {
+			json_decref(data);
+			json_decref(next);
 		}
+		if (out == NULL)
+			st = LG_FAILED;
 	}
 	l->cb(st, out, l->arg);
 	json_decref(out);
