@@ -335,6 +335,39 @@ def test_order_lifecycle():
     assert verify("oc") == [] and verify("om") == []
 
 
+def test_settle_cancel_expiry_race_exactly_one_wins():
+    """Settle, cancel and the sweeper on one order at its expiry time, 20
+    rounds: exactly one changes it; money moved only for a settlement."""
+    account("sc"), account("sm")
+    credit("sc", 10000)
+    paid = 0
+    for r in range(20):
+        oid = fresh("os_")
+        assert order("sc", "sm", 10, oid=oid)[0] == "ok"
+        q("UPDATE ledger.orders SET expires_at = clock_timestamp() + interval '30 milliseconds'"
+          " WHERE tenant = %s AND id = %s", (TENANT, oid))
+        time.sleep(0.03 if r % 2 else 0.0)
+
+        def one(i):
+            if i == 0:
+                return "settle", fn("order_settle", oid)[0]
+            if i == 1:
+                return "cancel", fn("order_cancel", oid)[0]
+            return "expiry", "ok" if q("SELECT ledger.orders_sweep(10)")[0][0] else "none"
+        res, errs = run_threads(3, one)
+        assert not errs, errs
+        status = fn("order_get", oid)[1]["status"]
+        winners = [who for who, o in res if o == "ok"]
+        assert len(winners) <= 1, res
+        if winners:
+            assert status == {"settle": "paid", "cancel": "cancelled", "expiry": "expired"}[winners[0]], (res, status)
+        else:
+            assert status == "expired", (res, status)
+        paid += status == "paid"
+    assert state("sc")[0] == 10000 - 10 * paid and state("sm")[0] == 10 * paid
+    assert verify("sc") == [] and verify("sm") == []
+
+
 def test_concurrent_partial_refunds_never_exceed_the_amount():
     account("pc"), account("pm")
     credit("pc", 100)
@@ -498,6 +531,7 @@ def test_capture_overflow_undoes_everything():
 
 TESTS = [test_hold_lifecycle_and_problems, test_lazy_expiry_and_sweeper, test_guard_under_concurrent_holds,
          test_capture_void_expiry_race_exactly_one_wins, test_order_lifecycle,
+         test_settle_cancel_expiry_race_exactly_one_wins,
          test_concurrent_partial_refunds_never_exceed_the_amount, test_inbox_under_a_busy_merchant,
          test_inbox_overflow_guard_at_max, test_capture_overflow_undoes_everything]
 
