@@ -243,7 +243,7 @@ static void orders_swept(long n, void *arg)
 		aw->hold_sweeping = false;
 		return;
 	}
-	lg_inbox_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, inboxes_swept, aw);
+	lg_inbox_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, inboxes_swept, aw);
 }
 
 static void holds_swept(long n, void *arg)
@@ -260,7 +260,7 @@ static void holds_swept(long n, void *arg)
 		aw->hold_sweeping = false;
 		return;
 	}
-	lg_orders_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, orders_swept, aw);
+	lg_orders_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, orders_swept, aw);
 }
 
 /* Expires pending holds past their time, releasing their amounts, then
@@ -273,7 +273,7 @@ static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg)
 	if (aw->hold_sweeping || aw->db == NULL || db_pool_up(aw->db) == 0 || http_worker_draining(aw->hw))
 		return;
 	aw->hold_sweeping = true;
-	lg_holds_sweep(aw->items, (int)aw->app->cfg->ttl_sweep_batch, holds_swept, aw);
+	lg_holds_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, holds_swept, aw);
 }
 
 static bool add_timer(http_worker *w, struct event **ev, long long ms, event_callback_fn fn, app_worker *aw)

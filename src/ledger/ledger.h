@@ -1,7 +1,8 @@
-/* ledger.h — the money rules (docs/ledger.md): accounts and transfers as
- * one call each of the SQL functions on the ledger tables
- * (sql/013_ledger_transfers.sql); holds, orders and history as item-layer
- * operations on the tenant's system table until issue #16 moves them. Every
+/* ledger.h — the money rules (docs/ledger.md): accounts, transfers, holds
+ * and orders as one call each of the SQL functions on the ledger tables
+ * (sql/013_ledger_transfers.sql, sql/014_ledger_holds_orders.sql); history
+ * as item-layer operations on the tenant's system table until issue #16
+ * moves it. Every
  * call takes the caller's transaction (NULL: the call on its own), so that
  * an API request's effects commit with its idempotency record. */
 #ifndef OL_LEDGER_H
@@ -100,8 +101,8 @@ void lg_hold_get(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 void lg_hold_capture(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, void *arg);
 void lg_hold_void(const lg_ctx *c, const char *id, lg_cb cb, void *arg);
 /* The sweeper: expires up to limit pending holds past their time, of any
- * tenant; cb gets how many (or -1 on error). */
-void lg_holds_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+ * tenant (a call on its own on db); cb gets how many (or -1 on error). */
+void lg_holds_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- orders (orders.c, docs/orders.md) ---- */
 
@@ -124,14 +125,16 @@ void lg_order_refund(const lg_ctx *c, const char *id, int64_t amount, lg_cb cb, 
 /* Newest first: obj = {"data": [...], "next": <position>|null}. */
 void lg_orders_list(const lg_ctx *c, const char *status, const char *customer, int limit, const json_t *after, lg_cb cb,
 		    void *arg);
-/* Expires created orders past their time, of any tenant. */
-void lg_orders_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+/* Expires up to limit created orders past their time, of any tenant (a
+ * call on its own on db); cb gets how many (or -1 on error). */
+void lg_orders_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- the inbox of hot accounts (inbox.c, docs/orders.md) ---- */
 
-/* Moves the inboxes of hot accounts (any tenant) into their accounts; cb
- * gets how many credits (or -1 on error). */
-void lg_inbox_sweep(it_store *items, int limit, void (*cb)(long n, void *arg), void *arg);
+/* Posts the inboxes of up to limit hot accounts (any tenant; one whose row
+ * or shards another transaction holds is left for the next round) into
+ * their accounts; cb gets how many credits (or -1 on error). */
+void lg_inbox_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg);
 
 /* ---- history (history.c) ---- */
 

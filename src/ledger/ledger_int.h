@@ -144,19 +144,20 @@ void lg_journal_flush(const lg_ctx *c, lg_journal *j, void (*cb)(lg_status st, v
  * transfer.posted): written with the flush. */
 bool lg_journal_event(lg_journal *j, const char *type, const json_t *data);
 
-/* ---- the inbox of hot accounts (inbox.c) --------------------------------
+/* ---- holds, orders, the inbox (ho_call.c, sql/014) ----------------------
  *
- * A credit that finds its account's row locked by another transaction goes
- * to the account's inbox (an item, no row lock); consolidation posts the
- * inbox into the account as entries, in batches. */
-bool lg_hot(const char *tenant, const char *account);
-/* The account was found locked: credit its inbox for a while. */
-void lg_hot_mark(const char *tenant, const char *account);
-/* The Put of one inbox credit (a deferred journal action). */
+ * One call of a function of sql/014_ledger_holds_orders.sql returning
+ * (outcome, doc, events): cb gets the status of the outcome and doc (the
+ * object, or the problem's members); the events are queued on c->tx. */
+void lg_ho_call(const lg_ctx *c, const db_stmt *st, const char *const *values, lg_cb cb, void *arg);
+/* The functions' p_emit: "true" (write the events in SQL) without a request
+ * transaction, else "false" (return them, lg_ho_call queues them). */
+const char *lg_ho_emit(const lg_ctx *c);
+/* A sweeper: the statement with $1 = limit, on its own; cb gets its count
+ * (or -1 on error). */
+void lg_ho_sweep(db_pool *db, const db_stmt *st, int limit, void (*cb)(long n, void *arg), void *arg);
+/* Dead with journal.c (the item-layout inbox credit). */
 json_t *lg_inbox_put_action(const char *account, const char *currency, const char *transfer_id, int64_t amount);
-/* Posts the account's inbox (all of it, in rounds) in c's transaction, or
- * in one of its own when c->tx is NULL; moved: how many credits. */
-void lg_inbox_consolidate(const lg_ctx *c, const char *account, void (*cb)(lg_status st, long moved, void *arg), void *arg);
 
 /* ---- events (events.c, docs/events.md) ---------------------------------
  *

@@ -314,15 +314,17 @@ SYSTEM_TABLE = "ol:ledger"
 
 
 def lock_account(database_url, tenant, acc_id):
-    """Opens a transaction holding FOR UPDATE on the account's row of
-    ledger.accounts (sql/012_ledger.sql), so that a request writing the
-    account blocks in PostgreSQL. Returns the connection (rollback() or
-    close() releases it)."""
+    """Opens a transaction holding FOR NO KEY UPDATE on the account's row
+    of ledger.accounts (sql/012_ledger.sql), the lock another transaction
+    writing the account holds, so that a request writing the account
+    blocks in PostgreSQL (foreign key checks, FOR KEY SHARE, do not: an
+    inbox credit of a busy merchant goes through). Returns the connection
+    (rollback() or close() releases it)."""
     import psycopg2
     conn = psycopg2.connect(database_url)
     cur = conn.cursor()
     cur.execute("SET lock_timeout = '10s'")
-    cur.execute("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s FOR UPDATE", (tenant, acc_id))
+    cur.execute("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s FOR NO KEY UPDATE", (tenant, acc_id))
     if not cur.fetchall():
         conn.rollback()
         conn.close()
