@@ -108,7 +108,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "onceledgerd: %s\n", err ? err : "invalid settings");
 		goto done;
 	}
-	log_set_level(cfg.log_level);
+	log_min_level = cfg.log_level;
 	/* A malformed URL is a configuration error now, not a relay that
 	 * retries forever. */
 	if (!redis_url_parse(cfg.redis_url, &ru, &err)) {

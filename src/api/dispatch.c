@@ -46,10 +46,10 @@ static void run_handler(http_req *r)
 static bool rate_limit_ok(http_req *r, const auth_principal *p)
 {
 	const ol_config *cfg = api_worker(r)->app->cfg;
-	long rps = p->rate_limit_rps >= 0 ? p->rate_limit_rps : (long)cfg->rate_limit_rps;
+	long rps = p->rate_limit_rps >= 0 ? p->rate_limit_rps : cfg->rate_limit_rps;
 	if (rps <= 0 || api_worker(r)->app->rl == NULL)
 		return true;
-	long burst = p->rate_limit_burst > 0 ? p->rate_limit_burst : cfg->rate_limit_burst > 0 ? (long)cfg->rate_limit_burst : rps;
+	long burst = p->rate_limit_burst > 0 ? p->rate_limit_burst : cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst : rps;
 	rl_verdict v;
 	rl_take(api_worker(r)->app->rl, p->key_id, p->tenant, (double)rps, (double)burst, util_mono_us(), &v);
 	char policy[96], limit[96];
@@ -74,14 +74,14 @@ static void auth_done(auth_status st, const auth_principal *p, void *arg)
 	api_req *a = api_ctx(r);
 	const route *rt = a->match.route;
 	if (st == AUTH_UNAVAILABLE) {
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
 		return;
 	}
 	if (st == AUTH_THROTTLED) {
 		/* Made-up keys, most likely: counted in /metrics, not logged at
 		 * warn once per request. */
 		a->quiet = true;
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s,
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s,
 				    "too many lookups of API keys this server does not know; retry shortly");
 		return;
 	}

@@ -33,7 +33,7 @@ static void ttl_swept(long deleted, void *arg)
 	/* then the stream records past their retention, batch after batch */
 	if (!http_worker_draining(aw->hw)) {
 		aw->sweeping = true;
-		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
+		it_sweep_streams(aw->items, aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
 	}
 }
 
@@ -49,7 +49,7 @@ static void streams_swept(long deleted, void *arg)
 		log_debug("stream_records_swept", "{s:I}", "deleted", (json_int_t)deleted);
 	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw)) {
 		aw->sweeping = true;
-		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
+		it_sweep_streams(aw->items, aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
 	}
 }
 
@@ -62,7 +62,7 @@ static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
 	if (aw->sweeping || aw->db == NULL || db_pool_up(aw->db) == 0)
 		return;
 	aw->sweeping = true;
-	it_sweep_expired(aw->items, (int)aw->app->cfg->ttl_sweep_batch, ttl_swept, aw);
+	it_sweep_expired(aw->items, aw->app->cfg->ttl_sweep_batch, ttl_swept, aw);
 }
 
 static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg);

@@ -154,3 +154,30 @@ def test_bad_key_files_exit_1(stack, tmp_path):
     keydir.mkdir(mode=0o700)
     status, out, _ = _run(_argv(tmp_path, "--events-key-file", str(keydir)), _env(stack), tmp_path, 20 * TIME_FACTOR)
     _assert_clean_failure(status, out, "an events key file that is a directory")
+
+
+@pytest.mark.parametrize("flag,value,needs", [
+    ("--idle-timeout-ms", "2h", "from 100ms to 1h"),
+    ("--outbox-retention-s", "1500ms", "from 1m to 3650d"),
+    ("--threads", "many", "from 0 to 256"),
+    ("--relay-enabled", "maybe", "true, false"),
+    ("--log-level", "loud", "one of debug, info, warn, error"),
+])
+def test_a_bad_setting_value_exits_1_naming_the_setting_and_its_bounds(stack, tmp_path, flag, value, needs):
+    """The settings are typed (src/config.c): a value not of its type or out
+    of its bounds is refused before anything starts."""
+    p = subprocess.run(_argv(tmp_path, flag, value), capture_output=True, text=True, timeout=20 * TIME_FACTOR,
+                       env=_env(stack))
+    name = flag[2:].replace("-", "_")
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert f"invalid value '{value}' for {name}: expected" in p.stderr and needs in p.stderr, p.stderr
+    assert not [r for r in REPORTS if r in p.stdout + p.stderr], p.stderr
+
+
+def test_durations_with_units_and_boolean_words_are_accepted(daemon_factory):
+    """`1m`, `2s`, `off`: the daemon starts with them and serves."""
+    d = daemon_factory("--idle-timeout-ms", "1m", "--read-timeout-ms", "2s", "--outbox-retention-s", "7d",
+                       "--relay-enabled", "off", "--log-level", "warn")
+    assert d.get("/healthz").status_code == 200
+    log = d.log_text()
+    assert '"level":"info"' not in log, "log_level warn still logs info lines"
