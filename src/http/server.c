@@ -892,7 +892,7 @@ static bool worker_setup(http_server *s, http_worker *w, int index, long cap, ch
 	w->index = index;
 	w->cap = cap < 1 ? 1 : cap;
 	TAILQ_INIT(&w->conns);
-	w->base = event_base_new();
+	w->base = fault_inject("http_worker") ? NULL : event_base_new();
 	if (w->base == NULL)
 		goto fail;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);

@@ -33,7 +33,7 @@ REPORTS = ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer", "runtime error:", 
 
 # The steps a daemon with every listener, a master key and the relay takes
 # (src/onceledgerd.c, src/api/worker.c, src/http/server.c); two workers.
-EXPECTED_STEPS = {"rate_limits", "workers", "main_loop", "worker", "db_pool", "auth_cache", "metrics",
+EXPECTED_STEPS = {"rate_limits", "workers", "http_worker", "main_loop", "worker", "db_pool", "auth_cache", "metrics",
                   "item_store", "idem_hints", "akid_cache", "sweepers", "worker_thread", "relay"}
 
 
@@ -122,7 +122,7 @@ def test_each_start_up_step_failing_exits_1_and_frees_everything(stack, tmp_path
     missing = EXPECTED_STEPS - set(seen)
     assert not missing, f"start-up steps never injected: {sorted(missing)} (seen: {seen})"
     # Per-worker steps come once per worker, the threads once per worker too.
-    for step in ("worker", "db_pool", "metrics", "sweepers", "worker_thread"):
+    for step in ("http_worker", "worker", "db_pool", "metrics", "sweepers", "worker_thread"):
         assert seen.count(step) == 2, f"{step}: {seen.count(step)} times in {seen}, expected once per worker"
 
 
