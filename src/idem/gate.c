@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "items/value.h"
 #include "util/util.h"
 
 struct idem_gate {
@@ -218,49 +219,73 @@ static bool decided_by_claim(idem_gate *g)
 	}
 }
 
-static void saved(it_reply *r, void *arg)
+static void saved(it_set_status st, void *arg)
 {
 	idem_gate *g = arg;
 	if (g->claim.outcome != IT_CLAIM_CLAIMED) {
 		decided_by_claim(g);
 		return;
 	}
-	if (r->err_type != NULL || !db_tx_committed(g->tx)) {
-		finish(g, r->retryable || r->err_type == NULL ? IDEM_UNAVAILABLE : IDEM_FAILED, 0);
+	if (st != IT_SET_OK || !db_tx_committed(g->tx)) {
+		finish(g, st == IT_SET_UNAVAILABLE || st == IT_SET_OK ? IDEM_UNAVAILABLE : IDEM_FAILED, 0);
 		return;
 	}
 	finish(g, IDEM_SEND, g->claim.expires);
 }
 
-static json_t *av_s(const char *s)
+/* A string attribute value; false when out of memory. */
+static bool set_s(it_value *m, const char *name, const char *p, size_t len)
 {
-	return json_pack("{s:s}", "S", s);
+	it_value *v = it_value_new_str(IT_S, p, len);
+	if (v != NULL && it_map_set(m, name, strlen(name), v))
+		return true;
+	it_value_free(v);
+	return false;
+}
+
+/* The record's completed state, as typed attributes: status "completed" and
+ * response {status: N, headers: M of S, body: S}. NULL when out of memory. */
+static it_value *completed_attrs(const idem_saved *resp)
+{
+	it_value *attrs = it_value_new_map(), *r = it_value_new_map(), *hm = it_value_new_map();
+	char status[8];
+	int n = snprintf(status, sizeof(status), "%d", resp->status);
+	it_value *code = it_value_new_str(IT_N, status, (size_t)n);
+	bool ok = attrs != NULL && r != NULL && hm != NULL && code != NULL;
+	const char *name;
+	json_t *v;
+	json_object_foreach(resp->headers, name, v)
+	{
+		if (ok && json_is_string(v))
+			ok = set_s(hm, name, json_string_value(v), json_string_length(v));
+	}
+	ok = ok && it_map_set(r, "status", 6, code);
+	code = ok ? NULL : code;
+	ok = ok && it_map_set(r, "headers", 7, hm);
+	hm = ok ? NULL : hm;
+	ok = ok && set_s(r, "body", resp->body != NULL ? resp->body : "", resp->body != NULL ? resp->len : 0) &&
+	     it_map_set(attrs, "response", 8, r);
+	r = ok ? NULL : r;
+	ok = ok && set_s(attrs, "status", "completed", 9);
+	it_value_free(code);
+	it_value_free(hm);
+	it_value_free(r);
+	if (!ok) {
+		it_value_free(attrs);
+		return NULL;
+	}
+	return attrs;
 }
 
 static void save(idem_gate *g)
 {
-	json_t *hm = json_object();
-	const char *name;
-	json_t *v;
-	json_object_foreach(g->resp.headers, name, v)
-	{
-		if (json_is_string(v))
-			json_object_set_new(hm, name, av_s(json_string_value(v)));
-	}
-	char status[8];
-	snprintf(status, sizeof(status), "%d", g->resp.status);
-	json_t *body = json_stringn(g->resp.body != NULL ? g->resp.body : "", g->resp.len);
-	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:{s:{s:s}, s:{s:o}, s:{s:o}}}}}",
-				"TableName", IT_SYSTEM_TABLE, "Key", record_key(g), "UpdateExpression", "SET #s = :s, #r = :r",
-				"ConditionExpression", "attribute_exists(PK)", "ExpressionAttributeNames", "#s", "status", "#r",
-				"response", "ExpressionAttributeValues", ":s", "S", "completed", ":r", "M", "status", "N", status,
-				"headers", "M", hm, "body", "S", body);
-	if (req == NULL) {
+	it_value *attrs = completed_attrs(&g->resp);
+	if (attrs == NULL) {
 		finish(g, IDEM_FAILED, 0);
 		return;
 	}
-	it_call_tx(g->store, g->tx, DB_TX_COMMIT | IT_NO_SAVEPOINT, g->tenant, "UpdateItem", req, saved, g);
-	json_decref(req);
+	it_claim_set(g->tx, &g->claim, attrs, DB_TX_COMMIT, saved, g);
+	it_value_free(attrs);
 }
 
 void idem_gate_finish(idem_gate *g, idem_saved *resp, void (*cb)(const idem_result *res, void *arg), void *arg)

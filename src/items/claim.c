@@ -29,6 +29,10 @@ static const db_stmt stmt_guard = {"it_claim_guard", "SELECT ol_it_claim_guard($
 void it_claim_clear(it_claim *c)
 {
 	json_decref(c->item);
+	if (c->table != NULL)
+		it_table_unref(c->table);
+	free(c->pkenc);
+	free(c->skenc);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -101,16 +105,109 @@ static void table_loaded(it_op *op, it_table *t)
 	b = db_batch_new();
 	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_claim, p) && db_batch_add(b, &stmt_guard, g);
 	it_value_free(item);
-	free(pkenc);
-	free(skenc);
 	free(text);
 	if (!ok) {
+		free(pkenc);
+		free(skenc);
 		db_batch_free(b);
 		it_finish_err(op, "InternalServerError", NULL, "out of memory");
 		return;
 	}
 	db_tx_set_prefix(c->tx, b, prefix_done, c->out);
+	c->out->table = t;
+	t->refs++;
+	c->out->pkenc = pkenc;
+	c->out->skenc = skenc;
 	it_finish_ok(op, NULL);
+}
+
+/* ---- set: attributes of the claimed item, typed ---- */
+
+/* jsonb's || replaces the top-level attributes it names: an UpdateItem's
+ * SET of whole attributes, without its request and expression. */
+static const db_stmt stmt_set = {
+	"it_claim_set", "UPDATE items SET item = item || $4::jsonb WHERE table_id = $1::bigint AND pk = $2 AND sk = $3", 4};
+
+typedef struct set_ctx {
+	void (*cb)(it_set_status st, void *arg);
+	void *arg;
+} set_ctx;
+
+/* A key attribute of the table or of one of its indexes, or its TTL
+ * attribute: what a SET of the claimed item may not change. */
+static bool same_name(const char *a, const it_str *b)
+{
+	return a != NULL && strlen(a) == b->len && memcmp(a, b->ptr, b->len) == 0;
+}
+
+static bool protected_attr(const it_table *t, const it_str *name)
+{
+	if (same_name(t->pk.name, name) || (t->has_sk && same_name(t->sk.name, name)) || same_name(t->ttl_attr, name))
+		return true;
+	for (int i = 0; i < t->nidx; i++) {
+		const it_keydef *pk = it_index_key(t, &t->idx[i], false), *sk = it_index_key(t, &t->idx[i], true);
+		if ((pk != NULL && same_name(pk->name, name)) || (sk != NULL && same_name(sk->name, name)))
+			return true;
+	}
+	return false;
+}
+
+static void set_done(db_result *res, void *arg)
+{
+	set_ctx *c = arg;
+	it_set_status st = IT_SET_FAILED;
+	if (res->status == DB_OK) {
+		PGresult *r = res->results[res->nresults - 1];
+		st = r != NULL && strcmp(PQcmdTuples(r), "1") == 0 ? IT_SET_OK : IT_SET_GONE;
+	}
+	else if (res->status == DB_ERR_UNAVAILABLE || res->status == DB_ERR_BUSY || res->status == DB_ERR_TIMEOUT ||
+		 (res->status == DB_ERR_QUERY && res->sqlstate[0] == '4' && res->sqlstate[1] == '0'))
+		st = IT_SET_UNAVAILABLE;
+	c->cb(st, c->arg);
+	free(c);
+}
+
+void it_claim_set(db_tx *tx, it_claim *c, const it_value *attrs, int flags, void (*cb)(it_set_status st, void *arg),
+		  void *arg)
+{
+	if (c->table == NULL || c->pkenc == NULL) {
+		cb(IT_SET_GONE, arg);
+		return;
+	}
+	if (attrs == NULL || attrs->type != IT_M) {
+		cb(IT_SET_BAD_ATTR, arg);
+		return;
+	}
+	for (size_t i = 0; i < attrs->u.m.n; i++)
+		if (protected_attr(c->table, &attrs->u.m.v[i].name)) {
+			cb(IT_SET_BAD_ATTR, arg);
+			return;
+		}
+	/* The claimed item is a few hundred bytes (key, fingerprint, status,
+	 * TTL): its key's size bounds it well enough with a margin. */
+	if (it_item_size(attrs) + strlen(c->pkenc) + (c->skenc ? strlen(c->skenc) : 0) + 1024 > IT_MAX_ITEM_SIZE) {
+		cb(IT_SET_TOO_LARGE, arg);
+		return;
+	}
+	json_t *j = it_item_to_json(attrs);
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	set_ctx *sc = text != NULL ? calloc(1, sizeof(*sc)) : NULL;
+	char tid[24];
+	snprintf(tid, sizeof(tid), "%lld", (long long)c->table->id);
+	const char *p[4] = {tid, c->pkenc, c->skenc != NULL ? c->skenc : "", text};
+	db_batch *b = sc != NULL ? db_batch_new() : NULL;
+	if (b == NULL || !db_batch_add(b, &stmt_set, p)) {
+		db_batch_free(b);
+		free(sc);
+		free(text);
+		cb(IT_SET_FAILED, arg);
+		return;
+	}
+	free(text);
+	sc->cb = cb;
+	sc->arg = arg;
+	db_tx_exec(tx, b, flags, set_done, sc);
 }
 
 /* The operation context a claim or a peek runs its table lookup and
