@@ -78,27 +78,42 @@ idem_gate *idem_gate_new(it_store *s, db_pool *db, idem_hints *hints, const char
 	return g;
 }
 
-static json_t *record_key(const idem_gate *g)
+/* A string attribute value; false when out of memory. */
+static bool set_s(it_value *m, const char *name, const char *p, size_t len)
+{
+	it_value *v = it_value_new_str(IT_S, p, len);
+	if (v != NULL && it_map_set(m, name, strlen(name), v))
+		return true;
+	it_value_free(v);
+	return false;
+}
+
+/* The record's key {PK: "IDEM#<key>", SK: "METADATA"}, typed; NULL when
+ * out of memory. */
+static it_value *record_key(const idem_gate *g)
 {
 	char pk[IDEM_KEY_MAX + 8];
-	snprintf(pk, sizeof(pk), "IDEM#%s", g->key);
-	return json_pack("{s:{s:s}, s:{s:s}}", "PK", "S", pk, "SK", "S", "METADATA");
+	int n = snprintf(pk, sizeof(pk), "IDEM#%s", g->key);
+	it_value *k = it_value_new_map();
+	if (k != NULL && set_s(k, "PK", pk, (size_t)n) && set_s(k, "SK", "METADATA", 8))
+		return k;
+	it_value_free(k);
+	return NULL;
 }
 
 void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
 {
 	g->armed = armed;
 	g->armed_arg = arg;
-	json_t *item = record_key(g);
-	if (item != NULL)
-		json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
-						   g->fp, "status", "S", "in_progress"));
-	if (item == NULL) {
+	it_value *item = record_key(g);
+	if (item == NULL || !set_s(item, "type", "idempotency", 11) || !set_s(item, "fingerprint", g->fp, strlen(g->fp)) ||
+	    !set_s(item, "status", "in_progress", 11)) {
+		it_value_free(item);
 		armed(false, arg);
 		return;
 	}
 	it_claim_arm(g->store, g->tx, g->tenant, IT_SYSTEM_TABLE, item, g->ttl_s, g->wait_ms, &g->claim, armed, arg);
-	json_decref(item);
+	it_value_free(item);
 }
 
 bool idem_gate_hinted(const idem_gate *g)
@@ -128,9 +143,14 @@ void idem_gate_probe(idem_gate *g, void (*cb)(bool run_handler, void *arg), void
 {
 	g->probe_cb = cb;
 	g->probe_arg = arg;
-	json_t *key = record_key(g);
+	it_value *key = record_key(g);
+	if (key == NULL) {
+		/* out of memory: the normal way, which reports it */
+		idem_gate_arm(g, g->armed, g->armed_arg);
+		return;
+	}
 	it_claim_peek(g->store, g->tenant, IT_SYSTEM_TABLE, key, &g->claim, peeked, g);
-	json_decref(key);
+	it_value_free(key);
 }
 
 db_tx *idem_gate_tx(idem_gate *g)
@@ -231,16 +251,6 @@ static void saved(it_set_status st, void *arg)
 		return;
 	}
 	finish(g, IDEM_SEND, g->claim.expires);
-}
-
-/* A string attribute value; false when out of memory. */
-static bool set_s(it_value *m, const char *name, const char *p, size_t len)
-{
-	it_value *v = it_value_new_str(IT_S, p, len);
-	if (v != NULL && it_map_set(m, name, strlen(name), v))
-		return true;
-	it_value_free(v);
-	return false;
 }
 
 /* The record's completed state, as typed attributes: status "completed" and

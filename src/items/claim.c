@@ -14,7 +14,7 @@
 
 typedef struct arm_ctx {
 	db_tx *tx;
-	json_t *item;
+	it_value *item;
 	int ttl_s, wait_ms;
 	it_claim *out;
 	void (*armed)(bool ok, void *arg);
@@ -70,25 +70,18 @@ static void armed_reply(it_reply *r, void *arg)
 	if (!ok)
 		c->out->outcome = IT_CLAIM_FAILED;
 	c->armed(ok, c->arg);
-	json_decref(c->item);
+	it_value_free(c->item);
 	free(c);
 }
 
 static void table_loaded(it_op *op, it_table *t)
 {
 	arm_ctx *c = op->cb_arg;
-	it_error e = {0};
-	it_value *item = NULL;
+	const it_value *item = c->item;
 	char *pkenc = NULL, *skenc = NULL, *text = NULL;
 	db_batch *b = NULL;
-	if (!it_item_from_json(c->item, &item, &e)) {
-		it_finish_error(op, &e);
+	if (!it_item_keys(op, t, item, &pkenc, &skenc))
 		return;
-	}
-	if (!it_item_keys(op, t, item, &pkenc, &skenc)) {
-		it_value_free(item);
-		return;
-	}
 	json_t *canon = it_item_to_json(item);
 	text = canon != NULL ? json_dumps(canon, JSON_COMPACT) : NULL;
 	json_decref(canon);
@@ -104,7 +97,6 @@ static void table_loaded(it_op *op, it_table *t)
 	const char *g[1] = {nonce};
 	b = db_batch_new();
 	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_claim, p) && db_batch_add(b, &stmt_guard, g);
-	it_value_free(item);
 	free(text);
 	if (!ok) {
 		free(pkenc);
@@ -232,20 +224,22 @@ static it_op *internal_op(it_store *s, const char *tenant, const char *name, it_
 	return op;
 }
 
-void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, const it_value *item, int ttl_s, int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	arm_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = c != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
+	it_value *copy = c != NULL ? it_value_copy(item) : NULL;
+	it_op *op = copy != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
 	if (op == NULL) {
+		it_value_free(copy);
 		free(c);
 		out->outcome = IT_CLAIM_FAILED;
 		armed(false, arg);
 		return;
 	}
 	c->tx = tx;
-	c->item = json_incref(item);
+	c->item = copy;
 	c->ttl_s = ttl_s;
 	c->wait_ms = wait_ms;
 	c->out = out;
@@ -257,7 +251,7 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 /* ---- peek: the live item at a key, read without claiming ---- */
 
 typedef struct peek_ctx {
-	json_t *key;
+	it_value *key;
 	it_claim *out;
 	void (*done)(void *arg);
 	void *arg;
@@ -287,10 +281,8 @@ static void peek_table(it_op *op, it_table *t)
 {
 	peek_ctx *c = op->cb_arg;
 	char *pkenc = NULL, *skenc = NULL;
-	it_value *key = NULL;
-	if (!it_key_from_json(op, t, c->key, &key, &pkenc, &skenc))
+	if (!it_item_keys(op, t, c->key, &pkenc, &skenc))
 		return;
-	it_value_free(key);
 	char tid[24];
 	snprintf(tid, sizeof(tid), "%lld", (long long)t->id);
 	const char *p[3] = {tid, pkenc, skenc};
@@ -306,22 +298,24 @@ static void peek_reply(it_reply *r, void *arg)
 	(void)r;
 	peek_ctx *c = arg;
 	c->done(c->arg);
-	json_decref(c->key);
+	it_value_free(c->key);
 	free(c);
 }
 
-void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+void it_claim_peek(it_store *s, const char *tenant, const char *table, const it_value *key, it_claim *out,
 		   void (*done)(void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	peek_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = c != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
+	it_value *copy = c != NULL ? it_value_copy(key) : NULL;
+	it_op *op = copy != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
 	if (op == NULL) {
+		it_value_free(copy);
 		free(c);
 		done(arg);
 		return;
 	}
-	c->key = json_incref(key);
+	c->key = copy;
 	c->out = out;
 	c->done = done;
 	c->arg = arg;

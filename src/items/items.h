@@ -120,7 +120,8 @@ typedef struct it_claim {
  * armed(false, arg) with *err set to a message when it cannot. The outcome
  * is written into *out when the prefix has run; out must live as long as
  * tx. */
-void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, const struct it_value *item, int ttl_s,
+		  int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg);
 void it_claim_clear(it_claim *c);
 
@@ -145,7 +146,7 @@ void it_claim_set(db_tx *tx, it_claim *c, const struct it_value *attrs, int flag
  * or locking anything: out->outcome is IT_CLAIM_TAKEN with the item when
  * there is one, else IT_CLAIM_PENDING. Expiry by the database clock, as
  * the claim judges it. */
-void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+void it_claim_peek(it_store *s, const char *tenant, const char *table, const struct it_value *key, it_claim *out,
 		   void (*done)(void *arg), void *arg);
 
 /* Operations it_call knows, for routing and documentation. */

@@ -773,12 +773,14 @@ static db_tx *arm(dbt_ctx *c, const char *key, it_claim *claim)
 {
 	char pk[64];
 	snprintf(pk, sizeof(pk), "IDEM#%s", key);
-	json_t *item = json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}", "PK", "S", pk, "SK", "S", "METADATA", "status", "S",
-				 "in_progress", "fingerprint", "S", "fp");
+	it_value *item = attrs_s("PK", pk), *sk = it_value_new_str(IT_S, "METADATA", 8),
+		 *st = it_value_new_str(IT_S, "in_progress", 11), *fp = it_value_new_str(IT_S, "fp", 2);
+	if (!it_map_set(item, "SK", 2, sk) || !it_map_set(item, "status", 6, st) || !it_map_set(item, "fingerprint", 11, fp))
+		exit(2);
 	db_tx *tx = db_tx_new(c->pool);
 	int armed = 0;
 	it_claim_arm(c->store, tx, T1, IT_SYSTEM_TABLE, item, 60, 200, claim, flag_armed, &armed);
-	json_decref(item);
+	it_value_free(item);
 	while (armed == 0)
 		event_base_loop(c->base, EVLOOP_ONCE);
 	CHECK(armed == 1, "claim armed");
