@@ -14,6 +14,8 @@
 #                  items, both accounts under the guard, two chained entries,
 #                  the transfer, the outbox event), driven by pgbench
 # pg_transfer_pipe the same transfer as prepared statements in two pipelines
+# hold_capture     POST /v1/holds then POST /v1/holds/{id}/capture (issue #16)
+# order_settle     POST /v1/orders then POST /v1/orders/{id}/settle (issue #16)
 # shellcheck shell=bash
 
 LEDGER_ACCOUNTS=${BENCH_LEDGER_ACCOUNTS:-1000}
@@ -32,6 +34,18 @@ ledger_transfer() {
 ledger_credit() {
     ledger_setup || return 1
     wrk_run daemon post_transfer.lua /v1/transfers BENCH_MODE=credit BENCH_ACCOUNTS="$LEDGER_ACCOUNTS"
+}
+
+# Two requests per operation, a create then its completion
+# (bench/wrk/post_two_step.lua); rps counts both.
+hold_capture() {
+    ledger_setup || return 1
+    wrk_run daemon post_two_step.lua /v1/holds BENCH_MODE=hold BENCH_ACCOUNTS="$LEDGER_ACCOUNTS"
+}
+
+order_settle() {
+    ledger_setup || return 1
+    wrk_run daemon post_two_step.lua /v1/orders BENCH_MODE=order BENCH_ACCOUNTS="$LEDGER_ACCOUNTS"
 }
 
 # The rate of a scenario already run (its WRKJSON line), or nothing.

@@ -127,6 +127,12 @@ scenario pgbench_tpcb   stack  "reference: pgbench -b tpcb-like -M prepared, 32 
     pgbench_tpcb
 ratio ledger_transfer pgbench_tpcb 1.00
 ratio ledger_credit ledger_transfer 0.90
+scenario hold_capture   daemon "POST /v1/holds then POST /v1/holds/{id}/capture, 2 of 1,000 random accounts (rps: both requests)" \
+    hold_capture
+scenario order_settle   daemon "POST /v1/orders then POST /v1/orders/{id}/settle, 2 of 1,000 random accounts (rps: both requests)" \
+    order_settle
+ratio hold_capture ledger_transfer 0.40
+ratio order_settle ledger_transfer 0.40
 
 # Issue #16: the relational ledger's prototype (bench/ledger_proto/,
 # docs/ledger-engine.md), 1,000 accounts, 32 pgbench clients: the executed
@@ -137,7 +143,7 @@ scenario pg_transfer_fn db     "reference: ledger_proto.transfer(), one PL/pgSQL
     pg_transfer_fn
 scenario pg_transfer_pipe db   "the same transfer as prepared statements in 2 pipelines (2 round trips; pgbench, 32 clients)" \
     pg_transfer_pipe
-ratio ledger_transfer pg_transfer_fn -
+ratio ledger_transfer pg_transfer_fn 0.70
 ratio pg_transfer_fn pgbench_tpcb -
 ratio pg_transfer_pipe pg_transfer_fn -
 
@@ -725,7 +731,8 @@ def f(x, fmt):
     return "-" if x is None else fmt % x
 
 print()
-print("%-16s %10s %9s %9s %9s %8s %8s" % ("scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "srv cpu%"))
+print("%-16s %10s %9s %9s %9s %8s %8s %9s" % ("scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "srv cpu%",
+                                              "srv us/req"))
 for name in order:
     r = rows[name]
     if r.get("failed"):
@@ -733,8 +740,15 @@ for name in order:
         continue
     errors = (r.get("non_2xx") or 0) + (r.get("socket_errors") or 0)
     r["errors"] = errors
-    print("%-16s %10s %9s %9s %9s %8d %8s" % (name, f(r.get("rps"), "%.0f"), f(r.get("p50_ms"), "%.2f"),
-          f(r.get("p90_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f"), errors, f(r.get("server_cpu_pct"), "%.0f")))
+    # The server's CPU per request (the daemon's, or PostgreSQL's for the
+    # pgbench references): CPU % of one core x 10,000 / requests per second.
+    us = None
+    if r.get("server_cpu_pct") is not None and r.get("rps"):
+        us = r["server_cpu_pct"] * 10000.0 / r["rps"]
+        r["server_us_per_request"] = round(us, 1)
+    print("%-16s %10s %9s %9s %9s %8d %8s %9s" % (name, f(r.get("rps"), "%.0f"), f(r.get("p50_ms"), "%.2f"),
+          f(r.get("p90_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f"), errors, f(r.get("server_cpu_pct"), "%.0f"),
+          f(us, "%.0f")))
 
 ratios = []
 missed = False

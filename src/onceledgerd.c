@@ -15,6 +15,7 @@
 #include "api/app.h"
 #include "api/ratelimit.h"
 #include "config.h"
+#include "fault.h"
 #include "http/http.h"
 #include "log.h"
 #include "events/keys.h"
@@ -77,6 +78,10 @@ static void on_redis_probe(evutil_socket_t fd, short what, void *arg)
 		log_info("redis_state", "{s:s}", "state", st == REDIS_UP ? "up" : "down");
 }
 
+/* Start-up takes its resources in order; any failure logs startup_failed
+ * (plain text on stderr while the settings are not loaded yet) and jumps to
+ * the one teardown below, which releases whatever was taken, running or
+ * not, and exits 1. The normal exit goes through the same teardown. */
 int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -89,123 +94,134 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	ol_config cfg;
+	int status = 1;
 	char *err = NULL;
+	ol_config cfg;
+	redis_url ru = {0};
+	master_key mk = {0};
+	app ap = {.cfg = &cfg};
+	daemon_state d = {.ap = &ap, .redis = &ru};
+	struct event *sigterm = NULL, *sigint = NULL, *probe = NULL;
+	bool started = false;
+
 	if (!cfg_load(&cfg, argc, argv, &err)) {
 		fprintf(stderr, "onceledgerd: %s\n", err ? err : "invalid settings");
-		free(err);
-		cfg_free(&cfg);
-		return 1;
+		goto done;
 	}
-	log_set_level(cfg.log_level);
+	log_min_level = cfg.log_level;
 	/* A malformed URL is a configuration error now, not a relay that
 	 * retries forever. */
-	redis_url ru;
 	if (!redis_url_parse(cfg.redis_url, &ru, &err)) {
 		fprintf(stderr, "onceledgerd: %s\n", err ? err : "bad redis_url");
-		free(err);
-		cfg_free(&cfg);
-		return 1;
+		goto done;
 	}
 	if (sodium_init() < 0) {
-		log_error("sodium_init_failed", "{}");
-		return 1;
+		log_error("startup_failed", "{s:s}", "error", "sodium_init failed");
+		goto done;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	raise_fd_limit((long)cfg.max_connections);
+	raise_fd_limit(cfg.max_connections);
 
-	int nthreads = (int)cfg.threads;
+	int nthreads = cfg.threads;
 	if (nthreads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		nthreads = n > 0 ? (int)n : 1;
 	}
-	app ap = {.cfg = &cfg, .nworkers = nthreads};
-	master_key mk;
+	ap.nworkers = nthreads;
 	if (cfg.dynamodb_listen[0] != '\0' || cfg.master_key_file[0] != '\0') {
 		if (!master_key_load(cfg.master_key_file, &mk, &err)) {
 			log_error("startup_failed", "{s:s}", "error", err ? err : "cannot load the master key");
-			free(err);
-			return 1;
+			goto done;
 		}
 		ap.mk = &mk;
 	}
 	ap.keys = ev_keys_open(cfg.events_key_file, true, &err);
 	if (ap.keys == NULL) {
 		log_error("startup_failed", "{s:s, s:s}", "error", err ? err : "cannot load the events key file", "file", cfg.events_key_file);
-		free(err);
-		return 1;
+		goto done;
 	}
 	/* Every daemon of a database reads the same key file: a cursor one
 	 * issues, another accepts (docs/operations.md "List cursors"). */
 	ev_keys_derive(ap.keys, "onceledger list cursors v1", ap.cursor_key.k, sizeof(ap.cursor_key.k));
-	ap.rl = rl_new(65536);
-	if (ap.rl == NULL) {
+	ap.rl = fault_inject("rate_limits") ? NULL : rl_new(65536);
+	ap.workers = fault_inject("workers") ? NULL : calloc((size_t)nthreads, sizeof(app_worker *));
+	if (ap.rl == NULL || ap.workers == NULL) {
 		log_error("startup_failed", "{s:s}", "error", "out of memory");
-		return 1;
+		goto done;
 	}
-	ap.workers = calloc((size_t)nthreads, sizeof(app_worker *));
 	http_limits lim = {
-		.max_body_bytes = (size_t)cfg.max_body_bytes,
-		.max_dynamodb_body_bytes = (size_t)cfg.dynamodb_max_body_bytes,
-		.max_header_bytes = (size_t)cfg.max_header_bytes,
-		.max_connections = (long)cfg.max_connections,
-		.read_timeout_ms = (int)cfg.read_timeout_ms,
-		.idle_timeout_ms = (int)cfg.idle_timeout_ms,
-		.write_timeout_ms = (int)cfg.write_timeout_ms,
-		.shutdown_timeout_ms = (int)cfg.shutdown_timeout_ms,
+		.max_body_bytes = cfg.max_body_bytes,
+		.max_dynamodb_body_bytes = cfg.dynamodb_max_body_bytes,
+		.max_header_bytes = cfg.max_header_bytes,
+		.max_connections = cfg.max_connections,
+		.read_timeout_ms = cfg.read_timeout_ms,
+		.idle_timeout_ms = cfg.idle_timeout_ms,
+		.write_timeout_ms = cfg.write_timeout_ms,
+		.shutdown_timeout_ms = cfg.shutdown_timeout_ms,
 	};
 	http_hooks hooks = {api_worker_init, api_worker_fini, api_on_request, api_on_complete, NULL, &ap};
-	http_server *srv = http_server_new(cfg.listen, cfg.metrics_listen, cfg.dynamodb_listen, nthreads, &lim, &hooks, &err);
-	if (srv == NULL || ap.workers == NULL) {
+	ap.srv = http_server_new(cfg.listen, cfg.metrics_listen, cfg.dynamodb_listen, nthreads, &lim, &hooks, &err);
+	if (ap.srv == NULL) {
 		log_error("startup_failed", "{s:s}", "error", err ? err : "out of memory");
-		free(err);
-		return 1;
+		goto done;
 	}
-	ap.srv = srv;
-	daemon_state d = {.srv = srv, .ap = &ap, .redis = &ru};
-	d.base = event_base_new();
-	struct event *sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
-	struct event *sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
-	struct event *probe = event_new(d.base, -1, EV_PERSIST, on_redis_probe, &d);
+	d.srv = ap.srv;
+	d.base = fault_inject("main_loop") ? NULL : event_base_new();
+	if (d.base != NULL) {
+		sigterm = evsignal_new(d.base, SIGTERM, on_signal, &d);
+		sigint = evsignal_new(d.base, SIGINT, on_signal, &d);
+		probe = event_new(d.base, -1, EV_PERSIST, on_redis_probe, &d);
+	}
 	struct timeval probe_tv = {2, 0};
-	evsignal_add(sigterm, NULL);
-	evsignal_add(sigint, NULL);
-	event_add(probe, &probe_tv);
+	if (d.base == NULL || sigterm == NULL || sigint == NULL || probe == NULL || evsignal_add(sigterm, NULL) != 0 ||
+	    evsignal_add(sigint, NULL) != 0 || event_add(probe, &probe_tv) != 0) {
+		log_error("startup_failed", "{s:s}", "error", "cannot set up the main event loop");
+		goto done;
+	}
 	on_redis_probe(-1, 0, &d);
 
-	if (!http_server_start(srv, &err)) {
+	if (!http_server_start(ap.srv, &err)) {
 		log_error("startup_failed", "{s:s}", "error", err ? err : "worker start failed");
-		free(err);
-		return 1;
+		goto done;
 	}
+	started = true;
 	if (cfg.relay_enabled) {
 		ev_relay_config rc = {
 			.conninfo = cfg.database_url,
 			.redis = &ru,
 			.prefix = cfg.events_stream_prefix,
 			.maxlen = cfg.events_stream_maxlen,
-			.batch = (int)cfg.relay_batch,
-			.poll_ms = (int)cfg.relay_poll_ms,
-			.redis_timeout_ms = (int)cfg.relay_redis_timeout_ms,
-			.takeover_ms = (int)cfg.relay_takeover_ms,
+			.batch = cfg.relay_batch,
+			.poll_ms = cfg.relay_poll_ms,
+			.redis_timeout_ms = cfg.relay_redis_timeout_ms,
+			.takeover_ms = cfg.relay_takeover_ms,
 			.retention_s = cfg.outbox_retention_s,
-			.connect_timeout_ms = (int)cfg.db_connect_timeout_ms,
+			.connect_timeout_ms = cfg.db_connect_timeout_ms,
 			.keys = ap.keys,
 		};
-		ap.relay = ev_relay_start(&rc, &err);
+		ap.relay = fault_inject("relay") ? NULL : ev_relay_start(&rc, &err);
 		if (ap.relay == NULL) {
 			log_error("startup_failed", "{s:s}", "error", err ? err : "cannot start the relay");
-			free(err);
-			return 1;
+			goto done;
 		}
 	}
-	log_info("listening", "{s:s, s:i, s:i, s:s, s:s, s:i}", "listen", cfg.listen, "port", http_server_port(srv), "threads",
+	log_info("listening", "{s:s, s:i, s:i, s:s, s:s, s:i}", "listen", cfg.listen, "port", http_server_port(ap.srv), "threads",
 		 nthreads, "metrics_listen", cfg.metrics_listen, "dynamodb_listen", cfg.dynamodb_listen, "dynamodb_port",
-		 http_server_dynamodb_port(srv));
+		 http_server_dynamodb_port(ap.srv));
 	event_base_dispatch(d.base);
-	http_server_join(srv);
+	status = 0;
+
+done:
+	if (started) {
+		/* After a failed start, the workers that run are stopped as on
+		 * SIGTERM (with nothing in flight they end at once). */
+		if (!d.stopping)
+			http_server_drain(ap.srv);
+		http_server_join(ap.srv);
+	}
 	ev_relay_stop(ap.relay);
-	log_info("stopped", "{}");
+	if (status == 0)
+		log_info("stopped", "{}");
 
 	/* Freeing the signal events restores the default action: a second
 	 * SIGTERM during the rest of the teardown would then kill us with
@@ -216,22 +232,21 @@ int main(int argc, char **argv)
 	sigaddset(&quiet, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &quiet, NULL);
 
-	event_free(sigterm);
-	event_free(sigint);
-	event_free(probe);
-	event_base_free(d.base);
-	for (int i = 0; i < nthreads; i++) {
-		if (ap.workers[i] != NULL) {
-			metrics_free(ap.workers[i]->metrics);
-			free(ap.workers[i]);
-		}
-	}
-	http_server_free(srv);
-	free(ap.workers);
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	if (probe != NULL)
+		event_free(probe);
+	if (d.base != NULL)
+		event_base_free(d.base);
+	api_workers_free(&ap);
+	http_server_free(ap.srv);
 	ev_keys_free(ap.keys);
 	rl_free(ap.rl);
 	redis_url_free(&ru);
 	cfg_free(&cfg);
 	sodium_memzero(&mk, sizeof(mk));
-	return 0;
+	free(err);
+	return status;
 }

@@ -18,31 +18,9 @@
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(dir .. "report.lua")
 
--- Main-state locals (setup() runs in the main Lua state); the thread states
--- see only what thread:set() copied into their globals.
-local next_thread_id = 0
-local this_run = nil
-
-function setup(thread)
-   if this_run == nil then
-      local f = io.open("/dev/urandom", "rb")
-      if f then
-         local bytes = f:read(6)
-         f:close()
-         this_run = bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)
-      else
-         math.randomseed(os.time())
-         this_run = string.format("%x%06x", os.time(), math.random(0, 0xffffff))
-      end
-   end
-   next_thread_id = next_thread_id + 1
-   thread:set("thread_id", next_thread_id)
-   thread:set("run_id", this_run)
-   report.track(thread)
-end
+setup = report.setup_ids
 
 function init(args)
-   local key = os.getenv("BENCH_KEY")
    path = os.getenv("BENCH_PATH")
    if path == nil or path == "" then path = wrk.path end
    body = os.getenv("BENCH_BODY")
@@ -52,10 +30,7 @@ function init(args)
    if prefix == nil or prefix == "" then prefix = "bench" end
    key_prefix = string.format("%s-%s-%d-", prefix, run_id, thread_id)
    counter = 0
-   headers = { ["Content-Type"] = "application/json" }
-   if key ~= nil and key ~= "" then
-      headers["Authorization"] = "Bearer " .. key
-   end
+   headers = report.json_headers()
 end
 
 function request()

@@ -14,16 +14,12 @@ function setup(thread)
 end
 
 function init(args)
-   local key = os.getenv("BENCH_KEY")
    local path = os.getenv("BENCH_PATH")
    if path == nil or path == "" then path = wrk.path end
    local body = os.getenv("BENCH_BODY")
    if body == nil or body == "" then body = "{}" end
-   local headers = { ["Content-Type"] = "application/json",
-                     ["Idempotency-Key"] = os.getenv("BENCH_IDEM_KEY") or "bench-replay" }
-   if key ~= nil and key ~= "" then
-      headers["Authorization"] = "Bearer " .. key
-   end
+   local headers = report.json_headers()
+   headers["Idempotency-Key"] = os.getenv("BENCH_IDEM_KEY") or "bench-replay"
    fixed_request = wrk.format("POST", path, headers, body)
 end
 

@@ -14,24 +14,9 @@
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(dir .. "report.lua")
 
-local next_thread_id = 0
-local this_run = nil
-
-function setup(thread)
-   if this_run == nil then
-      local f = io.open("/dev/urandom", "rb")
-      local bytes = f and f:read(6) or tostring(os.time())
-      if f then f:close() end
-      this_run = bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)
-   end
-   next_thread_id = next_thread_id + 1
-   thread:set("thread_id", next_thread_id)
-   thread:set("run_id", this_run)
-   report.track(thread)
-end
+setup = report.setup_ids
 
 function init(args)
-   local key = os.getenv("BENCH_KEY")
    mode = os.getenv("BENCH_MODE") or "transfer"
    naccounts = tonumber(os.getenv("BENCH_ACCOUNTS") or "1000")
    prefix = os.getenv("BENCH_ACCOUNT_PREFIX") or "bacc-"
@@ -39,10 +24,7 @@ function init(args)
    key_prefix = string.format("tr-%s-%d-", run_id, thread_id)
    counter = 0
    math.randomseed(thread_id * 7919 + os.time())
-   headers = { ["Content-Type"] = "application/json" }
-   if key ~= nil and key ~= "" then
-      headers["Authorization"] = "Bearer " .. key
-   end
+   headers = report.json_headers()
 end
 
 function delay()

@@ -19,6 +19,44 @@ function report.track(thread)
    table.insert(report.threads, thread)
 end
 
+-- setup() of the scripts that make unique ids: gives each thread the
+-- globals run_id (48 random bits drawn once per wrk run, from /dev/urandom,
+-- else time + math.random) and thread_id (1, 2, ...), and tracks it. Ids
+-- "<run>-<thread>-<counter>" are unique across threads and across runs
+-- against the same database. (setup() runs in the main Lua state; the
+-- threads see only what thread:set() copies into their globals.)
+local next_thread_id = 0
+local this_run = nil
+
+function report.setup_ids(thread)
+   if this_run == nil then
+      local f = io.open("/dev/urandom", "rb")
+      if f then
+         local bytes = f:read(6)
+         f:close()
+         this_run = bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)
+      else
+         math.randomseed(os.time())
+         this_run = string.format("%x%06x", os.time(), math.random(0, 0xffffff))
+      end
+   end
+   next_thread_id = next_thread_id + 1
+   thread:set("thread_id", next_thread_id)
+   thread:set("run_id", this_run)
+   report.track(thread)
+end
+
+-- The headers of a JSON POST, with "Authorization: Bearer $BENCH_KEY"
+-- when BENCH_KEY is set.
+function report.json_headers()
+   local key = os.getenv("BENCH_KEY")
+   local headers = { ["Content-Type"] = "application/json" }
+   if key ~= nil and key ~= "" then
+      headers["Authorization"] = "Bearer " .. key
+   end
+   return headers
+end
+
 report.detail = os.getenv("WRK_STATUS_DETAIL") == "1"
 
 if report.detail then

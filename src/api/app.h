@@ -90,11 +90,21 @@ static inline const char *api_param(http_req *r, int i) { return api_ctx(r)->mat
 const route *api_routes(size_t *n);
 const char *api_route_name(int index);
 
-/* http hooks (dispatch.c). */
+/* http hooks: the request pipeline (dispatch.c). */
 void api_on_request(http_req *r, void *arg);
 void api_on_complete(http_req *r, void *arg);
-bool api_worker_init(http_worker *w, void *arg);
+/* http hooks: a worker's start and end (worker.c). A failed init has
+ * released what it took. */
+bool api_worker_init(http_worker *w, void *arg) OL_WARN_UNUSED;
 void api_worker_fini(http_worker *w, void *arg);
+/* After the workers' loops ended (or never started): frees what outlives
+ * them, the app_workers with their metrics, and ap->workers. */
+void api_workers_free(app *ap);
+
+/* Worker 0's sweeper timers (sweepers.c); other workers have none. False
+ * when a timer cannot be set (api_sweepers_stop frees what was set). */
+bool api_sweepers_start(app_worker *aw) OL_WARN_UNUSED;
+void api_sweepers_stop(app_worker *aw);
 
 /* Handlers. */
 void ops_healthz(http_req *r);

@@ -2,9 +2,10 @@
  * route (404/405) → authenticate (401, or 503 when the key must be looked up
  * and PostgreSQL is down) → the key's rate limit (429) → scope (403) → body media type (415) → JSON
  * object (400) → handler. Bodies over the limit were already refused (413)
- * by the HTTP layer before a byte of them was buffered. */
+ * by the HTTP layer before a byte of them was buffered. Then, once the
+ * response is written, api_on_complete records it (metrics, log line).
+ * The workers' start and end are in worker.c, their timers in sweepers.c. */
 #include "api/app.h"
-#include "ledger/ledger.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,6 @@
 #include <strings.h>
 
 #include "api/ratelimit.h"
-#include "auth/akid.h"
 #include "log.h"
 
 static void api_req_free(void *p)
@@ -46,10 +46,10 @@ static void run_handler(http_req *r)
 static bool rate_limit_ok(http_req *r, const auth_principal *p)
 {
 	const ol_config *cfg = api_worker(r)->app->cfg;
-	long rps = p->rate_limit_rps >= 0 ? p->rate_limit_rps : (long)cfg->rate_limit_rps;
+	long rps = p->rate_limit_rps >= 0 ? p->rate_limit_rps : cfg->rate_limit_rps;
 	if (rps <= 0 || api_worker(r)->app->rl == NULL)
 		return true;
-	long burst = p->rate_limit_burst > 0 ? p->rate_limit_burst : cfg->rate_limit_burst > 0 ? (long)cfg->rate_limit_burst : rps;
+	long burst = p->rate_limit_burst > 0 ? p->rate_limit_burst : cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst : rps;
 	rl_verdict v;
 	rl_take(api_worker(r)->app->rl, p->key_id, p->tenant, (double)rps, (double)burst, util_mono_us(), &v);
 	char policy[96], limit[96];
@@ -74,14 +74,14 @@ static void auth_done(auth_status st, const auth_principal *p, void *arg)
 	api_req *a = api_ctx(r);
 	const route *rt = a->match.route;
 	if (st == AUTH_UNAVAILABLE) {
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s, "cannot verify the API key right now");
 		return;
 	}
 	if (st == AUTH_THROTTLED) {
 		/* Made-up keys, most likely: counted in /metrics, not logged at
 		 * warn once per request. */
 		a->quiet = true;
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s,
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s,
 				    "too many lookups of API keys this server does not know; retry shortly");
 		return;
 	}
@@ -163,209 +163,4 @@ void api_on_complete(http_req *r, void *arg)
 				   r->status, "duration_us", (json_int_t)us, "tenant",
 				   (a != NULL && a->who.tenant[0]) ? a->who.tenant : "-"));
 	}
-}
-
-static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg);
-static void streams_swept(long deleted, void *arg);
-
-static void ttl_swept(long deleted, void *arg)
-{
-	app_worker *aw = arg;
-	aw->sweeping = false;
-	if (deleted < 0) {
-		log_warn("ttl_sweep_failed", "{}");
-		return;
-	}
-	__atomic_fetch_add(&aw->swept, deleted, __ATOMIC_RELAXED);
-	if (deleted > 0)
-		log_debug("ttl_swept", "{s:I}", "deleted", (json_int_t)deleted);
-	/* A full batch means more are waiting: go on without waiting a tick. */
-	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw)) {
-		ttl_sweep_tick(-1, 0, aw);
-		return;
-	}
-	/* then the stream records past their retention, batch after batch */
-	if (!http_worker_draining(aw->hw)) {
-		aw->sweeping = true;
-		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
-	}
-}
-
-static void streams_swept(long deleted, void *arg)
-{
-	app_worker *aw = arg;
-	aw->sweeping = false;
-	if (deleted < 0) {
-		log_warn("stream_sweep_failed", "{}");
-		return;
-	}
-	if (deleted > 0)
-		log_debug("stream_records_swept", "{s:I}", "deleted", (json_int_t)deleted);
-	if (deleted >= aw->app->cfg->ttl_sweep_batch && !http_worker_draining(aw->hw)) {
-		aw->sweeping = true;
-		it_sweep_streams(aw->items, (int)aw->app->cfg->ttl_sweep_batch, streams_swept, aw);
-	}
-}
-
-/* Deletes expired items in batches; reads already hide them. */
-static void ttl_sweep_tick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	app_worker *aw = arg;
-	if (aw->sweeping || aw->db == NULL || db_pool_up(aw->db) == 0)
-		return;
-	aw->sweeping = true;
-	it_sweep_expired(aw->items, (int)aw->app->cfg->ttl_sweep_batch, ttl_swept, aw);
-}
-
-static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg);
-
-static void inboxes_swept(long n, void *arg)
-{
-	app_worker *aw = arg;
-	aw->hold_sweeping = false;
-	if (n < 0)
-		log_warn("inbox_sweep_failed", "{}");
-	else if (n > 0)
-		log_debug("inboxes_consolidated", "{s:I}", "credits", (json_int_t)n);
-}
-
-static void orders_swept(long n, void *arg)
-{
-	app_worker *aw = arg;
-	if (n < 0)
-		log_warn("order_sweep_failed", "{}");
-	if (n > 0)
-		log_info("orders_expired", "{s:I}", "expired", (json_int_t)n);
-	/* Then the inboxes of hot accounts (docs/orders.md). */
-	if (http_worker_draining(aw->hw)) {
-		aw->hold_sweeping = false;
-		return;
-	}
-	lg_inbox_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, inboxes_swept, aw);
-}
-
-static void holds_swept(long n, void *arg)
-{
-	app_worker *aw = arg;
-	if (n < 0)
-		log_warn("hold_sweep_failed", "{}");
-	if (n > 0) {
-		__atomic_fetch_add(&aw->holds_expired, n, __ATOMIC_RELAXED);
-		log_info("holds_expired", "{s:I}", "expired", (json_int_t)n);
-	}
-	/* Then the orders past their time (same index, their own key). */
-	if (http_worker_draining(aw->hw)) {
-		aw->hold_sweeping = false;
-		return;
-	}
-	lg_orders_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, orders_swept, aw);
-}
-
-/* Expires pending holds past their time, releasing their amounts, then
- * created orders past theirs, then posts the inboxes of hot accounts. */
-static void hold_sweep_tick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	app_worker *aw = arg;
-	if (aw->hold_sweeping || aw->db == NULL || db_pool_up(aw->db) == 0 || http_worker_draining(aw->hw))
-		return;
-	aw->hold_sweeping = true;
-	lg_holds_sweep(aw->db, (int)aw->app->cfg->ttl_sweep_batch, holds_swept, aw);
-}
-
-static bool add_timer(http_worker *w, struct event **ev, long long ms, event_callback_fn fn, app_worker *aw)
-{
-	*ev = event_new(http_worker_base(w), -1, EV_PERSIST, fn, aw);
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	return *ev != NULL && event_add(*ev, &tv) == 0;
-}
-
-bool api_worker_init(http_worker *w, void *arg)
-{
-	app *ap = arg;
-	const ol_config *cfg = ap->cfg;
-	app_worker *aw = calloc(1, sizeof(*aw));
-	if (aw == NULL)
-		return false;
-	aw->app = ap;
-	aw->hw = w;
-	db_pool_config pc = {
-		.conninfo = cfg->database_url,
-		.size = (int)cfg->db_pool_size,
-		.connect_timeout_ms = (int)cfg->db_connect_timeout_ms,
-		.query_timeout_ms = (int)cfg->db_query_timeout_ms,
-		.queue_max = (int)cfg->db_queue_max,
-		.application_name = "onceledgerd",
-	};
-	size_t nroutes;
-	api_routes(&nroutes);
-	aw->db = db_pool_new(http_worker_base(w), &pc);
-	aw->auth = aw->db ? auth_cache_new(aw->db, (int)cfg->auth_cache_ttl_ms, (int)cfg->auth_cache_size,
-							(int)cfg->auth_lookup_rate) : NULL;
-	aw->metrics = metrics_new((int)nroutes);
-	if (aw->db == NULL || aw->auth == NULL || aw->metrics == NULL) {
-		auth_cache_free(aw->auth);
-		db_pool_free(aw->db);
-		metrics_free(aw->metrics);
-		free(aw);
-		return false;
-	}
-	aw->items = it_store_new(aw->db);
-	aw->idem_hints = idem_hints_new();
-	if (aw->items == NULL || aw->idem_hints == NULL)
-		return false;
-	if (ap->mk != NULL) {
-		aw->akids = akid_cache_new(aw->db, ap->mk, (int)cfg->auth_cache_ttl_ms, 1024, (int)cfg->auth_lookup_rate);
-		if (aw->akids == NULL)
-			return false;
-		/* DynamoDB Streams shard iterators are MACed with a key of their
-		 * own, derived from the master key (keyed BLAKE2b of a label) */
-		static const char label[] = "onceledger dynamodb streams shard iterators v1";
-		unsigned char sk[32];
-		crypto_generichash(sk, sizeof(sk), (const unsigned char *)label, sizeof(label) - 1, ap->mk->k, sizeof(ap->mk->k));
-		it_store_set_stream_key(aw->items, sk);
-		sodium_memzero(sk, sizeof(sk));
-	}
-	/* One sweeper per instance is plenty; it lives on worker 0. Instances
-	 * sweeping at once do not collide (SKIP LOCKED). */
-	if (http_worker_index(w) == 0 && cfg->ttl_sweep_interval_ms > 0 &&
-	    !add_timer(w, &aw->ttl_sweep, cfg->ttl_sweep_interval_ms, ttl_sweep_tick, aw))
-		return false;
-	if (http_worker_index(w) == 0 && cfg->hold_sweep_interval_ms > 0 &&
-	    !add_timer(w, &aw->hold_sweep, cfg->hold_sweep_interval_ms, hold_sweep_tick, aw))
-		return false;
-	ap->workers[http_worker_index(w)] = aw;
-	http_worker_set_app(w, aw);
-	return true;
-}
-
-void api_worker_fini(http_worker *w, void *arg)
-{
-	(void)arg;
-	app_worker *aw = http_worker_app(w);
-	if (aw == NULL)
-		return;
-	/* The metrics stay until the process exits: another thread may be
-	 * rendering /metrics; app_free releases them. */
-	if (aw->ttl_sweep != NULL) {
-		event_free(aw->ttl_sweep);
-		aw->ttl_sweep = NULL;
-	}
-	if (aw->hold_sweep != NULL) {
-		event_free(aw->hold_sweep);
-		aw->hold_sweep = NULL;
-	}
-	auth_cache_free(aw->auth);
-	aw->auth = NULL;
-	it_store_free(aw->items);
-	aw->items = NULL;
-	idem_hints_free(aw->idem_hints);
-	aw->idem_hints = NULL;
-	akid_cache_free(aw->akids);
-	aw->akids = NULL;
-	db_pool_free(aw->db);
-	aw->db = NULL;
 }

@@ -34,7 +34,7 @@ static void readyz_done(db_result *res, void *arg)
 				 pg_ok ? "up" : "down", "redis", redis_state_name(redis));
 	if (!pg_ok) {
 		char ra[16];
-		snprintf(ra, sizeof(ra), "%lld", ap->cfg->retry_after_s);
+		snprintf(ra, sizeof(ra), "%d", ap->cfg->retry_after_s);
 		http_req_add_header(r, "Retry-After", ra);
 	}
 	char *text = json_dumps(body, JSON_COMPACT);

@@ -93,12 +93,14 @@ typedef struct http_limits {
 /* Binds the listeners; returns NULL with *err set on failure. */
 http_server *http_server_new(const char *listen, const char *metrics_listen, const char *dynamodb_listen, int nthreads,
 			     const http_limits *limits, const http_hooks *hooks, char **err);
-/* Starts the worker threads. */
+/* Initialises the workers (hooks.worker_init) and starts their threads.
+ * On failure (*err set) nothing runs and every worker initialised was
+ * finalized again (hooks.worker_fini): http_server_free is all that is left. */
 bool http_server_start(http_server *s, char **err) OL_WARN_UNUSED;
 /* Stops accepting, lets in-flight requests finish, then stops the workers.
  * Safe to call from any thread; returns immediately. */
 void http_server_drain(http_server *s);
-/* Waits for every worker thread to exit. */
+/* Waits for every worker thread to exit (none when the start failed). */
 void http_server_join(http_server *s);
 void http_server_free(http_server *s);
 int http_server_nworkers(const http_server *s);

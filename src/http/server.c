@@ -23,6 +23,7 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 
+#include "fault.h"
 #include "http/parse.h"
 #include "http/problem.h"
 #include "log.h"
@@ -114,7 +115,8 @@ struct http_worker {
 	long inflight;
 	bool paused;
 	bool draining;
-	bool init_ok;
+	bool init_ok;        /* worker_init succeeded */
+	bool started;        /* its thread runs (until http_server_join) */
 	void *app;
 };
 
@@ -890,7 +892,7 @@ static bool worker_setup(http_server *s, http_worker *w, int index, long cap, ch
 	w->index = index;
 	w->cap = cap < 1 ? 1 : cap;
 	TAILQ_INIT(&w->conns);
-	w->base = event_base_new();
+	w->base = fault_inject("http_worker") ? NULL : event_base_new();
 	if (w->base == NULL)
 		goto fail;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
@@ -951,6 +953,10 @@ fail:
 	return NULL;
 }
 
+/* Initialises the workers (worker_init, on this thread), then starts their
+ * threads. On a failure, undoes what was done: the threads already running
+ * are stopped and joined (each finalizes its worker as it ends), the
+ * workers initialised but not started are finalized here. */
 bool http_server_start(http_server *s, char **err)
 {
 	for (int i = 0; i < s->nworkers; i++) {
@@ -958,18 +964,33 @@ bool http_server_start(http_server *s, char **err)
 		if (s->hooks.worker_init != NULL && !s->hooks.worker_init(w, s->hooks.arg)) {
 			if (asprintf(err, "worker %d failed to initialise", i) < 0)
 				*err = NULL;
-			return false;
+			goto fail;
 		}
 		w->init_ok = true;
 	}
 	for (int i = 0; i < s->nworkers; i++) {
-		if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
-			if (asprintf(err, "cannot start worker thread: %s", strerror(errno)) < 0)
+		http_worker *w = &s->workers[i];
+		int rc = fault_inject("worker_thread") ? EAGAIN : pthread_create(&w->thread, NULL, worker_main, w);
+		if (rc != 0) {
+			if (asprintf(err, "cannot start worker thread %d: %s", i, strerror(rc)) < 0)
 				*err = NULL;
-			return false;
+			goto fail;
 		}
+		w->started = true;
 	}
 	return true;
+fail:
+	for (int i = 0; i < s->nworkers; i++)
+		if (s->workers[i].started)
+			event_active(s->workers[i].stop_ev, 0, 0);
+	http_server_join(s);
+	for (int i = 0; i < s->nworkers; i++) {
+		http_worker *w = &s->workers[i];
+		if (w->init_ok && !w->started && s->hooks.worker_fini != NULL)
+			s->hooks.worker_fini(w, s->hooks.arg);
+		w->init_ok = false;
+	}
+	return false;
 }
 
 void http_server_drain(http_server *s)
@@ -989,8 +1010,12 @@ void http_server_drain(http_server *s)
 
 void http_server_join(http_server *s)
 {
-	for (int i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i].thread, NULL);
+	for (int i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].started) {
+			pthread_join(s->workers[i].thread, NULL);
+			s->workers[i].started = false;
+		}
+	}
 }
 
 void http_server_free(http_server *s)

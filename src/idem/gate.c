@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "items/value.h"
 #include "util/util.h"
 
 struct idem_gate {
@@ -77,27 +78,42 @@ idem_gate *idem_gate_new(it_store *s, db_pool *db, idem_hints *hints, const char
 	return g;
 }
 
-static json_t *record_key(const idem_gate *g)
+/* A string attribute value; false when out of memory. */
+static bool set_s(it_value *m, const char *name, const char *p, size_t len)
+{
+	it_value *v = it_value_new_str(IT_S, p, len);
+	if (v != NULL && it_map_set(m, name, strlen(name), v))
+		return true;
+	it_value_free(v);
+	return false;
+}
+
+/* The record's key {PK: "IDEM#<key>", SK: "METADATA"}, typed; NULL when
+ * out of memory. */
+static it_value *record_key(const idem_gate *g)
 {
 	char pk[IDEM_KEY_MAX + 8];
-	snprintf(pk, sizeof(pk), "IDEM#%s", g->key);
-	return json_pack("{s:{s:s}, s:{s:s}}", "PK", "S", pk, "SK", "S", "METADATA");
+	int n = snprintf(pk, sizeof(pk), "IDEM#%s", g->key);
+	it_value *k = it_value_new_map();
+	if (k != NULL && set_s(k, "PK", pk, (size_t)n) && set_s(k, "SK", "METADATA", 8))
+		return k;
+	it_value_free(k);
+	return NULL;
 }
 
 void idem_gate_arm(idem_gate *g, void (*armed)(bool ok, void *arg), void *arg)
 {
 	g->armed = armed;
 	g->armed_arg = arg;
-	json_t *item = record_key(g);
-	if (item != NULL)
-		json_object_update_new(item, json_pack("{s:{s:s}, s:{s:s}, s:{s:s}}", "type", "S", "idempotency", "fingerprint", "S",
-						   g->fp, "status", "S", "in_progress"));
-	if (item == NULL) {
+	it_value *item = record_key(g);
+	if (item == NULL || !set_s(item, "type", "idempotency", 11) || !set_s(item, "fingerprint", g->fp, strlen(g->fp)) ||
+	    !set_s(item, "status", "in_progress", 11)) {
+		it_value_free(item);
 		armed(false, arg);
 		return;
 	}
 	it_claim_arm(g->store, g->tx, g->tenant, IT_SYSTEM_TABLE, item, g->ttl_s, g->wait_ms, &g->claim, armed, arg);
-	json_decref(item);
+	it_value_free(item);
 }
 
 bool idem_gate_hinted(const idem_gate *g)
@@ -127,9 +143,14 @@ void idem_gate_probe(idem_gate *g, void (*cb)(bool run_handler, void *arg), void
 {
 	g->probe_cb = cb;
 	g->probe_arg = arg;
-	json_t *key = record_key(g);
+	it_value *key = record_key(g);
+	if (key == NULL) {
+		/* out of memory: the normal way, which reports it */
+		idem_gate_arm(g, g->armed, g->armed_arg);
+		return;
+	}
 	it_claim_peek(g->store, g->tenant, IT_SYSTEM_TABLE, key, &g->claim, peeked, g);
-	json_decref(key);
+	it_value_free(key);
 }
 
 db_tx *idem_gate_tx(idem_gate *g)
@@ -218,49 +239,63 @@ static bool decided_by_claim(idem_gate *g)
 	}
 }
 
-static void saved(it_reply *r, void *arg)
+static void saved(it_set_status st, void *arg)
 {
 	idem_gate *g = arg;
 	if (g->claim.outcome != IT_CLAIM_CLAIMED) {
 		decided_by_claim(g);
 		return;
 	}
-	if (r->err_type != NULL || !db_tx_committed(g->tx)) {
-		finish(g, r->retryable || r->err_type == NULL ? IDEM_UNAVAILABLE : IDEM_FAILED, 0);
+	if (st != IT_SET_OK || !db_tx_committed(g->tx)) {
+		finish(g, st == IT_SET_UNAVAILABLE || st == IT_SET_OK ? IDEM_UNAVAILABLE : IDEM_FAILED, 0);
 		return;
 	}
 	finish(g, IDEM_SEND, g->claim.expires);
 }
 
-static json_t *av_s(const char *s)
+/* The record's completed state, as typed attributes: status "completed" and
+ * response {status: N, headers: M of S, body: S}. NULL when out of memory. */
+static it_value *completed_attrs(const idem_saved *resp)
 {
-	return json_pack("{s:s}", "S", s);
+	it_value *attrs = it_value_new_map(), *r = it_value_new_map(), *hm = it_value_new_map();
+	char status[8];
+	int n = snprintf(status, sizeof(status), "%d", resp->status);
+	it_value *code = it_value_new_str(IT_N, status, (size_t)n);
+	bool ok = attrs != NULL && r != NULL && hm != NULL && code != NULL;
+	const char *name;
+	json_t *v;
+	json_object_foreach(resp->headers, name, v)
+	{
+		if (ok && json_is_string(v))
+			ok = set_s(hm, name, json_string_value(v), json_string_length(v));
+	}
+	ok = ok && it_map_set(r, "status", 6, code);
+	code = ok ? NULL : code;
+	ok = ok && it_map_set(r, "headers", 7, hm);
+	hm = ok ? NULL : hm;
+	ok = ok && set_s(r, "body", resp->body != NULL ? resp->body : "", resp->body != NULL ? resp->len : 0) &&
+	     it_map_set(attrs, "response", 8, r);
+	r = ok ? NULL : r;
+	ok = ok && set_s(attrs, "status", "completed", 9);
+	it_value_free(code);
+	it_value_free(hm);
+	it_value_free(r);
+	if (!ok) {
+		it_value_free(attrs);
+		return NULL;
+	}
+	return attrs;
 }
 
 static void save(idem_gate *g)
 {
-	json_t *hm = json_object();
-	const char *name;
-	json_t *v;
-	json_object_foreach(g->resp.headers, name, v)
-	{
-		if (json_is_string(v))
-			json_object_set_new(hm, name, av_s(json_string_value(v)));
-	}
-	char status[8];
-	snprintf(status, sizeof(status), "%d", g->resp.status);
-	json_t *body = json_stringn(g->resp.body != NULL ? g->resp.body : "", g->resp.len);
-	json_t *req = json_pack("{s:s, s:o, s:s, s:s, s:{s:s, s:s}, s:{s:{s:s}, s:{s:{s:{s:s}, s:{s:o}, s:{s:o}}}}}",
-				"TableName", IT_SYSTEM_TABLE, "Key", record_key(g), "UpdateExpression", "SET #s = :s, #r = :r",
-				"ConditionExpression", "attribute_exists(PK)", "ExpressionAttributeNames", "#s", "status", "#r",
-				"response", "ExpressionAttributeValues", ":s", "S", "completed", ":r", "M", "status", "N", status,
-				"headers", "M", hm, "body", "S", body);
-	if (req == NULL) {
+	it_value *attrs = completed_attrs(&g->resp);
+	if (attrs == NULL) {
 		finish(g, IDEM_FAILED, 0);
 		return;
 	}
-	it_call_tx(g->store, g->tx, DB_TX_COMMIT | IT_NO_SAVEPOINT, g->tenant, "UpdateItem", req, saved, g);
-	json_decref(req);
+	it_claim_set(g->tx, &g->claim, attrs, DB_TX_COMMIT, saved, g);
+	it_value_free(attrs);
 }
 
 void idem_gate_finish(idem_gate *g, idem_saved *resp, void (*cb)(const idem_result *res, void *arg), void *arg)

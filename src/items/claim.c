@@ -14,7 +14,7 @@
 
 typedef struct arm_ctx {
 	db_tx *tx;
-	json_t *item;
+	it_value *item;
 	int ttl_s, wait_ms;
 	it_claim *out;
 	void (*armed)(bool ok, void *arg);
@@ -29,6 +29,10 @@ static const db_stmt stmt_guard = {"it_claim_guard", "SELECT ol_it_claim_guard($
 void it_claim_clear(it_claim *c)
 {
 	json_decref(c->item);
+	if (c->table != NULL)
+		it_table_unref(c->table);
+	free(c->pkenc);
+	free(c->skenc);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -66,25 +70,18 @@ static void armed_reply(it_reply *r, void *arg)
 	if (!ok)
 		c->out->outcome = IT_CLAIM_FAILED;
 	c->armed(ok, c->arg);
-	json_decref(c->item);
+	it_value_free(c->item);
 	free(c);
 }
 
 static void table_loaded(it_op *op, it_table *t)
 {
 	arm_ctx *c = op->cb_arg;
-	it_error e = {0};
-	it_value *item = NULL;
+	const it_value *item = c->item;
 	char *pkenc = NULL, *skenc = NULL, *text = NULL;
 	db_batch *b = NULL;
-	if (!it_item_from_json(c->item, &item, &e)) {
-		it_finish_error(op, &e);
+	if (!it_item_keys(op, t, item, &pkenc, &skenc))
 		return;
-	}
-	if (!it_item_keys(op, t, item, &pkenc, &skenc)) {
-		it_value_free(item);
-		return;
-	}
 	json_t *canon = it_item_to_json(item);
 	text = canon != NULL ? json_dumps(canon, JSON_COMPACT) : NULL;
 	json_decref(canon);
@@ -100,17 +97,109 @@ static void table_loaded(it_op *op, it_table *t)
 	const char *g[1] = {nonce};
 	b = db_batch_new();
 	bool ok = text != NULL && b != NULL && db_batch_add(b, &stmt_claim, p) && db_batch_add(b, &stmt_guard, g);
-	it_value_free(item);
-	free(pkenc);
-	free(skenc);
 	free(text);
 	if (!ok) {
+		free(pkenc);
+		free(skenc);
 		db_batch_free(b);
 		it_finish_err(op, "InternalServerError", NULL, "out of memory");
 		return;
 	}
 	db_tx_set_prefix(c->tx, b, prefix_done, c->out);
+	c->out->table = t;
+	t->refs++;
+	c->out->pkenc = pkenc;
+	c->out->skenc = skenc;
 	it_finish_ok(op, NULL);
+}
+
+/* ---- set: attributes of the claimed item, typed ---- */
+
+/* jsonb's || replaces the top-level attributes it names: an UpdateItem's
+ * SET of whole attributes, without its request and expression. */
+static const db_stmt stmt_set = {
+	"it_claim_set", "UPDATE items SET item = item || $4::jsonb WHERE table_id = $1::bigint AND pk = $2 AND sk = $3", 4};
+
+typedef struct set_ctx {
+	void (*cb)(it_set_status st, void *arg);
+	void *arg;
+} set_ctx;
+
+/* A key attribute of the table or of one of its indexes, or its TTL
+ * attribute: what a SET of the claimed item may not change. */
+static bool same_name(const char *a, const it_str *b)
+{
+	return a != NULL && strlen(a) == b->len && memcmp(a, b->ptr, b->len) == 0;
+}
+
+static bool protected_attr(const it_table *t, const it_str *name)
+{
+	if (same_name(t->pk.name, name) || (t->has_sk && same_name(t->sk.name, name)) || same_name(t->ttl_attr, name))
+		return true;
+	for (int i = 0; i < t->nidx; i++) {
+		const it_keydef *pk = it_index_key(t, &t->idx[i], false), *sk = it_index_key(t, &t->idx[i], true);
+		if ((pk != NULL && same_name(pk->name, name)) || (sk != NULL && same_name(sk->name, name)))
+			return true;
+	}
+	return false;
+}
+
+static void set_done(db_result *res, void *arg)
+{
+	set_ctx *c = arg;
+	it_set_status st = IT_SET_FAILED;
+	if (res->status == DB_OK) {
+		PGresult *r = res->results[res->nresults - 1];
+		st = r != NULL && strcmp(PQcmdTuples(r), "1") == 0 ? IT_SET_OK : IT_SET_GONE;
+	}
+	else if (res->status == DB_ERR_UNAVAILABLE || res->status == DB_ERR_BUSY || res->status == DB_ERR_TIMEOUT ||
+		 (res->status == DB_ERR_QUERY && res->sqlstate[0] == '4' && res->sqlstate[1] == '0'))
+		st = IT_SET_UNAVAILABLE;
+	c->cb(st, c->arg);
+	free(c);
+}
+
+void it_claim_set(db_tx *tx, it_claim *c, const it_value *attrs, int flags, void (*cb)(it_set_status st, void *arg),
+		  void *arg)
+{
+	if (c->table == NULL || c->pkenc == NULL) {
+		cb(IT_SET_GONE, arg);
+		return;
+	}
+	if (attrs == NULL || attrs->type != IT_M) {
+		cb(IT_SET_BAD_ATTR, arg);
+		return;
+	}
+	for (size_t i = 0; i < attrs->u.m.n; i++)
+		if (protected_attr(c->table, &attrs->u.m.v[i].name)) {
+			cb(IT_SET_BAD_ATTR, arg);
+			return;
+		}
+	/* The claimed item is a few hundred bytes (key, fingerprint, status,
+	 * TTL): its key's size bounds it well enough with a margin. */
+	if (it_item_size(attrs) + strlen(c->pkenc) + (c->skenc ? strlen(c->skenc) : 0) + 1024 > IT_MAX_ITEM_SIZE) {
+		cb(IT_SET_TOO_LARGE, arg);
+		return;
+	}
+	json_t *j = it_item_to_json(attrs);
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	set_ctx *sc = text != NULL ? calloc(1, sizeof(*sc)) : NULL;
+	char tid[24];
+	snprintf(tid, sizeof(tid), "%lld", (long long)c->table->id);
+	const char *p[4] = {tid, c->pkenc, c->skenc != NULL ? c->skenc : "", text};
+	db_batch *b = sc != NULL ? db_batch_new() : NULL;
+	if (b == NULL || !db_batch_add(b, &stmt_set, p)) {
+		db_batch_free(b);
+		free(sc);
+		free(text);
+		cb(IT_SET_FAILED, arg);
+		return;
+	}
+	free(text);
+	sc->cb = cb;
+	sc->arg = arg;
+	db_tx_exec(tx, b, flags, set_done, sc);
 }
 
 /* The operation context a claim or a peek runs its table lookup and
@@ -135,20 +224,22 @@ static it_op *internal_op(it_store *s, const char *tenant, const char *name, it_
 	return op;
 }
 
-void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, const it_value *item, int ttl_s, int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	arm_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = c != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
+	it_value *copy = c != NULL ? it_value_copy(item) : NULL;
+	it_op *op = copy != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
 	if (op == NULL) {
+		it_value_free(copy);
 		free(c);
 		out->outcome = IT_CLAIM_FAILED;
 		armed(false, arg);
 		return;
 	}
 	c->tx = tx;
-	c->item = json_incref(item);
+	c->item = copy;
 	c->ttl_s = ttl_s;
 	c->wait_ms = wait_ms;
 	c->out = out;
@@ -160,7 +251,7 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 /* ---- peek: the live item at a key, read without claiming ---- */
 
 typedef struct peek_ctx {
-	json_t *key;
+	it_value *key;
 	it_claim *out;
 	void (*done)(void *arg);
 	void *arg;
@@ -190,10 +281,8 @@ static void peek_table(it_op *op, it_table *t)
 {
 	peek_ctx *c = op->cb_arg;
 	char *pkenc = NULL, *skenc = NULL;
-	it_value *key = NULL;
-	if (!it_key_from_json(op, t, c->key, &key, &pkenc, &skenc))
+	if (!it_item_keys(op, t, c->key, &pkenc, &skenc))
 		return;
-	it_value_free(key);
 	char tid[24];
 	snprintf(tid, sizeof(tid), "%lld", (long long)t->id);
 	const char *p[3] = {tid, pkenc, skenc};
@@ -209,22 +298,24 @@ static void peek_reply(it_reply *r, void *arg)
 	(void)r;
 	peek_ctx *c = arg;
 	c->done(c->arg);
-	json_decref(c->key);
+	it_value_free(c->key);
 	free(c);
 }
 
-void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+void it_claim_peek(it_store *s, const char *tenant, const char *table, const it_value *key, it_claim *out,
 		   void (*done)(void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	peek_ctx *c = calloc(1, sizeof(*c));
-	it_op *op = c != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
+	it_value *copy = c != NULL ? it_value_copy(key) : NULL;
+	it_op *op = copy != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
 	if (op == NULL) {
+		it_value_free(copy);
 		free(c);
 		done(arg);
 		return;
 	}
-	c->key = json_incref(key);
+	c->key = copy;
 	c->out = out;
 	c->done = done;
 	c->arg = arg;

@@ -103,25 +103,50 @@ typedef enum {
 	IT_CLAIM_FAILED,      /* the database failed (retryable) */
 } it_claim_outcome;
 
+struct it_table;
+struct it_value;
+
 typedef struct it_claim {
 	it_claim_outcome outcome;
 	json_t *item;      /* the stored item (ours or the live one), DynamoDB JSON */
 	long long expires; /* its TTL, epoch seconds */
 	bool waited;       /* another claimer was in flight */
+	/* where the claimed item is, for it_claim_set (set by it_claim_arm) */
+	struct it_table *table;
+	char *pkenc, *skenc;
 } it_claim;
 
 /* Looks the table up, then sets the prefix and calls armed(true, arg) — or
  * armed(false, arg) with *err set to a message when it cannot. The outcome
  * is written into *out when the prefix has run; out must live as long as
  * tx. */
-void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, json_t *item, int ttl_s, int wait_ms,
+void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, const struct it_value *item, int ttl_s,
+		  int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg);
 void it_claim_clear(it_claim *c);
+
+/* Sets attributes of the item a claim writes (after it_claim_arm armed it,
+ * in the same transaction): one prepared statement, no request to parse,
+ * no expression. attrs is a map of typed values; it may not name the
+ * table's key, an index key or the TTL attribute. flags as db_tx_exec's
+ * (DB_TX_COMMIT for the last batch). When the claim's prefix has not been
+ * sent yet, it goes with this statement. */
+typedef enum {
+	IT_SET_OK = 0,
+	IT_SET_GONE,        /* no claimed item at that key (the prefix did not claim) */
+	IT_SET_BAD_ATTR,    /* attrs names a key, index key or TTL attribute, or is not a map */
+	IT_SET_TOO_LARGE,   /* the item would exceed IT_MAX_ITEM_SIZE */
+	IT_SET_UNAVAILABLE, /* the database failed; retryable */
+	IT_SET_FAILED,      /* anything else (out of memory, a statement error) */
+} it_set_status;
+
+void it_claim_set(db_tx *tx, it_claim *c, const struct it_value *attrs, int flags, void (*cb)(it_set_status st, void *arg),
+		  void *arg);
 /* Reads the live item at key (a map of the table's key) without claiming
  * or locking anything: out->outcome is IT_CLAIM_TAKEN with the item when
  * there is one, else IT_CLAIM_PENDING. Expiry by the database clock, as
  * the claim judges it. */
-void it_claim_peek(it_store *s, const char *tenant, const char *table, json_t *key, it_claim *out,
+void it_claim_peek(it_store *s, const char *tenant, const char *table, const struct it_value *key, it_claim *out,
 		   void (*done)(void *arg), void *arg);
 
 /* Operations it_call knows, for routing and documentation. */

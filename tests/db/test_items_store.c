@@ -739,6 +739,104 @@ static void test_batches_and_scan(dbt_ctx *c)
 	dbt_res_clear(&r);
 }
 
+/* ---- it_claim_set: the typed write of a claimed item ---- */
+
+static void flag_armed(bool ok, void *arg)
+{
+	*(int *)arg = ok ? 1 : -1;
+}
+
+typedef struct set_res {
+	bool done;
+	it_set_status st;
+} set_res;
+
+static void set_cb(it_set_status st, void *arg)
+{
+	set_res *r = arg;
+	r->done = true;
+	r->st = st;
+}
+
+static it_value *attrs_s(const char *name, const char *value)
+{
+	it_value *m = it_value_new_map(), *v = it_value_new_str(IT_S, value, strlen(value));
+	if (m == NULL || v == NULL || !it_map_set(m, name, strlen(name), v)) {
+		fprintf(stderr, "out of memory\n");
+		exit(2);
+	}
+	return m;
+}
+
+/* Arms a claim of IDEM#<key> in a new transaction of the system table. */
+static db_tx *arm(dbt_ctx *c, const char *key, it_claim *claim)
+{
+	char pk[64];
+	snprintf(pk, sizeof(pk), "IDEM#%s", key);
+	it_value *item = attrs_s("PK", pk), *sk = it_value_new_str(IT_S, "METADATA", 8),
+		 *st = it_value_new_str(IT_S, "in_progress", 11), *fp = it_value_new_str(IT_S, "fp", 2);
+	if (!it_map_set(item, "SK", 2, sk) || !it_map_set(item, "status", 6, st) || !it_map_set(item, "fingerprint", 11, fp))
+		exit(2);
+	db_tx *tx = db_tx_new(c->pool);
+	int armed = 0;
+	it_claim_arm(c->store, tx, T1, IT_SYSTEM_TABLE, item, 60, 200, claim, flag_armed, &armed);
+	it_value_free(item);
+	while (armed == 0)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	CHECK(armed == 1, "claim armed");
+	return tx;
+}
+
+static it_set_status set_and_wait(dbt_ctx *c, db_tx *tx, it_claim *claim, it_value *attrs, int flags)
+{
+	set_res r = {0};
+	it_claim_set(tx, claim, attrs, flags, set_cb, &r);
+	it_value_free(attrs);
+	while (!r.done)
+		event_base_loop(c->base, EVLOOP_ONCE);
+	return r.st;
+}
+
+static void test_claim_set(dbt_ctx *c)
+{
+	it_claim never = {0};
+	CHECK(set_and_wait(c, NULL, &never, attrs_s("status", "x"), 0) == IT_SET_GONE, "set without a claim: GONE");
+
+	it_claim claim;
+	db_tx *tx = arm(c, "set-1", &claim);
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("PK", "IDEM#other"), 0) == IT_SET_BAD_ATTR, "the key attribute is refused");
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("ttl", "1"), 0) == IT_SET_BAD_ATTR, "the TTL attribute is refused");
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("GSI1PK", "x"), 0) == IT_SET_BAD_ATTR, "an index key attribute is refused");
+	char *big = malloc(IT_MAX_ITEM_SIZE + 1);
+	memset(big, 'a', IT_MAX_ITEM_SIZE);
+	big[IT_MAX_ITEM_SIZE] = '\0';
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("response", big), 0) == IT_SET_TOO_LARGE, "an item over 400 KB is refused");
+	free(big);
+	it_value *done = attrs_s("status", "completed");
+	it_value *resp = it_value_new_str(IT_S, "{\"a\":1}", 7);
+	CHECK(resp != NULL && it_map_set(done, "response", 8, resp), "attrs built");
+	CHECK(set_and_wait(c, tx, &claim, done, DB_TX_COMMIT) == IT_SET_OK && claim.outcome == IT_CLAIM_CLAIMED &&
+		      db_tx_committed(tx),
+	      "claimed, set and committed in one batch");
+	db_tx_free(tx);
+	it_claim_clear(&claim);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT (i.item->'status'->>'S') || ' ' || (i.item->'response'->>'S') || ' ' || (i.item->'fingerprint'->>'S') || ' '"
+		 " || ((i.item->'ttl'->>'N')::bigint = i.expires_at)::text FROM items i JOIN item_tables t ON t.id = i.table_id"
+		 " WHERE t.tenant = '%s' AND t.name = '%s' AND i.pk = 'IDEM#set-1'",
+		 T1, IT_SYSTEM_TABLE);
+	CHECK(strcmp(dbt_sql(sql), "completed {\"a\":1} fp true") == 0, "the stored item: set attributes, the others kept");
+
+	/* A second claim of the key finds it taken: the set does not run. */
+	tx = arm(c, "set-1", &claim);
+	it_set_status st = set_and_wait(c, tx, &claim, attrs_s("status", "overwritten"), DB_TX_COMMIT);
+	CHECK(st != IT_SET_OK && claim.outcome == IT_CLAIM_TAKEN, "a taken key: the set is refused, the claim says TAKEN");
+	db_tx_free(tx);
+	it_claim_clear(&claim);
+	CHECK(strncmp(dbt_sql(sql), "completed ", 10) == 0, "the record is unchanged");
+}
+
 int main(void)
 {
 	dbt_url();
@@ -767,6 +865,7 @@ int main(void)
 	test_batches_and_scan(&c);
 	test_update_table(&c);
 	test_backfill(&c);
+	test_claim_set(&c);
 	dbt_close(&c);
 	return it_test_done();
 }

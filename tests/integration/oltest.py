@@ -303,6 +303,44 @@ def start_daemon(stack, log_dir, extra_args=(), threads=2, name="onceledgerd", e
     return d
 
 
+class DynamoDaemon:
+    """A daemon with a DynamoDB listener and a master key (sigv4 keys):
+    url, daemon, tenant_keys(), boto3_kw(); finish() checks that it is alive
+    and exits 0 (also under valgrind, whose error exit is 99)."""
+
+    def __init__(self, stack, cli, log_dir, extra_args=(), name="ddb", threads=2):
+        if not stack.controllable:
+            pytest.skip("needs its own daemon")
+        self.cli = cli
+        self.master_key_file = Path(log_dir) / "master.key"
+        self.master_key_file.write_bytes(secrets.token_bytes(32))
+        os.chmod(self.master_key_file, 0o600)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.daemon = start_daemon(stack, log_dir, ["--dynamodb-listen", f"127.0.0.1:{port}", "--master-key-file",
+                                                    str(self.master_key_file), *extra_args], name=name,
+                                   threads=threads)
+
+    def tenant_keys(self):
+        """A new tenant and a sigv4 key of it with the dynamodb scope:
+        (tenant, access key id, secret)."""
+        tenant = self.cli.tenant_create()
+        out = self.cli.run("key", "create", "--tenant", tenant, "--scopes", "dynamodb", "--sigv4",
+                           "--master-key-file", str(self.master_key_file)).stdout.split()
+        return tenant, out[0], out[1]
+
+    def boto3_kw(self, akid, secret):
+        """boto3.client() arguments for this endpoint: one attempt (a retry
+        would hide the error under test), a generous read timeout."""
+        from botocore.config import Config
+        return dict(endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=akid,
+                    aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}, read_timeout=60))
+
+    def finish(self):
+        assert self.daemon.alive(), "the daemon died:\n" + self.daemon.log_text()[-4000:]
+        st = self.daemon.terminate()
+        assert st == 0, f"the daemon exited {st}:\n" + self.daemon.log_text()[-4000:]
+
 
 # ---------------------------------------------------------------------------
 # The domain's storage: the idempotency records are items of every tenant's

@@ -9,7 +9,6 @@ refused consistently, and DynamoDB's longest keys work.
 Each module runs its own daemon with --dynamodb-listen; requests are signed
 with botocore (Debian's python3-botocore), raw ones with its SigV4Auth."""
 import json
-import os
 import secrets
 
 import psycopg2
@@ -20,45 +19,29 @@ botocore = pytest.importorskip("botocore")
 import boto3  # noqa: E402
 from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.config import Config  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
-from oltest import free_port, start_daemon  # noqa: E402
+from oltest import DynamoDaemon  # noqa: E402
 
 TARGET = "DynamoDB_20120810."
 
 
 @pytest.fixture(scope="module")
 def ddb(stack, cli, tmp_path_factory):
-    if not stack.controllable:
-        pytest.skip("needs its own daemon")
-    d = tmp_path_factory.mktemp("ddb")
-    mk = d / "master.key"
-    mk.write_bytes(secrets.token_bytes(32))
-    os.chmod(mk, 0o600)
-    tenant = cli.tenant_create()
-    out = cli.run("key", "create", "--tenant", tenant, "--scopes", "dynamodb", "--sigv4",
-                  "--master-key-file", str(mk)).stdout.split()
-    akid, secret = out[0], out[1]
-    port = free_port()
-    daemon = start_daemon(stack, d, ["--dynamodb-listen", f"127.0.0.1:{port}", "--master-key-file", str(mk)],
-                          name="ddb")
-    url = f"http://127.0.0.1:{port}"
-    client = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id=akid,
-                          aws_secret_access_key=secret,
-                          config=Config(retries={"max_attempts": 1}, read_timeout=60))
+    dd = DynamoDaemon(stack, cli, tmp_path_factory.mktemp("ddb"))
+    tenant, akid, secret = dd.tenant_keys()
 
     class Ddb:
         pass
 
     o = Ddb()
-    o.daemon, o.url, o.client, o.tenant = daemon, url, client, tenant
+    o.daemon, o.url, o.tenant = dd.daemon, dd.url, tenant
+    o.client = boto3.client("dynamodb", **dd.boto3_kw(akid, secret))
     o.creds = Credentials(akid, secret)
     o.database_url = stack.database_url
     yield o
-    assert daemon.alive(), "the daemon died:\n" + daemon.log_text()[-4000:]
-    daemon.terminate()
+    dd.finish()
 
 
 def signed(o, op, body, signed_headers=None, creds=None):
@@ -767,19 +750,13 @@ def test_made_up_access_key_ids_cost_bounded_lookups_and_keep_valid_keys_cached(
     """The SigV4 key cache evicts one least recently used entry at a time
     (it was wiped when full) and lookups of ids it does not know as valid
     keys take a token of the worker's bucket (auth_lookup_rate)."""
-    mk = tmp_path / "master.key"
-    mk.write_bytes(secrets.token_bytes(32))
-    os.chmod(mk, 0o600)
-    tenant = cli.tenant_create()
-    akid, secret = cli.run("key", "create", "--tenant", tenant, "--scopes", "dynamodb", "--sigv4",
-                           "--master-key-file", str(mk)).stdout.split()
-    port = free_port()
-    d = start_daemon(stack, tmp_path, ["--dynamodb-listen", f"127.0.0.1:{port}", "--master-key-file", str(mk),
-                                       "--auth-lookup-rate", "20", "--auth-cache-ttl-ms", "5000"],
-                     name="akid", threads=1)
+    dd = DynamoDaemon(stack, cli, tmp_path, ["--auth-lookup-rate", "20", "--auth-cache-ttl-ms", "5000"],
+                      name="akid", threads=1)
+    d = dd.daemon
+    _, akid, secret = dd.tenant_keys()
     try:
         o = type("O", (), {})()
-        o.url, o.creds = f"http://127.0.0.1:{port}", Credentials(akid, secret)
+        o.url, o.creds = dd.url, Credentials(akid, secret)
         assert send(signed(o, "ListTables", {})).status_code == 200
         q0 = _metric(d.url, "onceledger_sigv4_key_queries_total")
         statuses = {}
@@ -795,4 +772,4 @@ def test_made_up_access_key_ids_cost_bounded_lookups_and_keep_valid_keys_cached(
         assert _metric(d.url, "onceledger_sigv4_lookups_throttled_total") > 0
         assert set(statuses) <= {400, 503}, statuses
     finally:
-        d.terminate()
+        dd.finish()

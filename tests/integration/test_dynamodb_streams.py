@@ -8,7 +8,6 @@ TTL deletions as the service's records, and 24-hour retention.
 The module runs its own daemon with --dynamodb-listen (and a fast TTL
 sweeper); written from the AWS API reference for DynamoDB Streams."""
 import base64
-import os
 import re
 import secrets
 import threading
@@ -22,49 +21,35 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
-from oltest import free_port, poll, start_daemon  # noqa: E402
+from oltest import DynamoDaemon, poll  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ddb(stack, cli, tmp_path_factory):
-    if not stack.controllable:
-        pytest.skip("needs its own daemon")
-    d = tmp_path_factory.mktemp("ddbs")
-    mk = d / "master.key"
-    mk.write_bytes(secrets.token_bytes(32))
-    os.chmod(mk, 0o600)
-    port = free_port()
-    daemon = start_daemon(stack, d, ["--dynamodb-listen", f"127.0.0.1:{port}", "--master-key-file", str(mk),
-                                     "--ttl-sweep-interval-ms", "200", "--ttl-sweep-batch", "10"], name="ddbs")
-    url = f"http://127.0.0.1:{port}"
+    dd = DynamoDaemon(stack, cli, tmp_path_factory.mktemp("ddbs"),
+                      ["--ttl-sweep-interval-ms", "200", "--ttl-sweep-batch", "10"], name="ddbs")
 
     class Tenant:
         pass
 
     def tenant():
         o = Tenant()
-        o.tenant = cli.tenant_create()
-        out = cli.run("key", "create", "--tenant", o.tenant, "--scopes", "dynamodb", "--sigv4",
-                      "--master-key-file", str(mk)).stdout.split()
-        kw = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id=out[0], aws_secret_access_key=out[1],
-                  config=Config(retries={"max_attempts": 1}, read_timeout=60))
+        o.tenant, akid, secret = dd.tenant_keys()
+        kw = dd.boto3_kw(akid, secret)
         o.client = boto3.client("dynamodb", **kw)
         o.streams = boto3.client("dynamodbstreams", **kw)
         return o
 
     o = tenant()
     o.other = tenant()
-    o.master_key = mk.read_bytes()
-    o.daemon = daemon
+    o.master_key = dd.master_key_file.read_bytes()
+    o.daemon = dd.daemon
     o.db = psycopg2.connect(stack.database_url)
     o.database_url = stack.database_url  # .dsn of a connection hides the password
     o.db.autocommit = True
     yield o
     o.db.close()
-    assert daemon.alive(), "the daemon died:\n" + daemon.log_text()[-4000:]
-    # 0, also under valgrind (make valgrind-check: 99 on an error)
-    st = daemon.terminate()
-    assert st == 0, f"the daemon exited {st}:\n" + daemon.log_text()[-4000:]
+    dd.finish()
 
 
 def code(exc):

@@ -47,34 +47,18 @@ import {
   UpdateCommand,
   QueryCommand as DocQueryCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { ENDPOINT, clientOptions, credentials, runName } from "./env.mjs";
 
 // ---------------------------------------------------------------------------
 // Configuration
 
-function requireEnv(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run tests/sdk/run.sh, or export it)`);
-  return v;
-}
-
-const ENDPOINT = requireEnv("ONCELEDGER_DYNAMODB_URL");
-const KEY_ID = requireEnv("ONCELEDGER_SDK_KEY_ID");
-const SECRET = requireEnv("ONCELEDGER_SDK_SECRET");
-const KEY_ID_2 = requireEnv("ONCELEDGER_SDK_KEY_ID_2");
-const SECRET_2 = requireEnv("ONCELEDGER_SDK_SECRET_2");
-
-const RUN = Date.now().toString(36) + randomBytes(3).toString("hex");
-const PREFIX = `sdk-${RUN}`;
+const { accessKeyId: KEY_ID, secretAccessKey: SECRET } = credentials();
+const { accessKeyId: KEY_ID_2, secretAccessKey: SECRET_2 } = credentials("_2");
+const PREFIX = runName("sdk");
 
 const clients = [];
 function makeClient(accessKeyId, secretAccessKey, extra = {}) {
-  const c = new DynamoDBClient({
-    endpoint: ENDPOINT,
-    region: "us-east-1",
-    credentials: { accessKeyId, secretAccessKey },
-    maxAttempts: 1,
-    ...extra,
-  });
+  const c = new DynamoDBClient(clientOptions("", { credentials: { accessKeyId, secretAccessKey }, ...extra }));
   clients.push(c);
   return c;
 }

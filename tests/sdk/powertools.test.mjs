@@ -38,27 +38,14 @@ import {
   IdempotencyValidationError,
 } from "@aws-lambda-powertools/idempotency";
 import { DynamoDBPersistenceLayer } from "@aws-lambda-powertools/idempotency/dynamodb";
+import { clientOptions, runName } from "./env.mjs";
 
-function requireEnv(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run tests/sdk/run.sh, or export it)`);
-  return v;
-}
-
-const ENDPOINT = requireEnv("ONCELEDGER_DYNAMODB_URL");
-const KEY_ID = requireEnv("ONCELEDGER_SDK_KEY_ID");
-const SECRET = requireEnv("ONCELEDGER_SDK_SECRET");
-
-const RUN = Date.now().toString(36) + randomBytes(3).toString("hex");
-const PREFIX = `pt-${RUN}`;
+const PREFIX = runName("pt");
 
 const clients = [];
 function makeClient() {
-  const c = new DynamoDBClient({
-    endpoint: ENDPOINT,
-    region: "us-east-1",
-    credentials: { accessKeyId: KEY_ID, secretAccessKey: SECRET },
-  });
+  // Powertools' own client keeps the SDK's retries; the test's too.
+  const c = new DynamoDBClient(clientOptions("", { maxAttempts: 3 }));
   clients.push(c);
   return c;
 }

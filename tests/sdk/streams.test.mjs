@@ -8,7 +8,6 @@
 
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
@@ -28,23 +27,12 @@ import {
   GetRecordsCommand,
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb-streams";
+import { clientOptions, runName } from "./env.mjs";
 
-function requireEnv(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run tests/sdk/run.sh, or export it)`);
-  return v;
-}
-
-const ENDPOINT = requireEnv("ONCELEDGER_DYNAMODB_URL");
-const creds = (n) => ({
-  accessKeyId: requireEnv(`ONCELEDGER_SDK_KEY_ID${n}`),
-  secretAccessKey: requireEnv(`ONCELEDGER_SDK_SECRET${n}`),
-});
-const common = { endpoint: ENDPOINT, region: "us-east-1", maxAttempts: 1 };
-const ddb = new DynamoDBClient({ ...common, credentials: creds("") });
-const streams = new DynamoDBStreamsClient({ ...common, credentials: creds("") });
-const streams2 = new DynamoDBStreamsClient({ ...common, credentials: creds("_2") });
-const NAME = `sdk-streams-${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
+const ddb = new DynamoDBClient(clientOptions());
+const streams = new DynamoDBStreamsClient(clientOptions());
+const streams2 = new DynamoDBStreamsClient(clientOptions("_2"));
+const NAME = runName("sdk-streams");
 
 after(async () => {
   try {
