@@ -8,7 +8,7 @@
 
 static inline lg_ctx api_lg_ctx(http_req *r)
 {
-	return (lg_ctx){.items = api_worker(r)->items, .db = api_worker(r)->db, .tx = api_tx(r), .tenant = api_ctx(r)->who.tenant};
+	return (lg_ctx){.db = api_worker(r)->db, .tx = api_tx(r), .tenant = api_ctx(r)->who.tenant};
 }
 
 /* Replies to a ledger outcome: obj with ok_status on LG_OK (LG_DUPLICATE:

@@ -14,13 +14,3 @@ void lg_inbox_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void 
 {
 	lg_ho_sweep(db, &st_sweep, limit, cb, arg);
 }
-
-/* The Put of one inbox credit of the item layout. Dead: only journal.c
- * (the item-layer journal, now without a caller but its unit test) still
- * names it; it goes with journal.c. */
-json_t *lg_inbox_put_action(const char *account, const char *currency, const char *transfer_id, int64_t amount)
-{
-	return json_pack("{s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:o}}}", "Put", "TableName", IT_SYSTEM_TABLE, "Item", "PK",
-			 "S", account, "SK", "S", transfer_id, "type", "S", "inbox", "currency", "S", currency, "amount",
-			 lg_av_n(amount));
-}

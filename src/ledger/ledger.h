@@ -1,10 +1,9 @@
 /* ledger.h — the money rules (docs/ledger.md): accounts, transfers, holds
  * and orders as one call each of the SQL functions on the ledger tables
- * (sql/013_ledger_transfers.sql, sql/014_ledger_holds_orders.sql); history
- * as item-layer operations on the tenant's system table until issue #16
- * moves it. Every
- * call takes the caller's transaction (NULL: the call on its own), so that
- * an API request's effects commit with its idempotency record. */
+ * (sql/013_ledger_transfers.sql, sql/014_ledger_holds_orders.sql), history
+ * and audits as statements on them (sql/015_ledger_reads.sql). Every call
+ * takes the caller's transaction (NULL: the call on its own), so that an
+ * API request's effects commit with its idempotency record. */
 #ifndef OL_LEDGER_H
 #define OL_LEDGER_H
 
@@ -14,7 +13,6 @@
 #include <jansson.h>
 
 #include "db/db.h"
-#include "items/items.h"
 
 /* Outcomes. On a failure the callback's obj, when not NULL, holds the
  * problem's extension members (e.g. {"account": id, "available": n}). */
@@ -36,7 +34,6 @@ typedef enum {
 
 /* Where a ledger call runs. */
 typedef struct lg_ctx {
-	it_store *items;
 	db_pool *db; /* statements outside a transaction (reads, tx NULL) */
 	db_tx *tx;
 	const char *tenant;
