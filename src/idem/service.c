@@ -182,7 +182,7 @@ void idems_claim(it_store *s, const char *tenant, const char *key, const char *f
 				"ExpressionAttributeValues", vals, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 	if (fingerprint != NULL)
 		util_strlcpy(k->fp, fingerprint, sizeof(k->fp));
-	it_call_tx(s, NULL, IT_INTERNAL, tenant, "PutItem", req, claimed, k);
+	it_call_internal(s, tenant, "PutItem", req, claimed, k);
 	json_decref(req);
 }
 
@@ -227,7 +227,7 @@ void idems_complete(it_store *s, const char *tenant, const char *key, const char
 	json_object_set_new(json_object_get(req, "ExpressionAttributeValues"), ":resp", json_pack("{s:s}", "S", text));
 	json_object_set_new(json_object_get(req, "ExpressionAttributeNames"), "#resp", json_string("response"));
 	free(text);
-	it_call_tx(s, NULL, IT_INTERNAL, tenant, "UpdateItem", req, held_done, k);
+	it_call_internal(s, tenant, "UpdateItem", req, held_done, k);
 	json_decref(req);
 }
 
@@ -245,7 +245,7 @@ void idems_release(it_store *s, const char *tenant, const char *key, const char 
 				kj, "ConditionExpression", "#st = :inprog AND lease_token = :tok", "ExpressionAttributeNames",
 				"#st", "status", "ExpressionAttributeValues", ":inprog", "S", "in_progress", ":tok", "S", token,
 				"ReturnValuesOnConditionCheckFailure", "ALL_OLD");
-	it_call_tx(s, NULL, IT_INTERNAL, tenant, "DeleteItem", req, held_done, k);
+	it_call_internal(s, tenant, "DeleteItem", req, held_done, k);
 	json_decref(req);
 }
 
@@ -271,6 +271,6 @@ void idems_get(it_store *s, const char *tenant, const char *key, idems_cb cb, vo
 		return;
 	}
 	json_t *req = json_pack("{s:s, s:o, s:b}", "TableName", IT_SYSTEM_TABLE, "Key", kj, "ConsistentRead", 1);
-	it_call_tx(s, NULL, IT_INTERNAL, tenant, "GetItem", req, got, k);
+	it_call_internal(s, tenant, "GetItem", req, got, k);
 	json_decref(req);
 }

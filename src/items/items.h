@@ -41,53 +41,12 @@ void it_store_set_stream_key(it_store *s, const unsigned char key[32]);
  * once (possibly synchronously); the reply is freed when it returns. */
 void it_call(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
 
-/* The same inside the caller's transaction tx (see db.h): the operation's
- * statements run in a savepoint, so a failed condition or a cancelled
- * TransactWriteItems undoes only this operation and the transaction goes
- * on; flags may add DB_TX_COMMIT to commit after it. Calls through here
- * (tx != NULL, or IT_INTERNAL in flags) may name the system tables. */
-enum {
-	IT_INTERNAL = 0x100,
-	/* With tx: the statements are queued (db_tx_defer) and sent with the
-	 * transaction's next batch; cb runs at once with an empty success. A
-	 * write that then fails (including a failed condition of a
-	 * TransactWriteItems) aborts the whole transaction. */
-	IT_DEFER = 0x200,
-	/* With tx: no savepoint around the operation; its failure aborts the
-	 * transaction (the last write before COMMIT needs no undo point). */
-	IT_NO_SAVEPOINT = 0x400,
-};
-void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *op, json_t *request, it_done cb,
-		void *arg);
+/* The same for the program's own calls (src/idem/service.c): the request
+ * may name the system tables (IT_SYSTEM_TABLE). */
+void it_call_internal(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
 
-/* Internal calls may also ask TransactWriteItems for "ReturnValues":
- * "ALL_NEW": the reply then has "Items", the item after each action in
- * request order (null for Delete and ConditionCheck), and they may hold up
- * to IT_TXN_MAX_INTERNAL actions. */
-#define IT_TXN_MAX_INTERNAL 1000
-
-/* Internal TransactWriteItems may also carry "NoWait": <index>: when that
- * action (request order) would wait for a row another transaction holds,
- * the call fails at once with TransactionConflictException (lock_timeout
- * 1 ms on its statement), and
- * "Outbox": [events] (docs/events.md): rows written with the actions. */
-
-/* A transaction on the store's pool for several calls that commit together
- * (db_tx_new); the last call passes DB_TX_COMMIT; free with db_tx_free. */
-db_tx *it_tx_new(it_store *s);
-/* Commits tx with its deferred statements; cb(true) once committed. */
-void it_tx_commit(db_tx *tx, void (*cb)(bool ok, void *arg), void *arg);
-
-/* A read-only snapshot transaction on the store's pool (db_tx_new_snapshot)
- * for reads that must agree with each other; free with db_tx_free. */
-db_tx *it_snapshot_new(it_store *s);
-
-/* Undo points inside a caller's transaction (db_tx_mark, db_tx_undo). */
-void it_tx_mark(db_tx *tx);
-void it_tx_undo(db_tx *tx);
-
-/* The system table of every tenant (sql/004_idempotency.sql): the domain's
- * single-table layout. No DynamoDB request can name it. */
+/* The system table of every tenant (sql/004_idempotency.sql): the
+ * idempotency records (src/idem). No DynamoDB request can name it. */
 #define IT_SYSTEM_TABLE "ol:ledger"
 
 /* The claim of an idempotency key, as the prefix of tx (sent with the
@@ -160,12 +119,5 @@ bool it_op_known(const char *op);
 void it_sweep_expired(it_store *s, int batch, void (*cb)(long deleted, void *arg), void *arg);
 /* Stream retention: deletes up to `batch` stream records older than 24 h. */
 void it_sweep_streams(it_store *s, int batch, void (*cb)(long deleted, void *arg), void *arg);
-
-/* Background work over every tenant: up to limit items of the system
- * tables whose index `index` has the partition key pk and a sort key
- * below `below` (bytewise), lowest first. cb gets an array of
- * {"tenant", "item"} (NULL on error; borrowed). */
-void it_system_due(it_store *s, const char *index, const char *pk, const char *below, int limit,
-		   void (*cb)(json_t *rows, void *arg), void *arg);
 
 #endif

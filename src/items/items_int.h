@@ -80,8 +80,6 @@ typedef struct it_op {
 	void *loader;
 	void (*state_free)(void *);
 	int attempt;
-	db_tx *tx;      /* run inside the caller's transaction (it_call_tx) */
-	int tx_flags;
 	bool internal;  /* called by the program: system tables allowed */
 } it_op;
 

@@ -35,11 +35,8 @@ typedef struct txn_state {
 	txn_action *a;
 	int n;
 	const char *token;
-	bool want_new; /* internal: "ReturnValues": "ALL_NEW" */
 	char fp[65];
 	int stmt_token, stmt_finish;
-	const json_t *outbox; /* internal: events written with the actions (docs/events.md) */
-	int nowait;           /* internal: 1 + the action whose row lock must not be waited for */
 } txn_state;
 
 static void txn_free(void *p)
@@ -267,33 +264,12 @@ static void token_checked(db_result *res, void *arg)
 		      "The request uses the same client token as a previous, but non-identical request.");
 }
 
-/* {"Items": [...]}: each action's item as written (internal calls). */
-static json_t *new_items(txn_state *st, db_result *res)
-{
-	json_t *arr = json_array();
-	for (int i = 0; i < st->n; i++) {
-		txn_action *a = &st->a[i];
-		const char *text = NULL;
-		if (a->w.kind == IT_W_PUT || a->w.kind == IT_W_UPDATE) {
-			PGresult *m = a->stmt_main >= 0 ? res->results[a->stmt_main] : NULL;
-			if (m != NULL && PQntuples(m) == 1 && !PQgetisnull(m, 0, 2))
-				text = PQgetvalue(m, 0, 2);
-			PGresult *ins = a->stmt_insert >= 0 ? res->results[a->stmt_insert] : NULL;
-			if (text == NULL && ins != NULL && PQntuples(ins) == 1 && !PQgetisnull(ins, 0, 0))
-				text = PQgetvalue(ins, 0, 0);
-		}
-		json_t *item = text != NULL ? json_loads(text, 0, NULL) : NULL;
-		json_array_append_new(arr, item != NULL ? item : json_null());
-	}
-	return json_pack("{s:o}", "Items", arr);
-}
-
 static void txn_done(db_result *res, void *arg)
 {
 	it_op *op = arg;
 	txn_state *st = op->state;
 	if (res->status == DB_OK) {
-		json_t *body = st->want_new ? new_items(st, res) : json_object();
+		json_t *body = json_object();
 		int mode = it_cap_mode(op);
 		double *units = mode != IT_CAP_NONE ? calloc((size_t)st->n + 1, sizeof(double)) : NULL;
 		for (int i = 0; units != NULL && i < st->n; i++) {
@@ -335,9 +311,6 @@ static void txn_done(db_result *res, void *arg)
 					? PQresultErrorField(res->results[res->failed_index], PG_DIAG_MESSAGE_PRIMARY)
 					: res->message;
 		reasons = reasons_json(st, res, at, m, &race);
-	} else if (st->nowait > 0 && strcmp(res->sqlstate, "55P03") == 0) {
-		it_finish_err(op, "TransactionConflictException", NULL, "Transaction is ongoing for the item (NoWait)");
-		return;
 	} else if (strcmp(res->sqlstate, "40P01") == 0 || strcmp(res->sqlstate, "40001") == 0) {
 		race = true; /* deadlock/serialization: safe to rerun, nothing committed */
 	} else {
@@ -399,18 +372,6 @@ static void run_txn(it_op *op)
 		a->w.txn = true;
 		a->stmt_insert = -1;
 		a->put_new = it_w_put_if_absent(&a->w);
-		/* NoWait: this action's lock wait ends after 1 ms with 55P03 (the
-		 * setting is transaction-local, undone with a failed savepoint). */
-		bool nowait = st->nowait > 0 && a == &st->a[st->nowait - 1];
-		if (ok && nowait) {
-			static const db_stmt nowait_on = {
-				"it_txn_nowait_on",
-				"SELECT set_config('ol.lock_timeout', current_setting('lock_timeout'), true),"
-				" set_config('lock_timeout', '1ms', true)",
-				0};
-			ok = db_batch_add(b, &nowait_on, NULL);
-			idx++;
-		}
 		if (a->put_new) {
 			ok = it_w_add_put_if_absent(b, &a->w, &e);
 			a->stmt_main = idx++;
@@ -422,28 +383,8 @@ static void run_txn(it_op *op)
 			ok = it_w_add_insert(b, &a->w, &e);
 			a->stmt_insert = idx++;
 		}
-		if (ok && nowait) {
-			static const db_stmt nowait_off = {
-				"it_txn_nowait_off", "SELECT set_config('lock_timeout', current_setting('ol.lock_timeout'), true)", 0};
-			ok = db_batch_add(b, &nowait_off, NULL);
-			idx++;
-		}
 	}
 	free(order);
-	/* The events of the change, in the same transaction: rolled back with
-	 * it when an action fails (ol_txn_finish raises after them). */
-	size_t ei;
-	const json_t *ev;
-	json_array_foreach(st->outbox, ei, ev)
-	{
-		static const db_stmt outbox_add = {
-			"it_outbox_add",
-			"INSERT INTO outbox (n, tenant, id, type, subject, time, data) VALUES (ol_outbox_next_n(), $1, $2, $3, $4, $5, $6)", 6};
-		const char *p[6] = {op->tenant, it_req_str(ev, "id"), it_req_str(ev, "type"), it_req_str(ev, "subject"),
-				    it_req_str(ev, "time"), it_req_str(ev, "data")};
-		ok = ok && db_batch_add(b, &outbox_add, p);
-		idx++;
-	}
 	static const db_stmt finish = {"it_txn_finish", "SELECT ol_txn_finish()", 0};
 	ok = ok && db_batch_add(b, &finish, NULL);
 	st->stmt_finish = idx++;
@@ -497,7 +438,7 @@ static void write_tables_loaded(it_op *op)
 static bool collect_tables(it_op *op, json_t *items, const char *wrapper_check, const char ***names_out, int *n_out)
 {
 	size_t n = json_array_size(items);
-	size_t max = op->internal ? IT_TXN_MAX_INTERNAL : TXN_MAX_ACTIONS;
+	size_t max = TXN_MAX_ACTIONS;
 	if (!json_is_array(items) || n < 1 || n > max) {
 		it_finish_err(op, "ValidationException", NULL,
 			      "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length %s",
@@ -559,54 +500,14 @@ static txn_state *txn_start(it_op *op, const char *wrapper, const char ***names,
 	return st;
 }
 
-/* Internal "Outbox": [{"id","type","subject","time","data"}, ...], all
- * strings (data: the object's JSON text). */
-static bool outbox_valid(const json_t *outbox)
-{
-	static const char *const fields[] = {"id", "type", "subject", "time", "data"};
-	if (!json_is_array(outbox) || json_array_size(outbox) > IT_TXN_MAX_INTERNAL)
-		return false;
-	size_t i;
-	const json_t *ev;
-	json_array_foreach(outbox, i, ev)
-		for (size_t f = 0; f < OL_ARRAY_LEN(fields); f++)
-			if (it_req_str(ev, fields[f]) == NULL)
-				return false;
-	return true;
-}
-
 void it_op_transact_write(it_op *op)
 {
-	const json_t *outbox = op->internal ? json_object_get(op->req, "Outbox") : NULL;
-	if (outbox != NULL && !outbox_valid(outbox)) {
-		it_finish_err(op, "ValidationException", NULL, "Outbox: an array of events with string id, type, subject, time, data");
-		return;
-	}
-	if (outbox != NULL && json_array_size(json_object_get(op->req, "TransactItems")) == 0) {
-		/* Events alone: of a change an earlier call of the transaction made. */
-		txn_state *st = calloc(1, sizeof(*st));
-		if (st == NULL) {
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-			return;
-		}
-		st->outbox = outbox;
-		op->state = st;
-		op->state_free = txn_free;
-		run_txn(op);
-		return;
-	}
 	const char **names;
 	int n;
 	txn_state *st = txn_start(op, NULL, &names, &n);
 	if (st == NULL)
 		return;
-	st->outbox = outbox;
-	const json_t *nwv = op->internal ? json_object_get(op->req, "NoWait") : NULL;
-	json_int_t nw = json_is_integer(nwv) ? json_integer_value(nwv) : -1;
-	st->nowait = nw >= 0 && nw < n ? (int)nw + 1 : 0;
 	st->token = it_req_str(op->req, "ClientRequestToken");
-	const char *rv = it_req_str(op->req, "ReturnValues");
-	st->want_new = op->internal && rv != NULL && strcmp(rv, "ALL_NEW") == 0;
 	if (st->token != NULL) {
 		size_t tl = strlen(st->token);
 		if (tl < 1 || tl > 36) {

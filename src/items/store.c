@@ -186,28 +186,10 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 			it_finish_err(op, "InternalServerError", NULL, "out of memory");
 		return;
 	}
-	if (op->tx != NULL && (op->tx_flags & IT_DEFER)) {
-		/* Nobody waits for these results: a failure aborts the
-		 * transaction, which its next batch reports. */
-		if (!db_tx_defer(op->tx, b))
-			it_finish_err(op, "InternalServerError", NULL, "out of memory");
-		else
-			it_finish_ok(op, json_object());
-		return;
-	}
-	if (op->tx != NULL)
-		db_tx_exec(op->tx, b, (op->tx_flags & IT_NO_SAVEPOINT) ? op->tx_flags : op->tx_flags | DB_TX_SAVEPOINT, cb, op);
-	else
-		db_exec(op->store->db, b, cb, op);
+	db_exec(op->store->db, b, cb, op);
 }
 
-void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
-{
-	it_call_tx(s, NULL, 0, tenant, opname, request, cb, arg);
-}
-
-void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const char *opname, json_t *request, it_done cb,
-		void *arg)
+static void call(it_store *s, bool internal, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_op *op = calloc(1, sizeof(*op));
 	if (op == NULL) {
@@ -221,9 +203,7 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
 	op->req = json_incref(request);
 	op->cb = cb;
 	op->cb_arg = arg;
-	op->tx = tx;
-	op->tx_flags = flags;
-	op->internal = tx != NULL || (flags & IT_INTERNAL);
+	op->internal = internal;
 	if (!json_is_object(request)) {
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
 		return;
@@ -247,6 +227,16 @@ void it_call_tx(it_store *s, db_tx *tx, int flags, const char *tenant, const cha
 		}
 	}
 	it_finish_err(op, "UnknownOperationException", NULL, "Unknown operation %s", opname);
+}
+
+void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+{
+	call(s, false, tenant, opname, request, cb, arg);
+}
+
+void it_call_internal(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+{
+	call(s, true, tenant, opname, request, cb, arg);
 }
 
 /* ---- request helpers -------------------------------------------------- */
@@ -691,13 +681,7 @@ void it_table_get(it_op *op, const char *name, it_table_cb cb)
 	tl->op = op;
 	tl->cb = cb;
 	util_strlcpy(tl->name, name, sizeof(tl->name));
-	/* Inside a transaction that holds a connection, on that connection:
-	 * from the pool, every held connection could be waiting for a load
-	 * queued behind them. */
-	if (op->tx != NULL && db_tx_started(op->tx))
-		db_tx_exec(op->tx, b, 0, table_loaded, tl);
-	else
-		db_exec(s->db, b, table_loaded, tl);
+	db_exec(s->db, b, table_loaded, tl);
 }
 
 typedef struct tables_loader {
