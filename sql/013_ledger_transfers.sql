@@ -66,6 +66,18 @@ BEGIN
 END;
 $$;
 
+-- The other hook (docs/orders.md): a direct credit refused by its overflow
+-- guard while the account has room handed to its inbox shards
+-- (inbox_granted) may fit once that room is taken back. Posts the inbox,
+-- revokes the room and returns true when there was some (the credit is
+-- then tried again). The inbox's migration replaces this body.
+CREATE FUNCTION ledger.inbox_revoke(p_aid bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN false;
+END;
+$$;
+
 -- GET /v1/accounts/{id}: the account's document (NULL: no such account),
 -- its inbox posted first.
 CREATE FUNCTION ledger.account_read(p_tenant text, p_id text) RETURNS text
@@ -207,6 +219,7 @@ DECLARE
     from_first boolean := p_from IS NOT NULL AND (p_to IS NULL OR p_from COLLATE "C" < p_to COLLATE "C");
     ok boolean := false;
     posted_inbox boolean := false;
+    revoked boolean := false;
     cur text;
     f_ref text;
     t_ref text;
@@ -218,7 +231,9 @@ BEGIN
        OR (p_currency IS NULL AND p_from IS NOT NULL AND p_to IS NOT NULL) THEN
         RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'ledger.transfer: invalid amount, accounts or currency';
     END IF;
-    FOR attempt IN 1..3 LOOP
+    -- 1 + an inbox posted for the debit + the room revoked for the credit
+    -- + one more for a state that moved meanwhile.
+    FOR attempt IN 1..4 LOOP
         ok := true;
         f_aid := NULL;
         t_aid := NULL;
@@ -282,6 +297,17 @@ BEGIN
             posted_inbox := true;
             IF ledger.inbox_post((SELECT a.aid FROM ledger.accounts a
                                    WHERE a.tenant = p_tenant AND a.id = p_from)) > 0 THEN
+                code := NULL;
+                doc := NULL;
+                CONTINUE;
+            END IF;
+        END IF;
+        -- Room of the payee handed to its inbox shards may make room for
+        -- it: taken back once, then the legs again.
+        IF code = 'overflow' AND NOT revoked THEN
+            revoked := true;
+            IF ledger.inbox_revoke((SELECT a.aid FROM ledger.accounts a
+                                     WHERE a.tenant = p_tenant AND a.id = p_to AND a.inbox_granted > 0)) THEN
                 code := NULL;
                 doc := NULL;
                 CONTINUE;

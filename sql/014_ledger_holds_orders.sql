@@ -303,12 +303,12 @@ BEGIN
 END;
 $$;
 
--- For 013's credit legs (a hook, not called there yet): a direct credit
+-- 013's hook for its credit legs (ledger.transfer): a direct credit
 -- refused by its overflow guard while the account has room handed to its
 -- inbox shards may still fit once the room is taken back. Posts the inbox
 -- and revokes the room (waits for the row); true when there was room, so
 -- that trying the credit again can change the answer.
-CREATE FUNCTION ledger.inbox_revoke(p_aid bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION ledger.inbox_revoke(p_aid bigint) RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF (SELECT a.inbox_granted FROM ledger.accounts a WHERE a.aid = p_aid) > 0 THEN

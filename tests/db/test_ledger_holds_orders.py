@@ -3,7 +3,8 @@
 (sql/014_ledger_holds_orders.sql) on the typed tables of sql/012_ledger.sql:
 the guard under concurrent holds, capture vs void vs expiry (exactly one
 wins), concurrent partial refunds, settlements of a busy merchant through
-its inbox, and the inbox's overflow guard at 2^63-1.
+its inbox, the inbox's overflow guard at 2^63-1, and a direct credit taking
+back the room handed to the inbox.
 
 Runs against the PostgreSQL of $ONCELEDGER_TEST_DATABASE_URL (exit 77,
 skipped, without it) in a database of its own, created from sql/*.sql and
@@ -496,19 +497,6 @@ def test_inbox_overflow_guard_at_max():
     assert order("vc", "vm", 160, oid=big)[0] == "ok"
     assert fn("order_settle", big)[0] == "ok"
     assert state("vm")[0] == MAX and state("vm")[3] == 0
-    # 013's transfer to a merchant with room: a credit above half the
-    # headroom is refused while the room is handed out (a hook for 013:
-    # ledger.inbox_revoke takes it back, then the credit fits)
-    account("vr")
-    assert order("vc", "vr", 1)[0] == "ok" and state("vr")[3] == 16 * (MAX // 32)
-    big = MAX - MAX // 4
-    code = q("SELECT code FROM ledger.transfer(%s, %s, NULL, 'vr', %s, 'EUR', NULL, '{}', '{}')",
-             (TENANT, fresh("trv_"), big))[0][0]
-    assert code == "overflow"
-    assert q("SELECT ledger.inbox_revoke(%s)", (aid_of("vr"),))[0][0] is True and state("vr")[3] == 0
-    code = q("SELECT code FROM ledger.transfer(%s, %s, NULL, 'vr', %s, 'EUR', NULL, '{}', '{}')",
-             (TENANT, fresh("trv_"), big))[0][0]
-    assert code == "ok" and state("vr")[0] == big
     one = fresh("ov_")
     assert order("vc", "vm", 1, oid=one)[0] == "ok"
     before = state("vc")
@@ -516,6 +504,46 @@ def test_inbox_overflow_guard_at_max():
     assert state("vc") == before and fn("order_get", one)[1]["status"] == "created"
     assert q("SELECT count(*) FROM ledger.inbox")[0][0] == 0
     assert verify("vm") == [] and verify("vc") == []
+
+
+def test_direct_credit_takes_back_the_inbox_room():
+    """013's transfer to a merchant whose inbox shards hold room (half of
+    its headroom once it has orders): a credit that fits the account but
+    not beside that room takes the room back (ledger.inbox_revoke, which
+    posts the waiting credits first) and goes through; one that does not
+    fit even then is 422 amount_overflow and moves nothing."""
+    account("rm")
+    account("rc")
+    credit("rc", 1000)
+    oid = fresh("or_")
+    assert order("rc", "rm", 7, oid=oid)[0] == "ok" and state("rm")[3] == 16 * (MAX // 32)
+    locker = connect(autocommit=False)
+    with locker.cursor() as cur:
+        cur.execute("SELECT 1 FROM ledger.accounts WHERE tenant = %s AND id = 'rm' FOR NO KEY UPDATE", (TENANT,))
+    try:
+        assert fn("order_settle", oid)[0] == "ok"      # the merchant is busy: its credit waits in the inbox
+    finally:
+        locker.rollback()
+        locker.close()
+    assert state("rm")[0] == 0 and q("SELECT sum(amount) FROM ledger.inbox WHERE account = %s", (aid_of("rm"),))[0][0] == 7
+
+    def direct(amount):
+        tid = fresh("trr_")
+        code, doc = q("SELECT code, doc FROM ledger.transfer(%s, %s, NULL, 'rm', %s, 'EUR', NULL, '{}', '{}')",
+                      (TENANT, tid, amount))[0]
+        return code, json.loads(doc) if doc else None
+
+    big = MAX - MAX // 4            # above the headroom the shards leave (MAX / 2)
+    code, doc = direct(big)
+    assert code == "ok", (code, doc)
+    assert doc["entries"][1] == {"account": "rm", "seq": 2, "amount": big, "balance_after": big + 7}, doc
+    assert state("rm") == (big + 7, 0, 2, 0)
+    assert q("SELECT count(*) FROM ledger.inbox WHERE account = %s", (aid_of("rm"),))[0][0] == 0
+    assert verify("rm") == []
+    # no room left to take back: what does not fit is refused, nothing moves
+    assert direct(MAX - big - 7 + 1) == ("overflow", {"account": "rm"})
+    assert state("rm") == (big + 7, 0, 2, 0)
+    assert direct(MAX - big - 7)[0] == "ok" and state("rm")[0] == MAX and verify("rm") == []
 
 
 def test_capture_overflow_undoes_everything():
@@ -533,7 +561,8 @@ TESTS = [test_hold_lifecycle_and_problems, test_lazy_expiry_and_sweeper, test_gu
          test_capture_void_expiry_race_exactly_one_wins, test_order_lifecycle,
          test_settle_cancel_expiry_race_exactly_one_wins,
          test_concurrent_partial_refunds_never_exceed_the_amount, test_inbox_under_a_busy_merchant,
-         test_inbox_overflow_guard_at_max, test_capture_overflow_undoes_everything]
+         test_inbox_overflow_guard_at_max, test_direct_credit_takes_back_the_inbox_room,
+         test_capture_overflow_undoes_everything]
 
 
 def main():
