@@ -11,9 +11,9 @@
 # pg_transfer_fn   reference (issue #16): ledger_proto.transfer(), one
 #                  PL/pgSQL call per executed idempotent transfer writing every
 #                  row the daemon writes (the key record claimed and saved in
-#                  items, both accounts under the guard, two chained entries,
-#                  the transfer, the outbox event), driven by pgbench
-# pg_transfer_pipe the same transfer as prepared statements in two pipelines
+#                  items, ledger.transfer(): both accounts under the guard, two
+#                  chained entries, the transfer; the outbox event), driven by
+#                  pgbench
 # hold_capture     POST /v1/holds then POST /v1/holds/{id}/capture (issue #16)
 # order_settle     POST /v1/orders then POST /v1/orders/{id}/settle (issue #16)
 # shellcheck shell=bash
@@ -97,39 +97,22 @@ pgbench_tpcb() {
     ITEMS_CLIENTS=$CONNECTIONS pgbench_custom builtin:tpcb-like pgbench
 }
 
-# The relational ledger's prototype (issue #16, bench/ledger_proto/): the
-# schema, the function and the funded accounts a10000.., created afresh for
-# each scenario (each variant starts from empty tables). Sets PROTO_TID (the
-# tenant's ol:ledger table id) and PROTO_BODY.
+# The SQL-only reference of the transfer (issue #16, bench/ledger_proto/):
+# the function and the funded accounts a10000.. of the tenant bench on the
+# ledger tables. Sets PROTO_TID (the tenant's ol:ledger table id).
 proto_setup() {
     local -a psql=("${PG_BIN:+$PG_BIN/}psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -d onceledger -X -v ON_ERROR_STOP=1)
-    "${psql[@]}" -q -c 'SET client_min_messages = warning' -f bench/ledger_proto/schema.sql \
-        -f bench/ledger_proto/transfer_fn.sql >/dev/null || return 1
+    "${psql[@]}" -q -c 'SET client_min_messages = warning' -f bench/ledger_proto/transfer_fn.sql >/dev/null || return 1
     PROTO_TID=$("${psql[@]}" -tAq -v tenant=bench -v naccounts="$LEDGER_ACCOUNTS" -f bench/ledger_proto/setup.sql) ||
         return 1
-    # The document both variants save and publish, at its real size (the
-    # pipeline sends it as text; the function builds its own).
-    PROTO_BODY=$("${psql[@]}" -tAq -c "SELECT ledger_proto.transfer_json('tr_4611686018427387904', 'a10001',
-        'a10002', 1, 'EUR', NULL, '{}', NULL, NULL, now(),
-        ledger_proto.entry_json('a10001', 1234, -1, 999999998766) || ','
-        || ledger_proto.entry_json('a10002', 1234, 1, 1000000001234))") || return 1
-    echo "proto: tenant bench, ol:ledger table $PROTO_TID, $LEDGER_ACCOUNTS accounts, document ${#PROTO_BODY} bytes"
-}
-
-proto_run() {   # proto_run SCRIPT
-    proto_setup || return 1
-    ITEMS_CLIENTS=$CONNECTIONS pgbench_custom "bench/ledger_proto/$1" onceledger -D tenant=bench -D tid="$PROTO_TID" \
-        -D naccounts="$LEDGER_ACCOUNTS" -D fp="$(printf 'f%.0s' $(seq 1 64))" \
-        -D params='{"amount":1,"currency":"EUR","description":null,"from":"a10001","kind":"transfer","metadata":{},"to":"a10002"}' \
-        -D body="$PROTO_BODY"
+    echo "reference: tenant bench, ol:ledger table $PROTO_TID, $LEDGER_ACCOUNTS accounts"
 }
 
 pg_transfer_fn() {
-    proto_run transfer_fn.pgbench
-}
-
-pg_transfer_pipe() {
-    proto_run transfer_pipe.pgbench
+    proto_setup || return 1
+    ITEMS_CLIENTS=$CONNECTIONS pgbench_custom bench/ledger_proto/transfer_fn.pgbench onceledger -D tenant=bench \
+        -D tid="$PROTO_TID" -D naccounts="$LEDGER_ACCOUNTS" -D fp="$(printf 'f%.0s' $(seq 1 64))" \
+        -D params='{"amount":1,"currency":"EUR","description":null,"from":"a10001","kind":"transfer","metadata":{},"to":"a10002"}'
 }
 
 # The flash sale (issue #7): bench/flash_sale.py does the setup, the timed

@@ -134,18 +134,15 @@ scenario order_settle   daemon "POST /v1/orders then POST /v1/orders/{id}/settle
 ratio hold_capture ledger_transfer 0.40
 ratio order_settle ledger_transfer 0.40
 
-# Issue #16: the relational ledger's prototype (bench/ledger_proto/,
+# Issue #16: the SQL-only reference of the transfer (bench/ledger_proto/,
 # docs/ledger-engine.md), 1,000 accounts, 32 pgbench clients: the executed
-# idempotent transfer (key record claimed and saved in items, both accounts
-# under the guard, two chained entries, the transfer, the outbox event) as
-# one server-side call, and as prepared statements in two pipelines.
+# idempotent transfer (key record claimed and saved in items, the ledger's
+# own ledger.transfer(), the outbox event) as one server-side call. (The
+# prepared-statement pipeline it was chosen over: docs/performance.md.)
 scenario pg_transfer_fn db     "reference: ledger_proto.transfer(), one PL/pgSQL call writing every row of a transfer (pgbench, 32 clients)" \
     pg_transfer_fn
-scenario pg_transfer_pipe db   "the same transfer as prepared statements in 2 pipelines (2 round trips; pgbench, 32 clients)" \
-    pg_transfer_pipe
 ratio ledger_transfer pg_transfer_fn 0.70
 ratio pg_transfer_fn pgbench_tpcb -
-ratio pg_transfer_pipe pg_transfer_fn -
 
 # Issue #7: the flash sale. 2,000 customers each settle one order to ONE
 # merchant (its account row is every settlement's hot row) against the same
