@@ -769,7 +769,7 @@ static it_value *attrs_s(const char *name, const char *value)
 }
 
 /* Arms a claim of IDEM#<key> in a new transaction of the system table. */
-static db_tx *arm(dbt_ctx *c, const char *key, it_claim *claim)
+static db_tx *arm(dbt_ctx *c, const char *table, const char *key, it_claim *claim)
 {
 	char pk[64];
 	snprintf(pk, sizeof(pk), "IDEM#%s", key);
@@ -779,7 +779,7 @@ static db_tx *arm(dbt_ctx *c, const char *key, it_claim *claim)
 		exit(2);
 	db_tx *tx = db_tx_new(c->pool);
 	int armed = 0;
-	it_claim_arm(c->store, tx, T1, IT_SYSTEM_TABLE, item, 60, 200, claim, flag_armed, &armed);
+	it_claim_arm(c->store, tx, T1, table, item, 60, 200, claim, flag_armed, &armed);
 	it_value_free(item);
 	while (armed == 0)
 		event_base_loop(c->base, EVLOOP_ONCE);
@@ -803,11 +803,9 @@ static void test_claim_set(dbt_ctx *c)
 	CHECK(set_and_wait(c, NULL, &never, attrs_s("status", "x"), 0) == IT_SET_GONE, "set without a claim: GONE");
 
 	it_claim claim;
-	db_tx *tx = arm(c, "set-1", &claim);
+	db_tx *tx = arm(c, IT_SYSTEM_TABLE, "set-1", &claim);
 	CHECK(set_and_wait(c, tx, &claim, attrs_s("PK", "IDEM#other"), 0) == IT_SET_BAD_ATTR, "the key attribute is refused");
 	CHECK(set_and_wait(c, tx, &claim, attrs_s("ttl", "1"), 0) == IT_SET_BAD_ATTR, "the TTL attribute is refused");
-	/* (The system table has no secondary index since sql/016: no index
-	 * key attribute to refuse here.) */
 	char *big = malloc(IT_MAX_ITEM_SIZE + 1);
 	memset(big, 'a', IT_MAX_ITEM_SIZE);
 	big[IT_MAX_ITEM_SIZE] = '\0';
@@ -830,12 +828,20 @@ static void test_claim_set(dbt_ctx *c)
 	CHECK(strcmp(dbt_sql(sql), "completed {\"a\":1} fp true") == 0, "the stored item: set attributes, the others kept");
 
 	/* A second claim of the key finds it taken: the set does not run. */
-	tx = arm(c, "set-1", &claim);
+	tx = arm(c, IT_SYSTEM_TABLE, "set-1", &claim);
 	it_set_status st = set_and_wait(c, tx, &claim, attrs_s("status", "overwritten"), DB_TX_COMMIT);
 	CHECK(st != IT_SET_OK && claim.outcome == IT_CLAIM_TAKEN, "a taken key: the set is refused, the claim says TAKEN");
 	db_tx_free(tx);
 	it_claim_clear(&claim);
 	CHECK(strncmp(dbt_sql(sql), "completed ", 10) == 0, "the record is unchanged");
+
+	/* The system table has no secondary index since sql/016: a table of
+	 * test_tables with one (by_owner: owner, n) shows the index keys. */
+	tx = arm(c, "acct", "set-2", &claim);
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("owner", "x"), 0) == IT_SET_BAD_ATTR, "an index key attribute is refused");
+	CHECK(set_and_wait(c, tx, &claim, attrs_s("note", "x"), DB_TX_COMMIT) == IT_SET_OK, "another attribute is set");
+	db_tx_free(tx);
+	it_claim_clear(&claim);
 }
 
 int main(void)
