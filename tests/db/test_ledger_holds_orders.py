@@ -12,60 +12,21 @@ dropped at the end. Prints TAP lines that scripts/test.sh's db suite counts.
 
     ONCELEDGER_TEST_DATABASE_URL=postgresql://... tests/db/test_ledger_holds_orders.py
 """
-import datetime
-import glob
 import hashlib
 import json
-import os
 import sys
 import threading
 import time
-import traceback
 
 import psycopg2
 import psycopg2.extensions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ledgerdb
+from ledgerdb import connect, q, rfc3339, run_threads
+
+DBNAME = ledgerdb.init("ledger_ho")
 MAX = 2**63 - 1
 TENANT = "t1"
-
-URL = os.environ.get("ONCELEDGER_TEST_DATABASE_URL", "")
-if not URL:
-    print("1..0 # SKIP ONCELEDGER_TEST_DATABASE_URL not set")
-    sys.exit(77)
-
-DBNAME = "ledger_ho_%d" % os.getpid()
-_dsn = psycopg2.extensions.parse_dsn(URL)
-
-
-def connect(dbname=DBNAME, autocommit=True):
-    c = psycopg2.connect(**dict(_dsn, dbname=dbname))
-    c.autocommit = autocommit
-    return c
-
-
-def create_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DBNAME)
-        cur.execute("CREATE DATABASE %s" % DBNAME)
-    admin.close()
-    c = connect()
-    with c.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        for f in sorted(glob.glob(os.path.join(ROOT, "sql", "[0-9]*.sql"))):
-            cur.execute("BEGIN")
-            cur.execute(open(f).read())
-            cur.execute("COMMIT")
-        cur.execute("INSERT INTO tenants (name) VALUES (%s)", (TENANT,))
-    c.close()
-
-
-def drop_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DBNAME)
-    admin.close()
 
 
 _seq = [0]
@@ -76,17 +37,6 @@ def fresh(prefix):
     with _seq_lock:
         _seq[0] += 1
         return "%s%d" % (prefix, _seq[0])
-
-
-def q(sql, args=None, conn=None):
-    c = conn or connect()
-    try:
-        with c.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        if conn is None:
-            c.close()
 
 
 def fn(name, *args, conn=None):
@@ -118,10 +68,6 @@ def aid_of(acct):
     return q("SELECT aid FROM ledger.accounts WHERE tenant = %s AND id = %s", (TENANT, acct))[0][0]
 
 
-def rfc3339(t):
-    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def verify(acct):
     """The account's chain recomputed with hashlib, and posted = the sum:
     [] or what is wrong."""
@@ -145,26 +91,6 @@ def verify(acct):
 
 def outbox(type_, subject):
     return q("SELECT data FROM outbox WHERE type = %s AND subject = %s", (type_, subject))
-
-
-def run_threads(n, f):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-    errors = []
-
-    def one(i):
-        try:
-            barrier.wait()
-            results[i] = f(i)
-        except Exception as e:  # noqa: BLE001 - reported as the test's failure
-            errors.append("%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return results, errors
 
 
 def hold(frm, to, amount, hid=None, expires_in=3600, currency="EUR", metadata="{}", conn=None):
@@ -565,31 +491,9 @@ TESTS = [test_hold_lifecycle_and_problems, test_lazy_expiry_and_sweeper, test_gu
          test_capture_overflow_undoes_everything]
 
 
-def main():
-    failed = 0
-    print("1..%d" % len(TESTS))
-    try:
-        create_db()
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        for i, t in enumerate(TESTS, 1):
-            print("not ok %d - %s # setup failed" % (i, t.__name__))
-        return 1
-    try:
-        for i, t in enumerate(TESTS, 1):
-            try:
-                t()
-                print("ok %d - %s" % (i, t.__name__))
-            except Exception:  # noqa: BLE001
-                failed += 1
-                print("not ok %d - %s" % (i, t.__name__))
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-            sys.stdout.flush()
-    finally:
-        drop_db()
-    return 1 if failed else 0
+def create_db():
+    ledgerdb.create_db([TENANT])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ledgerdb.tap_main(TESTS, create_db))

@@ -12,71 +12,22 @@ Runs against the PostgreSQL of $ONCELEDGER_TEST_DATABASE_URL (exit 77,
 skipped, without it) in databases of its own, created from sql/*.sql,
 dropped at the end. Prints TAP lines that scripts/test.sh's db suite counts.
 """
-import glob
 import json
 import os
 import sys
 import threading
-import traceback
 
 import psycopg2
-import psycopg2.extensions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ledgerdb
+from ledgerdb import connect, create_db, drop_db, q
+
+ROOT = ledgerdb.ROOT
 PROTO = os.path.join(ROOT, "bench", "ledger_proto")
 TENANT = "t1"
 FP = "f" * 64
-
-URL = os.environ.get("ONCELEDGER_TEST_DATABASE_URL", "")
-if not URL:
-    print("1..0 # SKIP ONCELEDGER_TEST_DATABASE_URL not set")
-    sys.exit(77)
-
-DBNAME = "ledger_ref_%d" % os.getpid()
-_dsn = psycopg2.extensions.parse_dsn(URL)
+DBNAME = ledgerdb.init("ledger_ref")
 TID = None
-
-
-def connect(dbname=DBNAME):
-    c = psycopg2.connect(**dict(_dsn, dbname=dbname))
-    c.autocommit = True
-    return c
-
-
-def q(sql, args=None, dbname=DBNAME):
-    c = connect(dbname)
-    try:
-        with c.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        c.close()
-
-
-def create_db(name, upto=None):
-    """A database migrated with sql/*.sql (those before upto, if given)."""
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % name)
-        cur.execute("CREATE DATABASE %s" % name)
-    admin.close()
-    c = connect(name)
-    with c.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        for f in sorted(glob.glob(os.path.join(ROOT, "sql", "[0-9]*.sql"))):
-            if upto is not None and os.path.basename(f) >= upto:
-                break
-            cur.execute("BEGIN")
-            cur.execute(open(f).read())
-            cur.execute("COMMIT")
-    c.close()
-
-
-def drop_db(name):
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-    admin.close()
 
 
 def counts():
@@ -153,7 +104,7 @@ def test_migration_012_refuses_a_database_of_the_old_layout():
     layout (an ACCOUNT# item of ol:ledger): OLM01 with the advice as hint,
     nothing created; idempotency records alone do not stop it."""
     name = DBNAME + "_old"
-    create_db(name, upto="012")
+    create_db(name=name, upto="012")
     try:
         q("INSERT INTO tenants (name) VALUES ('old')", dbname=name)
         tid = q("SELECT id FROM item_tables WHERE tenant = 'old' AND name = 'ol:ledger'", dbname=name)[0][0]
@@ -187,38 +138,15 @@ TESTS = [test_executed_transfer_writes_every_row_the_daemon_writes, test_replay_
          test_migration_012_refuses_a_database_of_the_old_layout]
 
 
-def main():
+def setup():
     global TID
-    failed = 0
-    print("1..%d" % len(TESTS))
-    try:
-        create_db(DBNAME)
-        q(open(os.path.join(PROTO, "transfer_fn.sql")).read())
-        q("INSERT INTO tenants (name) VALUES (%s)", (TENANT,))
-        TID = q("SELECT id FROM item_tables WHERE tenant = %s AND name = 'ol:ledger'", (TENANT,))[0][0]
-        q("INSERT INTO ledger.accounts (tenant, id, currency, posted) SELECT %s, 'a' || g, 'EUR', 1000"
-          " FROM generate_series(1, 4) g", (TENANT,))
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        for i, t in enumerate(TESTS, 1):
-            print("not ok %d - %s # setup failed" % (i, t.__name__))
-        drop_db(DBNAME)
-        return 1
-    try:
-        for i, t in enumerate(TESTS, 1):
-            try:
-                t()
-                print("ok %d - %s" % (i, t.__name__))
-            except Exception:  # noqa: BLE001
-                failed += 1
-                print("not ok %d - %s" % (i, t.__name__))
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-            sys.stdout.flush()
-    finally:
-        drop_db(DBNAME)
-    return 1 if failed else 0
+    create_db()
+    q(open(os.path.join(PROTO, "transfer_fn.sql")).read())
+    q("INSERT INTO tenants (name) VALUES (%s)", (TENANT,))
+    TID = q("SELECT id FROM item_tables WHERE tenant = %s AND name = 'ol:ledger'", (TENANT,))[0][0]
+    q("INSERT INTO ledger.accounts (tenant, id, currency, posted) SELECT %s, 'a' || g, 'EUR', 1000"
+      " FROM generate_series(1, 4) g", (TENANT,))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ledgerdb.tap_main(TESTS, setup))

@@ -15,71 +15,17 @@ db suite counts.
 
     ONCELEDGER_TEST_DATABASE_URL=postgresql://... tests/db/test_ledger_reads.py
 """
-import datetime
-import glob
 import hashlib
 import json
-import os
 import sys
-import traceback
 
-import psycopg2
-import psycopg2.extensions
+import ledgerdb
+from ledgerdb import connect, q, rfc3339
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DBNAME = ledgerdb.init("ledger_reads")
 TENANT = "t1"
 OTHER = "t2"
 ZERO = "0" * 64
-
-URL = os.environ.get("ONCELEDGER_TEST_DATABASE_URL", "")
-if not URL:
-    print("1..0 # SKIP ONCELEDGER_TEST_DATABASE_URL not set")
-    sys.exit(77)
-
-DBNAME = "ledger_reads_%d" % os.getpid()
-_dsn = psycopg2.extensions.parse_dsn(URL)
-
-
-def connect(dbname=DBNAME, autocommit=True):
-    c = psycopg2.connect(**dict(_dsn, dbname=dbname))
-    c.autocommit = autocommit
-    return c
-
-
-def create_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DBNAME)
-        cur.execute("CREATE DATABASE %s" % DBNAME)
-    admin.close()
-    c = connect()
-    with c.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        for f in sorted(glob.glob(os.path.join(ROOT, "sql", "[0-9]*.sql"))):
-            cur.execute("BEGIN")
-            cur.execute(open(f).read())
-            cur.execute("COMMIT")
-        for t in (TENANT, OTHER):
-            cur.execute("INSERT INTO tenants (name) VALUES (%s)", (t,))
-    c.close()
-
-
-def drop_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DBNAME)
-    admin.close()
-
-
-def q(sql, args=None, conn=None):
-    c = conn or connect()
-    try:
-        with c.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        if conn is None:
-            c.close()
 
 
 # ---- writing a ledger by hand ---------------------------------------------
@@ -153,9 +99,6 @@ def tamper(sql, args):
 
 
 # ---- reading it back ------------------------------------------------------
-
-def rfc3339(t):
-    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entries(acct):
@@ -450,31 +393,9 @@ TESTS = [test_chain_is_sha256_of_the_documented_bytes, test_chain_in_parts_agree
          test_audit_pass_tells_when_money_moved, test_reads_use_their_indexes]
 
 
-def main():
-    failed = 0
-    print("1..%d" % len(TESTS))
-    try:
-        create_db()
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        for i, t in enumerate(TESTS, 1):
-            print("not ok %d - %s # setup failed" % (i, t.__name__))
-        return 1
-    try:
-        for i, t in enumerate(TESTS, 1):
-            try:
-                t()
-                print("ok %d - %s" % (i, t.__name__))
-            except Exception:  # noqa: BLE001
-                failed += 1
-                print("not ok %d - %s" % (i, t.__name__))
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-            sys.stdout.flush()
-    finally:
-        drop_db()
-    return 1 if failed else 0
+def create_db():
+    ledgerdb.create_db([TENANT, OTHER])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ledgerdb.tap_main(TESTS, create_db))

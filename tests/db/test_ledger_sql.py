@@ -11,8 +11,6 @@ that scripts/test.sh's db suite counts.
 
     ONCELEDGER_TEST_DATABASE_URL=postgresql://... tests/db/test_ledger_sql.py
 """
-import datetime
-import glob
 import hashlib
 import json
 import os
@@ -21,52 +19,17 @@ import shutil
 import subprocess
 import sys
 import threading
-import traceback
 
 import psycopg2
 import psycopg2.extensions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ledgerdb
+from ledgerdb import connect, q, rfc3339, run_threads
+
+ROOT = ledgerdb.ROOT
+DBNAME = ledgerdb.init("ledger_sql")
 MAX = 2**63 - 1
 TENANT = "t1"
-
-URL = os.environ.get("ONCELEDGER_TEST_DATABASE_URL", "")
-if not URL:
-    print("1..0 # SKIP ONCELEDGER_TEST_DATABASE_URL not set")
-    sys.exit(77)
-
-DBNAME = "ledger_sql_%d" % os.getpid()
-_dsn = psycopg2.extensions.parse_dsn(URL)
-
-
-def connect(dbname=DBNAME):
-    c = psycopg2.connect(**dict(_dsn, dbname=dbname))
-    c.autocommit = True
-    return c
-
-
-def create_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s" % DBNAME)
-        cur.execute("CREATE DATABASE %s" % DBNAME)
-    admin.close()
-    c = connect()
-    with c.cursor() as cur:
-        cur.execute("SET client_min_messages = warning")
-        for f in sorted(glob.glob(os.path.join(ROOT, "sql", "[0-9]*.sql"))):
-            cur.execute("BEGIN")
-            cur.execute(open(f).read())
-            cur.execute("COMMIT")
-        cur.execute("INSERT INTO tenants (name) VALUES (%s)", (TENANT,))
-    c.close()
-
-
-def drop_db():
-    admin = connect(_dsn.get("dbname", "postgres"))
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % DBNAME)
-    admin.close()
 
 
 _seq = [0]
@@ -77,17 +40,6 @@ def fresh(prefix):
     with _seq_lock:
         _seq[0] += 1
         return "%s%d" % (prefix, _seq[0])
-
-
-def q(sql, args=None, conn=None):
-    c = conn or connect()
-    try:
-        with c.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall() if cur.description else None
-    finally:
-        if conn is None:
-            c.close()
 
 
 def account(aid, currency="EUR", overdraft=0):
@@ -121,10 +73,6 @@ def counts():
     return q("SELECT (SELECT count(*) FROM ledger.entries), (SELECT count(*) FROM ledger.transfers)")[0]
 
 
-def rfc3339(t):
-    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def entries(acct):
     rows = q("SELECT e.seq, e.transfer_id, e.amount, e.balance_after, e.posted_at, encode(e.hash, 'hex'),"
              " encode(e.prev_hash, 'hex') FROM ledger.entries e JOIN ledger.accounts a ON a.aid = e.account"
@@ -152,26 +100,6 @@ def verify(acct):
     if posted != bal or bytes(head).hex() != prev or seq != len(es):
         bad.append({"account": acct, "posted": posted, "sum": bal, "head": bytes(head).hex(), "last": prev})
     return bad
-
-
-def run_threads(n, fn):
-    barrier = threading.Barrier(n)
-    results = [None] * n
-    errors = []
-
-    def one(i):
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as e:  # noqa: BLE001 - reported as the test's failure
-            errors.append("%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
-
-    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(120)
-    return results, errors
 
 
 # ---- tests ------------------------------------------------------------------
@@ -427,31 +355,9 @@ TESTS = [test_transfer_document_and_refusals_in_order, test_guard_16_concurrent_
          test_inbox_hook]
 
 
-def main():
-    failed = 0
-    print("1..%d" % len(TESTS))
-    try:
-        create_db()
-    except Exception:  # noqa: BLE001
-        traceback.print_exc()
-        for i, t in enumerate(TESTS, 1):
-            print("not ok %d - %s # setup failed" % (i, t.__name__))
-        return 1
-    try:
-        for i, t in enumerate(TESTS, 1):
-            try:
-                t()
-                print("ok %d - %s" % (i, t.__name__))
-            except Exception:  # noqa: BLE001
-                failed += 1
-                print("not ok %d - %s" % (i, t.__name__))
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-            sys.stdout.flush()
-    finally:
-        drop_db()
-    return 1 if failed else 0
+def create_db():
+    ledgerdb.create_db([TENANT])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ledgerdb.tap_main(TESTS, create_db))
