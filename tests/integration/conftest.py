@@ -35,6 +35,9 @@ from oltest import (API_LISTENERS, CLI, REMOTE_URL, STACK_SH, Cli, Daemon, Stack
 def pytest_configure(config):
     config.addinivalue_line("markers", "controls_daemon: test starts/stops its own daemon")
     config.addinivalue_line("markers", "controls_stack: test stops/starts PostgreSQL or Redis")
+    config.addinivalue_line("markers", "timing: asserts time or latency bounds; not run under valgrind (make "
+                            "valgrind-check), whose 10-50x slowdown on a busy machine breaks them; the ASan "
+                            "suite runs them on an instrumented daemon")
     _install_spec_check()
 
 

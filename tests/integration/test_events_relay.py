@@ -335,6 +335,7 @@ def redis_restarter(stack):
 
 
 @pytest.mark.controls_stack
+@pytest.mark.timing
 def test_redis_outage_under_load_then_refilled(daemon_factory, redis_restarter, cli, rds, db):
     stack = redis_restarter
     d = daemon_factory(threads=4)

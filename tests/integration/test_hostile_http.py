@@ -241,6 +241,7 @@ def _slow_post_head(key, aid, length):
                                           ("Idempotency-Key", uuid.uuid4().hex), ("Content-Length", str(length))])
 
 
+@pytest.mark.timing
 @needs_control
 def test_slow_headers_closed_by_read_timeout(slow_daemon, cli):
     d = slow_daemon
@@ -265,6 +266,7 @@ def test_slow_headers_closed_by_read_timeout(slow_daemon, cli):
     _closed_by_timeout(got)
 
 
+@pytest.mark.timing
 @needs_control
 @pytest.mark.parametrize("mode", ["stall", "trickle"])
 def test_slow_body_closed_by_read_timeout(slow_daemon, cli, mode):
@@ -310,6 +312,7 @@ def test_slow_body_closed_by_read_timeout(slow_daemon, cli, mode):
     assert_problem(d.get(f"/v1/accounts/{aid}", key=k), 404, "account_not_found")
 
 
+@pytest.mark.timing
 @needs_control
 def test_many_trickling_clients_do_not_slow_others(slow_daemon, cli):
     d = slow_daemon
@@ -353,6 +356,7 @@ def _raise_nofile(want):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+@pytest.mark.timing
 @needs_control
 def test_thousands_of_idle_connections(daemon_factory, cli):
     # raise our limit first: the daemon inherits it
@@ -413,6 +417,7 @@ def test_thousands_of_idle_connections(daemon_factory, cli):
     assert requests.get(d.url + "/healthz", timeout=2).status_code == 200
 
 
+@pytest.mark.timing
 @needs_control
 def test_listen_queue_holds_a_connection_burst(daemon_factory):
     """A burst of connects while no worker is accepting (the daemon stopped

@@ -5,6 +5,7 @@ import signal
 import threading
 import time
 
+import pytest
 import requests
 
 from oltest import json_lines, needs_control
@@ -152,6 +153,7 @@ def test_sigterm_drains_request_waiting_on_database(daemon_factory, cli, stack):
     assert status == 0
 
 
+@pytest.mark.timing
 def test_new_connections_during_drain_fail_fast(daemon_factory, cli, stack):
     # While draining, a new connection must be refused (listener closed) or
     # answered promptly, not left hanging in the accept backlog.

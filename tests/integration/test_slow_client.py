@@ -10,7 +10,7 @@ import requests
 
 from oltest import needs_control, parse_raw_response
 
-pytestmark = needs_control
+pytestmark = [needs_control, pytest.mark.timing]
 
 READ_TIMEOUT_MS = 1000
 
