@@ -186,3 +186,9 @@ bool db_batch_splice(db_batch *dst, db_batch *src)
 	db_batch_free(src);
 	return true;
 }
+
+bool db_retryable(const db_result *res)
+{
+	return res->status == DB_ERR_UNAVAILABLE || res->status == DB_ERR_BUSY || res->status == DB_ERR_TIMEOUT ||
+	       (res->status == DB_ERR_QUERY && res->sqlstate[0] == '4' && res->sqlstate[1] == '0');
+}

@@ -44,6 +44,11 @@ typedef struct db_result {
 
 typedef void (*db_cb)(db_result *res, void *arg);
 
+/* A failure the client may simply retry: no connection, busy or slow
+ * pool, or a transaction rollback class error (40xxx: serialization
+ * failure, deadlock). */
+bool db_retryable(const db_result *res);
+
 typedef struct db_pool_config {
 	const char *conninfo;
 	int size;

@@ -152,8 +152,7 @@ static void set_done(db_result *res, void *arg)
 		PGresult *r = res->results[res->nresults - 1];
 		st = r != NULL && strcmp(PQcmdTuples(r), "1") == 0 ? IT_SET_OK : IT_SET_GONE;
 	}
-	else if (res->status == DB_ERR_UNAVAILABLE || res->status == DB_ERR_BUSY || res->status == DB_ERR_TIMEOUT ||
-		 (res->status == DB_ERR_QUERY && res->sqlstate[0] == '4' && res->sqlstate[1] == '0'))
+	else if (db_retryable(res))
 		st = IT_SET_UNAVAILABLE;
 	c->cb(st, c->arg);
 	free(c);

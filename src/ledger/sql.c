@@ -26,26 +26,15 @@ void lg_sql(const lg_ctx *c, const db_stmt *st, const char *const *values, db_cb
 
 lg_status lg_db_status(const db_result *res, const char *what)
 {
-	switch (res->status) {
-	case DB_OK:
+	if (res->status == DB_OK)
 		return LG_OK;
-	case DB_ERR_UNAVAILABLE:
-	case DB_ERR_BUSY:
-	case DB_ERR_TIMEOUT:
+	/* and a lock wait past its limit (55P03): the client may retry too */
+	if (db_retryable(res) || (res->status == DB_ERR_QUERY && strncmp(res->sqlstate, "55P", 3) == 0))
 		return LG_UNAVAILABLE;
-	case DB_ERR_QUERY:
-		/* serialization failure, deadlock, lock timeout: the client may retry */
-		if (res->sqlstate[0] == '4' && res->sqlstate[1] == '0')
-			return LG_UNAVAILABLE;
-		if (res->sqlstate[0] == '5' && res->sqlstate[1] == '5' && res->sqlstate[2] == 'P')
-			return LG_UNAVAILABLE;
+	if (res->status == DB_ERR_QUERY)
 		log_error("ledger_statement_failed", "{s:s, s:s, s:s}", "statement", what, "sqlstate", res->sqlstate, "message",
 			  res->message != NULL ? res->message : "");
-		return LG_FAILED;
-	case DB_ERR_ABORTED:
-	default:
-		return LG_FAILED;
-	}
+	return LG_FAILED;
 }
 
 const char *lg_sql_value(const db_result *res, int row, int col)
