@@ -783,35 +783,57 @@ $$;
 -- transaction holds it (FOR NO KEY UPDATE SKIP LOCKED: no wait); when it
 -- is busy, the credit goes to one of its inbox shards that has room and
 -- that no other settlement holds (shard >= 0: leg is NULL, the credit is
--- the inbox row n). With no shard free or with room, the direct way: the
--- credit waits for the row (ho_credit: consolidates and checks exactly).
--- The first such wait of a busy merchant hands room out to its shards.
+-- the inbox row n). When every shard with room is held by another
+-- settlement, it waits for one of them, not for the merchant's row: a
+-- shard's holder never waits for that row, while the row's holder may wait
+-- for the shards (a consolidation) or for a client that holds it, so with
+-- more settlements at once than shards the others would queue behind it
+-- (and hang behind an idle holder). Only with no shard with room left (or
+-- the shard it waited for filled up three times): the direct way, which
+-- waits for the row (ho_credit: consolidates and checks exactly); the
+-- first such wait of a busy merchant hands room out to its shards.
 CREATE FUNCTION ledger.ho_merchant_credit(p_tenant text, p_aid bigint, p_id text, p_currency text, p_tid text,
                                           p_amount bigint, p_now timestamptz,
                                           OUT leg ledger.ho_leg, OUT shard smallint, OUT n bigint)
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    s smallint;
 BEGIN
-    UPDATE ledger.accounts a
-       SET posted = a.posted + p_amount, seq = a.seq + 1, version = a.version + 1, prev_head = a.head,
-           last_at = ledger.next_at(a.last_at, p_now),
-           head = ledger.entry_hash(a.head, a.id, p_amount, a.posted + p_amount, ledger.next_at(a.last_at, p_now),
-                                    a.seq + 1, p_tid)
-     WHERE a.aid = (SELECT x.aid FROM ledger.accounts x WHERE x.aid = p_aid FOR NO KEY UPDATE SKIP LOCKED)
-       AND a.currency = p_currency AND a.posted <= 9223372036854775807 - p_amount - a.inbox_granted
-    RETURNING a.aid, a.seq, a.posted, a.last_at, a.head, a.prev_head INTO leg;
-    IF leg.aid IS NOT NULL THEN
-        RETURN;
-    END IF;
-    UPDATE ledger.inbox_shards s SET total = s.total + p_amount
-     WHERE (s.account, s.shard) = (SELECT x.account, x.shard FROM ledger.inbox_shards x
-                                    WHERE x.account = p_aid AND x.total <= x.room - p_amount
-                                    ORDER BY (x.shard + pg_backend_pid()) % 16 LIMIT 1
-                                    FOR NO KEY UPDATE SKIP LOCKED)
-    RETURNING s.shard INTO shard;
-    IF shard IS NOT NULL THEN
-        INSERT INTO ledger.inbox AS i (account, transfer_id, amount) VALUES (p_aid, p_tid, p_amount) RETURNING i.n INTO n;
-        RETURN;
-    END IF;
+    FOR attempt IN 1..3 LOOP
+        UPDATE ledger.accounts a
+           SET posted = a.posted + p_amount, seq = a.seq + 1, version = a.version + 1, prev_head = a.head,
+               last_at = ledger.next_at(a.last_at, p_now),
+               head = ledger.entry_hash(a.head, a.id, p_amount, a.posted + p_amount, ledger.next_at(a.last_at, p_now),
+                                        a.seq + 1, p_tid)
+         WHERE a.aid = (SELECT x.aid FROM ledger.accounts x WHERE x.aid = p_aid FOR NO KEY UPDATE SKIP LOCKED)
+           AND a.currency = p_currency AND a.posted <= 9223372036854775807 - p_amount - a.inbox_granted
+        RETURNING a.aid, a.seq, a.posted, a.last_at, a.head, a.prev_head INTO leg;
+        IF leg.aid IS NOT NULL THEN
+            RETURN;
+        END IF;
+        UPDATE ledger.inbox_shards x SET total = x.total + p_amount
+         WHERE (x.account, x.shard) = (SELECT y.account, y.shard FROM ledger.inbox_shards y
+                                        WHERE y.account = p_aid AND y.total <= y.room - p_amount
+                                        ORDER BY (y.shard + pg_backend_pid()) % 16 LIMIT 1
+                                        FOR NO KEY UPDATE SKIP LOCKED)
+        RETURNING x.shard INTO shard;
+        IF shard IS NULL THEN
+            -- every shard with room is held: wait for one (the update
+            -- checks its room again once its holder is done)
+            SELECT y.shard INTO s FROM ledger.inbox_shards y
+             WHERE y.account = p_aid AND y.total <= y.room - p_amount
+             ORDER BY (y.shard + pg_backend_pid()) % 16 LIMIT 1;
+            EXIT WHEN s IS NULL;
+            UPDATE ledger.inbox_shards x SET total = x.total + p_amount
+             WHERE x.account = p_aid AND x.shard = s AND x.total <= x.room - p_amount
+            RETURNING x.shard INTO shard;
+        END IF;
+        IF shard IS NOT NULL THEN
+            INSERT INTO ledger.inbox AS i (account, transfer_id, amount) VALUES (p_aid, p_tid, p_amount)
+            RETURNING i.n INTO n;
+            RETURN;
+        END IF;
+    END LOOP;
     leg := ledger.ho_credit(p_tenant, p_id, p_currency, p_tid, p_amount, p_now);
     IF leg.aid IS NOT NULL AND (SELECT a.inbox_granted FROM ledger.accounts a WHERE a.aid = p_aid) = 0 THEN
         PERFORM ledger.inbox_consolidate(p_aid, true, 1);
@@ -879,7 +901,20 @@ BEGIN
         END IF;
         UPDATE ledger.orders x SET status = 'created', transfer_id = NULL, paid_at = NULL
          WHERE x.tenant = p_tenant AND x.id = p_id;
-        PERFORM 1 FROM ledger.accounts a WHERE a.aid IN (o.customer, o.merchant) ORDER BY a.tenant, a.id FOR NO KEY UPDATE;
+        -- The accounts whose answer must stay put while it is ranked. When
+        -- the customer's leg was refused, only the customer: the merchant
+        -- (its leg may have taken a shard, its row may be busy for long)
+        -- is only read, since a refused customer's problem (frozen,
+        -- insufficient) ranks before the merchant's (an overflow); waiting
+        -- for its row here, holding a shard, is what a consolidation that
+        -- holds the row would wait for.
+        IF (m.leg).aid IS NOT NULL OR m.shard IS NOT NULL
+           OR (c.aid IS NULL AND NOT merch_id COLLATE "C" < cust_id COLLATE "C") THEN
+            PERFORM 1 FROM ledger.accounts a WHERE a.aid = o.customer FOR NO KEY UPDATE;
+        ELSE
+            PERFORM 1 FROM ledger.accounts a WHERE a.aid IN (o.customer, o.merchant) ORDER BY a.tenant, a.id
+               FOR NO KEY UPDATE;
+        END IF;
         SELECT x.code, x.extra INTO p FROM (
             SELECT 0 AS ord, l.* FROM ledger.ho_leg_problem(p_tenant, cust_id, o.currency, o.amount, true, 0, 0) l
             UNION ALL

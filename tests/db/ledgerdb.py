@@ -21,6 +21,10 @@ if not URL:
     sys.exit(77)
 _dsn = psycopg2.extensions.parse_dsn(URL)
 DBNAME = None
+# Settings of every connection to the test's database ("-c lock_timeout=..."),
+# so that a lock wait that should not happen fails the test instead of
+# hanging the suite.
+OPTIONS = None
 
 
 def init(prefix):
@@ -31,7 +35,10 @@ def init(prefix):
 
 
 def connect(dbname=None, autocommit=True):
-    c = psycopg2.connect(**dict(_dsn, dbname=dbname or DBNAME))
+    kw = dict(_dsn, dbname=dbname or DBNAME)
+    if OPTIONS and dbname is None:
+        kw["options"] = OPTIONS
+    c = psycopg2.connect(**kw)
     c.autocommit = autocommit
     return c
 
