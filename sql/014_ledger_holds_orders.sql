@@ -805,12 +805,18 @@ BEGIN
                last_at = ledger.next_at(a.last_at, p_now),
                head = ledger.entry_hash(a.head, a.id, p_amount, a.posted + p_amount, ledger.next_at(a.last_at, p_now),
                                         a.seq + 1, p_tid)
-         WHERE a.aid = (SELECT x.aid FROM ledger.accounts x WHERE x.aid = p_aid FOR NO KEY UPDATE SKIP LOCKED)
+         WHERE a.aid = (SELECT x.aid FROM ledger.accounts x
+                         WHERE x.aid = p_aid AND x.currency = p_currency
+                           AND x.posted <= 9223372036854775807 - p_amount - x.inbox_granted
+                           FOR NO KEY UPDATE SKIP LOCKED)
            AND a.currency = p_currency AND a.posted <= 9223372036854775807 - p_amount - a.inbox_granted
         RETURNING a.aid, a.seq, a.posted, a.last_at, a.head, a.prev_head INTO leg;
         IF leg.aid IS NOT NULL THEN
             RETURN;
         END IF;
+        -- (the guard in the sub-select: a credit that does not fit beside
+        -- the room does not lock the row it will not change, so that it
+        -- holds nothing of the merchant's while it may wait for a shard)
         UPDATE ledger.inbox_shards x SET total = x.total + p_amount
          WHERE (x.account, x.shard) = (SELECT y.account, y.shard FROM ledger.inbox_shards y
                                         WHERE y.account = p_aid AND y.total <= y.room - p_amount

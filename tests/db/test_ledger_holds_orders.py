@@ -493,6 +493,34 @@ def test_refused_customer_never_waits_for_a_busy_merchant():
     assert state("nm")[:3] == (0, 0, 0)
 
 
+def test_credit_beside_the_room_takes_a_shard_without_the_row():
+    """A settlement whose credit does not fit beside the room handed to the
+    shards (the direct leg's guard) but fits a shard's room goes to the
+    shard and leaves the merchant's row unlocked: it holds nothing of the
+    merchant's while it might wait for a shard."""
+    account("gm")
+    account("gc")
+    credit("gc", 1000)
+    credit("gm", MAX - 320)
+    m = aid_of("gm")
+    assert q("SELECT ledger.inbox_consolidate(%s, true, 1)", (m,))[0][0] == 0
+    assert state("gm")[3] == 160      # room 10 per shard
+    credit("gm", 155)                 # a direct credit: 5 left beside the room
+    oid = fresh("og_")
+    assert order("gc", "gm", 10, oid=oid)[0] == "ok"
+    c = connect(autocommit=False)
+    try:
+        assert fn("order_settle", oid, conn=c)[0] == "ok"
+        free = q("SELECT 1 FROM ledger.accounts WHERE aid = %s FOR NO KEY UPDATE SKIP LOCKED", (m,))
+        c.commit()
+    finally:
+        c.close()
+    assert free == [(1,)], "the settlement kept the merchant's row locked"
+    assert q("SELECT sum(amount) FROM ledger.inbox WHERE account = %s", (m,))[0][0] == 10
+    assert q("SELECT ledger.inbox_settle(%s, 'gm')", (TENANT,))[0][0] == 1
+    assert state("gm")[0] == MAX - 155 and verify("gm") == []
+
+
 def test_inbox_overflow_guard_at_max():
     """Shards hold at most the headroom they were handed; a credit that
     does not fit goes the direct way, which consolidates and checks
@@ -609,6 +637,7 @@ TESTS = [test_hold_lifecycle_and_problems, test_lazy_expiry_and_sweeper, test_gu
          test_concurrent_partial_refunds_never_exceed_the_amount, test_inbox_under_a_busy_merchant,
          test_busy_shards_never_make_a_settlement_wait_for_the_merchant,
          test_refused_customer_never_waits_for_a_busy_merchant,
+         test_credit_beside_the_room_takes_a_shard_without_the_row,
          test_inbox_overflow_guard_at_max, test_direct_credit_takes_back_the_inbox_room,
          test_capture_overflow_undoes_everything]
 
