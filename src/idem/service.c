@@ -21,15 +21,19 @@
 typedef struct call {
 	idems_cb cb;
 	void *arg;
+	char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)]; /* the record's partition key */
 	char token[65];
 	char fp[129]; /* the claim's fingerprint, "" when none */
 	long long now_ms;
 } call;
 
-static call *call_new(idems_cb cb, void *arg)
+/* The context of one call on the record of key; NULL after answering
+ * FAILED (out of memory, or a key longer than the API allows). */
+static call *call_new(const char *key, idems_cb cb, void *arg)
 {
 	call *k = calloc(1, sizeof(*k));
-	if (k == NULL) {
+	if (k == NULL || snprintf(k->pk, sizeof(k->pk), PK_PREFIX "%s", key) >= (int)sizeof(k->pk)) {
+		free(k);
 		cb(IDEMS_FAILED, NULL, 0, arg);
 		return NULL;
 	}
@@ -44,13 +48,6 @@ static void call_end(call *k, idems_status st, json_t *obj, int retry_after)
 	k->cb(st, obj, retry_after, k->arg);
 	json_decref(obj);
 	free(k);
-}
-
-/* The record's partition key; false when the key does not fit. */
-static bool pk_of(const char *key, char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)])
-{
-	return snprintf(pk, IDEM_KEY_MAX + sizeof(PK_PREFIX), PK_PREFIX "%s", key) <
-	       (int)(IDEM_KEY_MAX + sizeof(PK_PREFIX));
 }
 
 static void fmt_ms(char *buf, size_t len, long long ms)
@@ -131,18 +128,13 @@ static void claimed(it_lease_status st, const it_lease *rec, void *arg)
 void idems_claim(it_store *s, const char *tenant, const char *key, const char *fingerprint, int lease_s, int ttl_s,
 		 idems_cb cb, void *arg)
 {
-	call *k = call_new(cb, arg);
+	call *k = call_new(key, cb, arg);
 	if (k == NULL)
 		return;
-	char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)];
-	if (!pk_of(key, pk)) {
-		call_end(k, IDEMS_FAILED, NULL, 0);
-		return;
-	}
 	util_random_hex(k->token, 24);
 	if (fingerprint != NULL)
 		util_strlcpy(k->fp, fingerprint, sizeof(k->fp));
-	it_lease_new n = {.pk = pk, .key = key, .fingerprint = fingerprint, .token = k->token, .now_ms = k->now_ms};
+	it_lease_new n = {.pk = k->pk, .key = key, .fingerprint = fingerprint, .token = k->token, .now_ms = k->now_ms};
 	n.lease_ms = k->now_ms + (long long)lease_s * 1000;
 	n.expires_s = k->now_ms / 1000 + ttl_s;
 	char created[40], exp_at[40];
@@ -170,17 +162,15 @@ static void held_done(it_lease_status st, const it_lease *rec, void *arg)
 void idems_complete(it_store *s, const char *tenant, const char *key, const char *token, const json_t *response,
 		    idems_cb cb, void *arg)
 {
-	call *k = call_new(cb, arg);
+	call *k = call_new(key, cb, arg);
 	if (k == NULL)
 		return;
-	char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)];
 	char *text = json_dumps(response, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (text == NULL || !pk_of(key, pk)) {
-		free(text);
+	if (text == NULL) {
 		call_end(k, IDEMS_FAILED, NULL, 0);
 		return;
 	}
-	it_lease_complete(s, tenant, pk, token, text, k->now_ms, held_done, k);
+	it_lease_complete(s, tenant, k->pk, token, text, k->now_ms, held_done, k);
 	free(text);
 }
 
@@ -191,15 +181,10 @@ static void released(it_lease_status st, const it_lease *rec, void *arg)
 
 void idems_release(it_store *s, const char *tenant, const char *key, const char *token, idems_cb cb, void *arg)
 {
-	call *k = call_new(cb, arg);
+	call *k = call_new(key, cb, arg);
 	if (k == NULL)
 		return;
-	char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)];
-	if (!pk_of(key, pk)) {
-		call_end(k, IDEMS_FAILED, NULL, 0);
-		return;
-	}
-	it_lease_release(s, tenant, pk, token, k->now_ms, released, k);
+	it_lease_release(s, tenant, k->pk, token, k->now_ms, released, k);
 }
 
 static void got(it_lease_status st, const it_lease *rec, void *arg)
@@ -214,13 +199,8 @@ static void got(it_lease_status st, const it_lease *rec, void *arg)
 
 void idems_get(it_store *s, const char *tenant, const char *key, idems_cb cb, void *arg)
 {
-	call *k = call_new(cb, arg);
+	call *k = call_new(key, cb, arg);
 	if (k == NULL)
 		return;
-	char pk[IDEM_KEY_MAX + sizeof(PK_PREFIX)];
-	if (!pk_of(key, pk)) {
-		call_end(k, IDEMS_FAILED, NULL, 0);
-		return;
-	}
-	it_lease_get(s, tenant, pk, k->now_ms, got, k);
+	it_lease_get(s, tenant, k->pk, k->now_ms, got, k);
 }
