@@ -146,21 +146,3 @@ bool db_tx_defer(db_tx *tx, db_batch *b)
 	(void)tx, (void)b;
 	abort();
 }
-
-void db_tx_mark(db_tx *tx)
-{
-	(void)tx;
-	abort();
-}
-
-void db_tx_undo(db_tx *tx)
-{
-	(void)tx;
-	abort();
-}
-
-bool db_tx_started(const db_tx *tx)
-{
-	(void)tx;
-	abort();
-}

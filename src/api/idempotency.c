@@ -39,7 +39,7 @@ static void answer(idems_status st, json_t *obj, int retry_after, void *arg)
 		problem_send(r, 404, "not_found", "no record for this idempotency key", NULL);
 		return;
 	case IDEMS_UNAVAILABLE:
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
 		return;
 	case IDEMS_FAILED:
 	default:

@@ -61,7 +61,7 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 		return;
 	case LG_UNAVAILABLE:
 		json_decref(ext);
-		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
+		problem_unavailable(r, api_worker(r)->app->cfg->retry_after_s, "the database is unavailable");
 		return;
 	case LG_FAILED:
 	default:

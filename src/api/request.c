@@ -64,6 +64,6 @@ void api_db_problem(http_req *r, const db_result *res)
 		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
 		return;
 	}
-	problem_unavailable(r, (int)cfg->retry_after_s,
+	problem_unavailable(r, cfg->retry_after_s,
 			    res->status == DB_ERR_TIMEOUT ? "the database did not answer in time" : "the database is unavailable");
 }

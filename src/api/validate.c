@@ -40,18 +40,10 @@ bool v_only_fields(http_req *r, const json_t *body, const char *const *allowed)
 	return true;
 }
 
+/* '@' (the world's accounts) is not an id character. */
 static bool id_ok(const char *s)
 {
-	size_t n = strlen(s);
-	if (n < 1 || n > 64 || s[0] == '@')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		      c == ':' || c == '-'))
-			return false;
-	}
-	return true;
+	return util_id_ok(s, strlen(s));
 }
 
 bool v_is_id(const char *s)

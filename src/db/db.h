@@ -110,8 +110,7 @@ void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg);
 typedef struct db_tx db_tx;
 
 enum {
-	DB_TX_SAVEPOINT = 1, /* a failure of this batch undoes only this batch */
-	DB_TX_COMMIT = 2,    /* commit after the batch (the last one) */
+	DB_TX_COMMIT = 1, /* commit after the batch (the last one) */
 };
 
 db_tx *db_tx_new(db_pool *p);
@@ -125,17 +124,10 @@ void db_tx_set_prefix(db_tx *tx, db_batch *prefix, db_cb cb, void *arg);
  * ran but was sent after a failure the transaction cannot recover from gets
  * DB_ERR_ABORTED; a failed COMMIT is DB_ERR_QUERY with failed_index -1. */
 void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg);
-/* Queues b (taken) to be sent at the start of the next batch, outside its
- * savepoint: statements whose results nobody needs and whose failure must
- * abort the whole transaction (the next batch then gets DB_ERR_ABORTED). */
+/* Queues b (taken) to be sent at the start of the next batch: statements
+ * whose results nobody needs and whose failure must abort the whole
+ * transaction (the next batch then gets DB_ERR_ABORTED). */
 bool db_tx_defer(db_tx *tx, db_batch *b) OL_WARN_UNUSED;
-/* A savepoint at the start of the next batch, which db_tx_undo later rolls
- * back to (and drops the deferred statements): undoes several batches at
- * once while the transaction, and what came before the mark, go on. */
-void db_tx_mark(db_tx *tx);
-void db_tx_undo(db_tx *tx);
-/* True once a batch was sent (the prefix with it). */
-bool db_tx_started(const db_tx *tx);
 /* True when the transaction committed. */
 bool db_tx_committed(const db_tx *tx);
 /* Rolls back what is not committed and returns the connection; must not be

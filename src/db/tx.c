@@ -3,11 +3,8 @@
  *
  * Each batch of a transaction is sent as
  *   [prefix ...  BEGIN]            first batch only
- *   [ROLLBACK TO SAVEPOINT s]      after a failed savepoint batch
- *   [ROLLBACK TO SAVEPOINT m]      after db_tx_undo
- *   [SAVEPOINT m]                  after db_tx_mark
  *   [deferred statements]          queued by db_tx_defer
- *   [SAVEPOINT s] batch [RELEASE SAVEPOINT s]   with DB_TX_SAVEPOINT
+ *   batch
  *   [COMMIT]                       with DB_TX_COMMIT
  * and the results are cut back into the prefix's part and the batch's own,
  * indexed as the caller built them. */
@@ -28,23 +25,16 @@ struct db_tx {
 	bool begun;      /* BEGIN ran: the transaction is open */
 	bool dead;       /* cannot go on: every later batch is DB_ERR_ABORTED */
 	bool committed;
-	bool sp_failed;  /* roll back to the savepoint before the next batch */
 	bool in_flight;
-	bool want_mark, want_undo;
 	bool snapshot;      /* BEGIN a read-only repeatable-read transaction */
-	db_batch *deferred; /* sent with the next batch, outside its savepoint */
+	db_batch *deferred; /* sent with the next batch, before it */
 	/* layout of the batch in flight */
-	int n_prefix, i_begin, i_rollback_sp, i_sp, i_user, n_user, i_release, i_commit, n_total;
+	int n_prefix, i_begin, i_user, n_user, i_commit, n_total;
 };
 
 static const db_stmt st_begin = {"db_tx_begin", "BEGIN", 0};
 static const db_stmt st_begin_snapshot = {"db_tx_begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0};
-static const db_stmt st_rollback_sp = {"db_tx_rollback_sp", "ROLLBACK TO SAVEPOINT db_tx_sp", 0};
-static const db_stmt st_sp = {"db_tx_sp", "SAVEPOINT db_tx_sp", 0};
-static const db_stmt st_release = {"db_tx_release", "RELEASE SAVEPOINT db_tx_sp", 0};
 static const db_stmt st_commit = {"db_tx_commit", "COMMIT", 0};
-static const db_stmt st_mark = {"db_tx_mark", "SAVEPOINT db_tx_mark", 0};
-static const db_stmt st_undo = {"db_tx_undo", "ROLLBACK TO SAVEPOINT db_tx_mark", 0};
 static const db_stmt st_rollback = {"db_tx_rollback", "ROLLBACK", 0};
 
 db_tx *db_tx_new(db_pool *p)
@@ -71,8 +61,6 @@ void db_tx_set_prefix(db_tx *tx, db_batch *prefix, db_cb cb, void *arg)
 	tx->prefix_arg = arg;
 }
 
-bool db_tx_started(const db_tx *tx) { return tx->started; }
-
 bool db_tx_defer(db_tx *tx, db_batch *b)
 {
 	if (tx->deferred == NULL) {
@@ -80,18 +68,6 @@ bool db_tx_defer(db_tx *tx, db_batch *b)
 		return true;
 	}
 	return db_batch_splice(tx->deferred, b);
-}
-
-void db_tx_mark(db_tx *tx)
-{
-	tx->want_mark = true;
-}
-
-void db_tx_undo(db_tx *tx)
-{
-	tx->want_undo = true;
-	db_batch_free(tx->deferred);
-	tx->deferred = NULL;
 }
 
 bool db_tx_committed(const db_tx *tx) { return tx->committed; }
@@ -120,7 +96,7 @@ void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg)
 	waiter *wt = calloc(1, sizeof(*wt));
 	bool ok = all != NULL && wt != NULL;
 	tx->n_prefix = 0;
-	tx->i_begin = tx->i_rollback_sp = tx->i_sp = tx->i_release = tx->i_commit = -1;
+	tx->i_begin = tx->i_commit = -1;
 	if (ok && !tx->started) {
 		if (tx->prefix != NULL) {
 			tx->n_prefix = db_batch_len(tx->prefix);
@@ -129,26 +105,14 @@ void db_tx_exec(db_tx *tx, db_batch *b, int flags, db_cb cb, void *arg)
 		}
 		ok = ok && add(all, tx->snapshot ? &st_begin_snapshot : &st_begin, &tx->i_begin);
 	}
-	if (ok && tx->sp_failed)
-		ok = add(all, &st_rollback_sp, &tx->i_rollback_sp);
-	int unused;
-	if (ok && tx->want_undo)
-		ok = add(all, &st_undo, &unused);
-	if (ok && tx->want_mark)
-		ok = add(all, &st_mark, &unused);
-	tx->want_undo = tx->want_mark = false;
 	if (ok && tx->deferred != NULL) {
 		ok = db_batch_splice(all, tx->deferred);
 		tx->deferred = NULL;
 	}
-	if (ok && (flags & DB_TX_SAVEPOINT))
-		ok = add(all, &st_sp, &tx->i_sp);
 	tx->i_user = ok ? db_batch_len(all) : 0;
 	tx->n_user = db_batch_len(b);
 	ok = ok && db_batch_splice(all, b);
 	b = NULL;
-	if (ok && (flags & DB_TX_SAVEPOINT))
-		ok = add(all, &st_release, &tx->i_release);
 	if (ok && (flags & DB_TX_COMMIT))
 		ok = add(all, &st_commit, &tx->i_commit);
 	if (!ok) {
@@ -207,22 +171,12 @@ bool db_tx_job_keeps_conn(db_conn *c, waiter *wt, db_result *res)
 		tx->dead = true;
 		keep = false;
 	} else if (res->status == DB_ERR_QUERY) {
-		bool user_part = res->failed_index >= tx->i_user && res->failed_index < tx->i_user + tx->n_user;
-		bool recoverable = user_part && tx->i_sp >= 0;
-		if (tx->i_commit >= 0 && res->failed_index == tx->i_commit) {
-			tx->dead = true; /* a failed COMMIT ends the transaction */
-			keep = false;
-		} else if (recoverable) {
-			tx->sp_failed = true;
-		} else {
-			tx->dead = true; /* aborted; db_tx_free rolls it back */
-		}
-	} else {
-		tx->sp_failed = false;
-		if (tx->i_commit >= 0) {
-			tx->committed = true;
-			keep = false;
-		}
+		tx->dead = true; /* aborted; db_tx_free rolls it back */
+		if (tx->i_commit >= 0 && res->failed_index == tx->i_commit)
+			keep = false; /* a failed COMMIT ends the transaction */
+	} else if (tx->i_commit >= 0) {
+		tx->committed = true;
+		keep = false;
 	}
 	if (!keep && tx->conn != NULL) {
 		tx->conn->tx = NULL;
@@ -272,7 +226,7 @@ void db_tx_job_deliver(waiter *wt, db_result *res)
 	if (with_results) {
 		slice(res, tx->i_user, tx->n_user, &ur);
 		if (ur.status == DB_ERR_QUERY && ur.failed_index < 0 && res->failed_index >= tx->i_user + tx->n_user)
-			ur.status = DB_ERR_QUERY; /* RELEASE or COMMIT failed: the batch did not take effect */
+			ur.status = DB_ERR_QUERY; /* COMMIT failed: the batch did not take effect */
 	} else {
 		ur = (db_result){.status = res->status, .failed_index = -1, .message = res->message};
 	}

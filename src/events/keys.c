@@ -93,19 +93,29 @@ static bool parse(char *text, ev_key **out, int *nout, char **err)
 	return true;
 }
 
-static bool load(const char *path, ev_key **keys, int *n, struct stat *st, char **err)
+/* Opens the key file (flags as open's, mode 0600 when it creates it); -1
+ * with *err when it cannot, or when others may access it: anyone who
+ * reads it can sign events as this service. */
+static int open_private(const char *path, int flags, char **err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, flags | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (asprintf(err, "cannot open %s: %s", path, strerror(errno)) < 0)
 			*err = NULL;
-		return false;
+		return -1;
 	}
-	/* Anyone who reads it can sign events as this service. */
 	if (!util_file_private(fd, path, err)) {
 		close(fd);
-		return false;
+		return -1;
 	}
+	return fd;
+}
+
+static bool load(const char *path, ev_key **keys, int *n, struct stat *st, char **err)
+{
+	int fd = open_private(path, O_RDONLY, err);
+	if (fd < 0)
+		return false;
 	char *text = NULL;
 	bool ok = fstat(fd, st) == 0 && st->st_size < 1024 * 1024 && (text = calloc(1, (size_t)st->st_size + 1)) != NULL &&
 		  read(fd, text, (size_t)st->st_size) == st->st_size;
@@ -152,16 +162,9 @@ static bool append_line(int fd, const char *line, const char *path, char **err)
 bool ev_keys_add(const char *path, char kid_out[EV_KID_LEN], char **err)
 {
 	*err = NULL;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		if (asprintf(err, "cannot open %s: %s", path, strerror(errno)) < 0)
-			*err = NULL;
+	int fd = open_private(path, O_WRONLY | O_APPEND | O_CREAT, err);
+	if (fd < 0)
 		return false;
-	}
-	if (!util_file_private(fd, path, err)) {
-		close(fd);
-		return false;
-	}
 	char line[160];
 	bool ok = new_line(line, sizeof(line), kid_out) && append_line(fd, line, path, err);
 	sodium_memzero(line, sizeof(line));

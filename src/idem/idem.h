@@ -128,4 +128,15 @@ void idems_complete(it_store *s, const char *tenant, const char *key, const char
 void idems_release(it_store *s, const char *tenant, const char *key, const char *token, idems_cb cb, void *arg);
 void idems_get(it_store *s, const char *tenant, const char *key, idems_cb cb, void *arg);
 
+/* The decisions, from the typed answers of the lease calls (items.h):
+ * a claim refused by the live record old (NULL: it vanished meanwhile) for
+ * a request with fingerprint (NULL: none) at now_ms — IN_USE (with the
+ * seconds its lease has left, at least 1), MISMATCH or COMPLETED; a
+ * complete or release refused with the live record (LEASE_LOST) or none
+ * (NOT_FOUND); the record as the API shows it (lease_token only in a
+ * claim's answer, which has no created_at). */
+idems_status idems_claim_refused(const it_lease *old, const char *fingerprint, long long now_ms, int *retry_after_s);
+idems_status idems_held_refused(const it_lease *live);
+json_t *idems_record_json(const it_lease *rec, bool claim_answer);
+
 #endif

@@ -201,35 +201,13 @@ void it_claim_set(db_tx *tx, it_claim *c, const it_value *attrs, int flags, void
 	db_tx_exec(tx, b, flags, set_done, sc);
 }
 
-/* The operation context a claim or a peek runs its table lookup and
- * statement in: internal (system tables allowed), cb gets the reply. NULL
- * when out of memory. */
-static it_op *internal_op(it_store *s, const char *tenant, const char *name, it_done cb, void *cb_arg)
-{
-	it_op *op = calloc(1, sizeof(*op));
-	if (op == NULL)
-		return NULL;
-	op->req = json_object();
-	if (op->req == NULL) {
-		free(op);
-		return NULL;
-	}
-	op->store = s;
-	op->internal = true;
-	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
-	util_strlcpy(op->opname, name, sizeof(op->opname));
-	op->cb = cb;
-	op->cb_arg = cb_arg;
-	return op;
-}
-
 void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table, const it_value *item, int ttl_s, int wait_ms,
 		  it_claim *out, void (*armed)(bool ok, void *arg), void *arg)
 {
 	memset(out, 0, sizeof(*out));
 	arm_ctx *c = calloc(1, sizeof(*c));
 	it_value *copy = c != NULL ? it_value_copy(item) : NULL;
-	it_op *op = copy != NULL ? internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
+	it_op *op = copy != NULL ? it_internal_op(s, tenant, "Claim", armed_reply, c) : NULL;
 	if (op == NULL) {
 		it_value_free(copy);
 		free(c);
@@ -307,7 +285,7 @@ void it_claim_peek(it_store *s, const char *tenant, const char *table, const it_
 	memset(out, 0, sizeof(*out));
 	peek_ctx *c = calloc(1, sizeof(*c));
 	it_value *copy = c != NULL ? it_value_copy(key) : NULL;
-	it_op *op = copy != NULL ? internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
+	it_op *op = copy != NULL ? it_internal_op(s, tenant, "ClaimPeek", peek_reply, c) : NULL;
 	if (op == NULL) {
 		it_value_free(copy);
 		free(c);

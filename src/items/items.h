@@ -41,12 +41,9 @@ void it_store_set_stream_key(it_store *s, const unsigned char key[32]);
  * once (possibly synchronously); the reply is freed when it returns. */
 void it_call(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
 
-/* The same for the program's own calls (src/idem/service.c): the request
- * may name the system tables (IT_SYSTEM_TABLE). */
-void it_call_internal(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
-
 /* The system table of every tenant (sql/004_idempotency.sql): the
- * idempotency records (src/idem). No DynamoDB request can name it. */
+ * idempotency records (src/idem). No DynamoDB request can name it; the
+ * program reaches it through the typed calls below only. */
 #define IT_SYSTEM_TABLE "ol:ledger"
 
 /* The claim of an idempotency key, as the prefix of tx (sent with the
@@ -107,6 +104,59 @@ void it_claim_set(db_tx *tx, it_claim *c, const struct it_value *attrs, int flag
  * the claim judges it. */
 void it_claim_peek(it_store *s, const char *tenant, const char *table, const struct it_value *key, it_claim *out,
 		   void (*done)(void *arg), void *arg);
+
+/* ---- leases: the records of idempotency as a service (lease.c) ---------
+ *
+ * Items of the system table at {PK: pk, SK: "METADATA"} (src/idem/service.c
+ * names them), each call one prepared statement with typed parameters and
+ * a typed answer. Expired records (TTL attribute "ttl", epoch seconds, by
+ * the caller's clock now_ms) are absent for every call. The writes lock the
+ * one row for their one statement; it_lease_get locks nothing. */
+typedef enum {
+	IT_LEASE_IN_PROGRESS = 1,
+	IT_LEASE_COMPLETED,
+} it_lease_state;
+
+/* A record as stored (strings valid during the callback only). */
+typedef struct it_lease {
+	it_lease_state state;
+	const char *key;
+	const char *fingerprint; /* NULL: claimed without one */
+	const char *token;       /* in progress: the lease holder's token */
+	long long lease_ms;      /* in progress: when the lease ends (epoch ms) */
+	const char *response;    /* completed: the response, JSON text */
+	const char *created_at, *expires_at; /* RFC 3339 */
+} it_lease;
+
+typedef enum {
+	IT_LEASE_OK = 0,      /* done: rec is the record after it (get: the live record, or NULL) */
+	IT_LEASE_REFUSED,     /* the write's condition did not hold: rec is the live record, NULL when none */
+	IT_LEASE_UNAVAILABLE, /* the database failed; retryable */
+	IT_LEASE_FAILED,      /* anything else (a stored record it cannot read, out of memory) */
+} it_lease_status;
+
+typedef void (*it_lease_cb)(it_lease_status st, const it_lease *rec, void *arg);
+
+/* A new lease: written when no live record has the key, or when the live
+ * one is in progress, its lease ended before now_ms and its fingerprint is
+ * not another one (any, when fingerprint is NULL). */
+typedef struct it_lease_new {
+	const char *pk, *key, *fingerprint, *token;
+	long long now_ms, lease_ms, expires_s;
+	const char *created_at, *expires_at;
+} it_lease_new;
+
+void it_lease_claim(it_store *s, const char *tenant, const it_lease_new *n, it_lease_cb cb, void *arg);
+/* When token holds the in-progress record: it becomes completed with
+ * response (JSON text), its token and lease removed. */
+void it_lease_complete(it_store *s, const char *tenant, const char *pk, const char *token, const char *response,
+		       long long now_ms, it_lease_cb cb, void *arg);
+/* When token holds the in-progress record: it is deleted (rec: as it was). */
+void it_lease_release(it_store *s, const char *tenant, const char *pk, const char *token, long long now_ms,
+		      it_lease_cb cb, void *arg);
+void it_lease_get(it_store *s, const char *tenant, const char *pk, long long now_ms, it_lease_cb cb, void *arg);
+/* The statements above, NULL-terminated (the db suite prepares each). */
+extern const db_stmt *const it_lease_stmts[];
 
 /* Operations it_call knows, for routing and documentation. */
 bool it_op_known(const char *op);

@@ -83,6 +83,10 @@ typedef struct it_op {
 	bool internal;  /* called by the program: system tables allowed */
 } it_op;
 
+/* An operation context for the program's own calls (claim.c, lease.c):
+ * system tables allowed, cb gets the reply. NULL when out of memory. */
+it_op *it_internal_op(it_store *s, const char *tenant, const char *name, it_done cb, void *cb_arg);
+
 /* Table cache. */
 typedef void (*it_table_cb)(it_op *op, it_table *t);
 /* Looks the table up (cached ~1 s); on a miss replies

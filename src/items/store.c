@@ -189,7 +189,7 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 	db_exec(op->store->db, b, cb, op);
 }
 
-static void call(it_store *s, bool internal, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_op *op = calloc(1, sizeof(*op));
 	if (op == NULL) {
@@ -203,7 +203,6 @@ static void call(it_store *s, bool internal, const char *tenant, const char *opn
 	op->req = json_incref(request);
 	op->cb = cb;
 	op->cb_arg = arg;
-	op->internal = internal;
 	if (!json_is_object(request)) {
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
 		return;
@@ -229,14 +228,23 @@ static void call(it_store *s, bool internal, const char *tenant, const char *opn
 	it_finish_err(op, "UnknownOperationException", NULL, "Unknown operation %s", opname);
 }
 
-void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+it_op *it_internal_op(it_store *s, const char *tenant, const char *name, it_done cb, void *cb_arg)
 {
-	call(s, false, tenant, opname, request, cb, arg);
-}
-
-void it_call_internal(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
-{
-	call(s, true, tenant, opname, request, cb, arg);
+	it_op *op = calloc(1, sizeof(*op));
+	if (op == NULL)
+		return NULL;
+	op->req = json_object();
+	if (op->req == NULL) {
+		free(op);
+		return NULL;
+	}
+	op->store = s;
+	op->internal = true;
+	util_strlcpy(op->tenant, tenant, sizeof(op->tenant));
+	util_strlcpy(op->opname, name, sizeof(op->opname));
+	op->cb = cb;
+	op->cb_arg = cb_arg;
+	return op;
 }
 
 /* ---- request helpers -------------------------------------------------- */

@@ -82,15 +82,7 @@ static bool id_ok(const json_t *j)
 {
 	const char *s = json_string_value(j);
 	size_t n = s != NULL ? strlen(s) : 0;
-	if (n < 1 || n > 64 || n != json_string_length(j))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-		      c == ':' || c == '-'))
-			return false;
-	}
-	return true;
+	return n == json_string_length(j) && util_id_ok(s, n);
 }
 
 void lg_audit_pos_clear(lg_audit_pos *p)

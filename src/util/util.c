@@ -112,6 +112,19 @@ bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return true;
 }
 
+bool util_id_ok(const char *s, size_t len)
+{
+	if (len < 1 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 bool util_visible_ascii(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)

@@ -32,6 +32,9 @@ bool util_strlcpy(char *dst, const char *src, size_t size);
 bool util_parse_ll(const char *s, long long min, long long max, long long *out) OL_WARN_UNUSED;
 /* Splits "host:port" (IPv6 as [::1]:80). host buffer >= 256. */
 bool util_split_hostport(const char *s, char *host, size_t hostlen, int *port) OL_WARN_UNUSED;
+/* An id of the API (accounts, transfers, holds, orders; docs/api.md): 1-64
+ * bytes of [A-Za-z0-9_.:-]. */
+bool util_id_ok(const char *s, size_t len);
 /* True when every byte is visible ASCII (0x21..0x7e). */
 bool util_visible_ascii(const char *s, size_t len);
 /* SipHash (libsodium's crypto_shorthash) of the string s under a random

@@ -844,6 +844,164 @@ static void test_claim_set(dbt_ctx *c)
 	it_claim_clear(&claim);
 }
 
+/* ---- it_lease_*: the typed records of idempotency as a service ---- */
+
+typedef struct lease_res {
+	bool done;
+	it_lease_status st;
+	bool has;
+	it_lease_state state;
+	char fp[64], token[64], response[64], key[64];
+	long long lease_ms;
+} lease_res;
+
+static void lease_cb(it_lease_status st, const it_lease *rec, void *arg)
+{
+	lease_res *r = arg;
+	r->done = true;
+	r->st = st;
+	r->has = rec != NULL;
+	if (rec != NULL) {
+		r->state = rec->state;
+		r->lease_ms = rec->lease_ms;
+		snprintf(r->key, sizeof(r->key), "%s", rec->key);
+		snprintf(r->fp, sizeof(r->fp), "%s", rec->fingerprint ? rec->fingerprint : "");
+		snprintf(r->token, sizeof(r->token), "%s", rec->token ? rec->token : "");
+		snprintf(r->response, sizeof(r->response), "%s", rec->response ? rec->response : "");
+	}
+}
+
+static void lease_wait(dbt_ctx *c, lease_res *r)
+{
+	while (!r->done)
+		event_base_loop(c->base, EVLOOP_ONCE);
+}
+
+/* A claim of LS#<key> at now_ms with a lease of lease_ms and a TTL of ttl_s. */
+static lease_res lease_claim(dbt_ctx *c, const char *key, const char *fp, const char *token, long long now_ms,
+			     long long lease_ms, long long ttl_s)
+{
+	char pk[300];
+	snprintf(pk, sizeof(pk), "LS#%s", key);
+	it_lease_new n = {.pk = pk, .key = key, .fingerprint = fp, .token = token, .now_ms = now_ms,
+			  .lease_ms = now_ms + lease_ms, .expires_s = now_ms / 1000 + ttl_s,
+			  .created_at = "2026-01-01T00:00:00Z", .expires_at = "2026-01-02T00:00:00Z"};
+	lease_res r = {0};
+	it_lease_claim(c->store, T1, &n, lease_cb, &r);
+	lease_wait(c, &r);
+	return r;
+}
+
+static lease_res lease_do(dbt_ctx *c, char what, const char *key, const char *token, long long now_ms)
+{
+	char pk[300];
+	snprintf(pk, sizeof(pk), "LS#%s", key);
+	lease_res r = {0};
+	if (what == 'c')
+		it_lease_complete(c->store, T1, pk, token, "{\"status\":201}", now_ms, lease_cb, &r);
+	else if (what == 'r')
+		it_lease_release(c->store, T1, pk, token, now_ms, lease_cb, &r);
+	else
+		it_lease_get(c->store, T1, pk, now_ms, lease_cb, &r);
+	lease_wait(c, &r);
+	return r;
+}
+
+static void test_lease(dbt_ctx *c)
+{
+	/* Every statement prepares on the migrated schema: a typo fails here,
+	 * before any request. */
+	PGconn *pg = PQconnectdb(dbt_url());
+	int n = 0;
+	for (const db_stmt *const *st = it_lease_stmts; *st != NULL; st++, n++) {
+		PGresult *r = PQprepare(pg, (*st)->name, (*st)->sql, (*st)->nparams, NULL);
+		CHECK(PQresultStatus(r) == PGRES_COMMAND_OK, "lease statement prepares");
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			printf("#   %s: %s", (*st)->name, PQerrorMessage(pg));
+		PQclear(r);
+		r = PQdescribePrepared(pg, (*st)->name);
+		CHECK(PQresultStatus(r) == PGRES_COMMAND_OK && PQnparams(r) == (*st)->nparams && PQnfields(r) == 10,
+		      "lease statement: its parameters and its ten columns");
+		PQclear(r);
+	}
+	PQfinish(pg);
+	CHECK(n == 4, "four lease statements");
+
+	const long long t0 = 4102444800000LL; /* 2100-01-01: the TTLs below are live by the database too */
+	lease_res r = lease_claim(c, "k1", "fp-a", "tok-1", t0, 30000, 86400);
+	CHECK(r.st == IT_LEASE_OK && r.has && r.state == IT_LEASE_IN_PROGRESS && strcmp(r.token, "tok-1") == 0 &&
+		      strcmp(r.fp, "fp-a") == 0 && r.lease_ms == t0 + 30000 && strcmp(r.key, "k1") == 0,
+	      "claim of a new key: OK with the record written");
+	r = lease_claim(c, "k1", "fp-a", "tok-2", t0 + 1000, 30000, 86400);
+	CHECK(r.st == IT_LEASE_REFUSED && r.has && strcmp(r.token, "tok-1") == 0 && r.lease_ms == t0 + 30000,
+	      "claim of a live lease: REFUSED with the holder's record");
+	r = lease_claim(c, "k1", "fp-b", "tok-2", t0 + 31000, 30000, 86400);
+	CHECK(r.st == IT_LEASE_REFUSED && strcmp(r.token, "tok-1") == 0, "an ended lease with another fingerprint: REFUSED");
+	r = lease_claim(c, "k1", "fp-a", "tok-3", t0 + 31000, 30000, 86400);
+	CHECK(r.st == IT_LEASE_OK && strcmp(r.token, "tok-3") == 0 && r.lease_ms == t0 + 61000,
+	      "an ended lease, same fingerprint: taken over");
+	r = lease_do(c, 'c', "k1", "tok-1", t0 + 32000);
+	CHECK(r.st == IT_LEASE_REFUSED && r.has && strcmp(r.token, "tok-3") == 0,
+	      "complete with the old token: REFUSED, the live record returned");
+	r = lease_do(c, 'r', "k1", "tok-1", t0 + 32000);
+	CHECK(r.st == IT_LEASE_REFUSED && r.has, "release with the old token: REFUSED");
+	r = lease_do(c, 'c', "k1", "tok-3", t0 + 32000);
+	CHECK(r.st == IT_LEASE_OK && r.has && r.state == IT_LEASE_COMPLETED && strcmp(r.response, "{\"status\":201}") == 0 &&
+		      r.token[0] == '\0' && strcmp(r.fp, "fp-a") == 0,
+	      "complete by the holder: completed, response stored, token gone");
+	r = lease_claim(c, "k1", NULL, "tok-4", t0 + 99000, 30000, 86400);
+	CHECK(r.st == IT_LEASE_REFUSED && r.state == IT_LEASE_COMPLETED, "claim of a completed key: REFUSED with the record");
+	r = lease_do(c, 'c', "k1", "tok-3", t0 + 33000);
+	CHECK(r.st == IT_LEASE_REFUSED && r.state == IT_LEASE_COMPLETED, "complete twice: REFUSED");
+	r = lease_do(c, 'g', "k1", NULL, t0 + 33000);
+	CHECK(r.st == IT_LEASE_OK && r.has && r.state == IT_LEASE_COMPLETED, "get: the completed record");
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "SELECT i.expires_at::text || ' ' || (i.item->'ttl'->>'N') || ' ' || (i.item ? 'lease_ms')::text FROM items i"
+		 " JOIN item_tables t ON t.id = i.table_id WHERE t.tenant = '%s' AND t.name = '%s' AND i.pk = 'LS#k1'",
+		 T1, IT_SYSTEM_TABLE);
+	char want[128];
+	snprintf(want, sizeof(want), "%lld %lld false", (t0 + 31000) / 1000 + 86400, (t0 + 31000) / 1000 + 86400);
+	CHECK(strcmp(dbt_sql(sql), want) == 0, "stored: the TTL attribute and expires_at agree, the lease removed");
+
+	/* release by the holder, then the key is free */
+	r = lease_claim(c, "k2", NULL, "tok-5", t0, 30000, 86400);
+	CHECK(r.st == IT_LEASE_OK && r.fp[0] == '\0', "claim without a fingerprint");
+	r = lease_do(c, 'r', "k2", "tok-5", t0 + 1000);
+	CHECK(r.st == IT_LEASE_OK, "release by the holder");
+	r = lease_do(c, 'g', "k2", NULL, t0 + 1000);
+	CHECK(r.st == IT_LEASE_OK && !r.has, "get after release: no record");
+	r = lease_do(c, 'r', "k2", "tok-5", t0 + 1000);
+	CHECK(r.st == IT_LEASE_REFUSED && !r.has, "release of no record: REFUSED without a record");
+	r = lease_do(c, 'c', "k2", "tok-5", t0 + 1000);
+	CHECK(r.st == IT_LEASE_REFUSED && !r.has, "complete of no record: REFUSED without a record");
+
+	/* an expired record is absent: claimed anew, whatever its state */
+	r = lease_claim(c, "k3", "fp-a", "tok-6", t0, 30000, 5);
+	CHECK(r.st == IT_LEASE_OK, "claim with a TTL of 5 s");
+	r = lease_do(c, 'g', "k3", NULL, t0 + 6000);
+	CHECK(r.st == IT_LEASE_OK && !r.has, "get after its TTL: no record");
+	r = lease_do(c, 'c', "k3", "tok-6", t0 + 6000);
+	CHECK(r.st == IT_LEASE_REFUSED && !r.has, "complete after its TTL: no record");
+	r = lease_claim(c, "k3", "fp-b", "tok-7", t0 + 6000, 30000, 86400);
+	CHECK(r.st == IT_LEASE_OK && strcmp(r.fp, "fp-b") == 0, "claim after its TTL, another fingerprint: a new key");
+
+	/* a key of 255 bytes (the partition key is capped, sql/009) */
+	char big[256];
+	memset(big, 'q', 255);
+	big[255] = '\0';
+	r = lease_claim(c, big, NULL, "tok-8", t0, 30000, 86400);
+	CHECK(r.st == IT_LEASE_OK && strcmp(r.token, "tok-8") == 0, "claim of a 255-byte key");
+	r = lease_do(c, 'g', big, NULL, t0);
+	CHECK(r.st == IT_LEASE_OK && r.has, "get of a 255-byte key");
+
+	/* a tenant without the system table: FAILED, not a crash */
+	lease_res g = {0};
+	it_lease_get(c->store, "no_such_tenant_x", "LS#k1", t0, lease_cb, &g);
+	lease_wait(c, &g);
+	CHECK(g.st == IT_LEASE_FAILED && !g.has, "no system table: FAILED");
+}
+
 int main(void)
 {
 	dbt_url();
@@ -873,6 +1031,7 @@ int main(void)
 	test_update_table(&c);
 	test_backfill(&c);
 	test_claim_set(&c);
+	test_lease(&c);
 	dbt_close(&c);
 	return it_test_done();
 }

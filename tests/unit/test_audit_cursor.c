@@ -9,6 +9,7 @@
 
 #include "ledger/reads.h"
 #include "tap.h"
+#include "util/util.h"
 
 static void test_round_trip(void)
 {
@@ -106,8 +107,24 @@ static void test_numbers(void)
 	CHECK(!lg_i128_parse("1.5", &v) && !lg_i128_parse("", &v) && !lg_i128_parse(NULL, &v), "not integers");
 }
 
+/* The id grammar the cursor's k shares with the API's validation
+ * (util_id_ok). */
+static void test_ids(void)
+{
+	char id[66];
+	memset(id, 'a', 65);
+	id[65] = '\0';
+	CHECK(util_id_ok(id, 64), "64 id characters");
+	CHECK(!util_id_ok(id, 65), "65: too long");
+	CHECK(!util_id_ok("", 0) && !util_id_ok(NULL, 0), "empty: not an id");
+	CHECK(util_id_ok("acct_A-1.x:y", 12), "letters, digits and _ - . :");
+	CHECK(!util_id_ok("@world", 6) && !util_id_ok("a b", 3) && !util_id_ok("a/b", 3) && !util_id_ok("caf\xc3\xa9", 5),
+	      "@, space, slash, non-ASCII: not id characters");
+}
+
 int main(void)
 {
+	test_ids();
 	test_round_trip();
 	test_refused();
 	test_snapshots();
