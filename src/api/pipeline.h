@@ -5,9 +5,12 @@
  * the next phase (api_phase_next) and runs its step: a state machine in the
  * style of memcached's drive_machine, not a chain of callbacks.
  *
- *   received --ok--> routed --ok--> authenticated --ok--> gated --> handled --ok--> saved --> sent
- *      |               |               |     \__replay____________________/   |  \replay/
- *      +-- refused / failed ----------+-----+--> sent (never saved)           +-- refused / failed --> sent
+ *   received -> routed -> authenticated -> gated -> handled -> saved -> sent
+ *
+ * on success; a refusal or failure before the handler goes straight to
+ * sent (never saved); a replay goes to saved (from authenticated when the
+ * record alone decides, or from handled when the claim finds it); the
+ * gate's refusals (409, 422) and failures after the handler go to sent.
  *
  * Handlers never write the reply: they produce a result (api_result and the
  * problem writers of api/problem.h) and the pipeline decides whether the
