@@ -460,7 +460,7 @@ static void ops_ok(http_req *r)
 {
 	fz.layer_calls++;
 	fz.answered = LG_OK;
-	http_reply(r, 200, "application/json", "{}", 2);
+	api_result(r, 200, "application/json", "{}", 2);
 }
 
 void ops_healthz(http_req *r)

@@ -9,12 +9,13 @@
 #include <jansson.h>
 
 #include "api/cursor.h"
+#include "api/pipeline.h"
+#include "api/problem.h"
 #include "auth/cache.h"
 #include "auth/master.h"
 #include "config.h"
 #include "db/db.h"
 #include "http/http.h"
-#include "http/problem.h"
 #include "http/router.h"
 #include "idem/idem.h"
 #include "items/items.h"
@@ -57,6 +58,9 @@ struct app {
 };
 
 typedef struct api_req {
+	api_phase phase;          /* where the request stands (pipeline.h) */
+	const api_steps *steps;   /* what each phase does (dispatch.c's, or a test's fakes) */
+	api_out out;              /* the result it answers with */
 	auth_principal who;
 	router_match match;
 	json_t *body; /* the request's JSON object ({} when there was no body) */
@@ -90,7 +94,7 @@ static inline const char *api_param(http_req *r, int i) { return api_ctx(r)->mat
 const route *api_routes(size_t *n);
 const char *api_route_name(int index);
 
-/* http hooks: the request pipeline (dispatch.c). */
+/* http hooks: the request pipeline's steps (dispatch.c). */
 void api_on_request(http_req *r, void *arg);
 void api_on_complete(http_req *r, void *arg);
 /* http hooks: a worker's start and end (worker.c). A failed init has
@@ -150,9 +154,13 @@ void api_idem_release(http_req *r);
 /* The DynamoDB-compatible endpoint (dynamodb.c). */
 void ddb_on_request(http_req *r);
 
-/* The Idempotency-Key gate (gate.c): checks the header, then runs the
- * route's handler inside the gate. */
-void api_gate_run(http_req *r);
+/* The Idempotency-Key gate (gate.c), two steps of a POST's pipeline:
+ * api_gate_open (phase authenticated) checks the header and claims the key,
+ * or finds it decided (replay, 409, 422); api_gate_save (phase handled)
+ * saves the handler's result with its effects and commits, or replaces it
+ * with the first request's. */
+void api_gate_open(http_req *r);
+void api_gate_save(http_req *r);
 
 /* Decodes the request body into a->body: a JSON object ({} when empty);
  * replies (415 or 400) and returns false when it is not one (request.c). */

@@ -17,7 +17,7 @@ static void page_read(const db_result *err, json_t *page, void *arg)
 		api_db_problem(r, err);
 		return;
 	}
-	http_reply_json(r, 200, json_incref(page));
+	api_result_json(r, 200, json_incref(page));
 }
 
 void api_events(http_req *r)
@@ -58,5 +58,5 @@ void api_events_signing_key(http_req *r)
 		problem_send(r, 404, "not_found", "no signing key with this kid", NULL);
 		return;
 	}
-	http_reply_json(r, 200, json_pack("{s:s, s:s, s:s}", "kid", kid_out, "alg", "ed25519", "public_key", pub));
+	api_result_json(r, 200, json_pack("{s:s, s:s, s:s}", "kid", kid_out, "alg", "ed25519", "public_key", pub));
 }

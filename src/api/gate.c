@@ -1,9 +1,10 @@
-/* gate.c — the Idempotency-Key gate around every POST route (docs/api.md §2):
- * the header is checked, the handler runs inside the gate's transaction,
- * and its response is intercepted (http_req.reply_filter) so that it is
- * saved with the request's effects before it is sent — or replaced by the
- * first request's saved response. A route gets all of this by being a POST
- * in the routing table. */
+/* gate.c — the Idempotency-Key gate around every POST route (docs/api.md §2),
+ * as two steps of the request pipeline (pipeline.h): api_gate_open checks
+ * the header and claims the key (the handler then runs in the gate's
+ * transaction), or finds the key decided already; api_gate_save saves the
+ * handler's result with the request's effects and commits — or replaces
+ * the result with the first request's saved response. A route gets all of
+ * this by being a POST in the routing table. */
 #include "api/app.h"
 
 #include <stdio.h>
@@ -29,6 +30,9 @@ static void add_expires(http_req *r, long long expires)
 	http_req_add_header(r, "Idempotency-Expires", buf);
 }
 
+/* The gate's verdict, after the save (phase handled) or from the record
+ * alone (phase authenticated): records the result to send and ends the
+ * step. */
 static void decided(const idem_result *res, void *arg)
 {
 	http_req *r = arg;
@@ -43,7 +47,8 @@ static void decided(const idem_result *res, void *arg)
 		add_expires(r, res->expires);
 		const idem_saved *s = idem_gate_response(g);
 		const char *ct = json_string_value(json_object_get(s->headers, "Content-Type"));
-		http_reply(r, s->status, ct, s->body, s->len);
+		api_result(r, s->status, ct, s->body, s->len); /* the gate keeps it until the request ends */
+		api_step_done(r, API_OK);
 		return;
 	}
 	case IDEM_REPLAY: {
@@ -59,7 +64,8 @@ static void decided(const idem_result *res, void *arg)
 		}
 		http_req_add_header(r, "Idempotent-Replayed", "true");
 		add_expires(r, res->expires);
-		http_reply(r, s->status, json_string_value(json_object_get(s->headers, "Content-Type")), s->body, s->len);
+		api_result(r, s->status, json_string_value(json_object_get(s->headers, "Content-Type")), s->body, s->len);
+		api_step_done(r, API_REPLAY);
 		return;
 	}
 	case IDEM_IN_USE: {
@@ -68,20 +74,24 @@ static void decided(const idem_result *res, void *arg)
 		http_req_add_header(r, "Retry-After", "1");
 		problem_send(r, 409, "idempotency_key_in_use",
 			     "a request with this Idempotency-Key is still in progress; retry after a moment", NULL);
+		api_step_done(r, API_REFUSED);
 		return;
 	}
 	case IDEM_MISMATCH:
 		__atomic_fetch_add(&aw->idem_mismatches, 1, __ATOMIC_RELAXED);
 		send_problem(r, 422, "idempotency_key_reused",
 			     "this Idempotency-Key was used with another request (method, path or body differ)");
+		api_step_done(r, API_REFUSED);
 		return;
 	case IDEM_UNAVAILABLE:
 		http_req_clear_headers(r);
 		problem_unavailable(r, (int)aw->app->cfg->retry_after_s, "the database is unavailable; nothing was done");
+		api_step_done(r, API_FAILED);
 		return;
 	case IDEM_FAILED:
 	default:
 		send_problem(r, 500, "internal", "internal error; nothing was done, see the server log with this request id");
+		api_step_done(r, API_FAILED);
 		return;
 	}
 }
@@ -91,33 +101,40 @@ static void collect_header(const char *name, const char *value, void *arg)
 	json_object_set_new(arg, name, json_string(value));
 }
 
-static bool filter(http_req *r, int status, const char *content_type, const char *body, size_t len)
+void api_gate_save(http_req *r)
 {
-	idem_saved s = {.status = status, .headers = json_object(), .body = malloc(len + 1), .len = len};
+	api_req *a = api_ctx(r);
+	const api_out *o = &a->out;
+	idem_saved s = {.status = o->status, .headers = json_object(), .len = o->len};
+	/* An owned body (every JSON result) becomes the saved one as it is;
+	 * a borrowed one is copied, since the gate answers later. */
+	s.body = o->owned != NULL ? api_out_release(&a->out) : malloc(o->len + 1);
+	if (s.body != NULL && s.body != o->body) {
+		if (o->len > 0)
+			memcpy(s.body, o->body, o->len);
+		s.body[o->len] = '\0';
+	}
 	if (s.headers == NULL || s.body == NULL) {
 		idem_saved_clear(&s);
-		return false; /* send it unsaved; the rollback frees the key */
+		/* The rollback frees the key and undoes the effects. */
+		send_problem(r, 500, "internal", "out of memory; nothing was done");
+		api_step_done(r, API_FAILED);
+		return;
 	}
-	memcpy(s.body, body, len);
-	s.body[len] = '\0';
-	if (content_type != NULL)
-		json_object_set_new(s.headers, "Content-Type", json_string(content_type));
+	if (o->content_type != NULL)
+		json_object_set_new(s.headers, "Content-Type", json_string(o->content_type));
 	http_req_foreach_header(r, collect_header, s.headers);
-	idem_gate_finish(api_ctx(r)->gate, &s, decided, r);
-	return true;
+	idem_gate_finish(a->gate, &s, decided, r);
 }
-
-static bool filter(http_req *r, int status, const char *content_type, const char *body, size_t len);
 
 static void probed(bool run_handler, void *arg)
 {
 	http_req *r = arg;
 	if (run_handler) {
-		api_ctx(r)->match.route->handler(r);
+		api_step_done(r, API_OK);
 		return;
 	}
 	/* Decided by the record alone (replay or mismatch). */
-	r->reply_filter = NULL;
 	idem_saved none = {0};
 	idem_gate_finish(api_ctx(r)->gate, &none, decided, r);
 }
@@ -126,14 +143,14 @@ static void armed(bool ok, void *arg)
 {
 	http_req *r = arg;
 	if (!ok) {
-		r->reply_filter = NULL;
 		problem_unavailable(r, (int)api_worker(r)->app->cfg->retry_after_s, "cannot record the Idempotency-Key right now");
+		api_step_done(r, API_FAILED);
 		return;
 	}
-	api_ctx(r)->match.route->handler(r);
+	api_step_done(r, API_OK);
 }
 
-void api_gate_run(http_req *r)
+void api_gate_open(http_req *r)
 {
 	api_req *a = api_ctx(r);
 	app_worker *aw = api_worker(r);
@@ -146,11 +163,13 @@ void api_gate_run(http_req *r)
 	switch (idem_parse_key(values, n, key)) {
 	case IDEM_KEY_MISSING:
 		problem_send(r, 400, "idempotency_key_missing", "every POST needs an Idempotency-Key header", NULL);
+		api_step_done(r, API_REFUSED);
 		return;
 	case IDEM_KEY_INVALID:
 		problem_send(r, 400, "idempotency_key_invalid",
 			     "Idempotency-Key must appear once: a string (\"...\") or token of 1-255 visible ASCII characters",
 			     NULL);
+		api_step_done(r, API_REFUSED);
 		return;
 	default:
 		break;
@@ -161,9 +180,9 @@ void api_gate_run(http_req *r)
 	a->gate = idem_gate_new(aw->items, aw->db, aw->idem_hints, a->who.tenant, key, fp, ttl, (int)aw->app->cfg->idempotency_wait_ms);
 	if (a->gate == NULL) {
 		problem_send(r, 500, "internal", "out of memory", NULL);
+		api_step_done(r, API_FAILED);
 		return;
 	}
-	r->reply_filter = filter;
 	if (idem_gate_hinted(a->gate)) {
 		/* Probably a replay: read the record first, skip the handler. */
 		idem_gate_on_armed(a->gate, armed, r);

@@ -42,7 +42,7 @@ static void reply(lg_status st, json_t *obj, void *arg)
 		api_ledger_reply(arg, LG_FAILED, NULL, 200, "account");
 		return;
 	}
-	http_reply(arg, 200, "application/json", text, strlen(text));
+	api_result(arg, 200, "application/json", text, strlen(text));
 	free(text);
 }
 

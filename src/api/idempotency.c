@@ -14,14 +14,14 @@ static void answer(idems_status st, json_t *obj, int retry_after, void *arg)
 	char ra[16];
 	switch (st) {
 	case IDEMS_CLAIMED:
-		http_reply_json(r, 201, json_incref(obj));
+		api_result_json(r, 201, json_incref(obj));
 		return;
 	case IDEMS_COMPLETED:
 	case IDEMS_OK:
 		if (obj == NULL)
-			http_reply(r, 204, NULL, "", 0);
+			api_result(r, 204, NULL, "", 0);
 		else
-			http_reply_json(r, 200, json_incref(obj));
+			api_result_json(r, 200, json_incref(obj));
 		return;
 	case IDEMS_IN_USE:
 		snprintf(ra, sizeof(ra), "%d", retry_after > 0 ? retry_after : 1);

@@ -15,11 +15,11 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 	switch (st) {
 	case LG_OK:
 		json_decref(ext);
-		http_reply_json(r, ok_status, json_incref(obj));
+		api_result_json(r, ok_status, json_incref(obj));
 		return;
 	case LG_DUPLICATE:
 		json_decref(ext);
-		http_reply_json(r, 200, json_incref(obj));
+		api_result_json(r, 200, json_incref(obj));
 		return;
 	case LG_NOT_FOUND:
 		/* A leg names the missing account; otherwise the object itself. */
@@ -83,6 +83,6 @@ void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what)
 		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
 		return;
 	}
-	http_reply_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
+	api_result_json(r, 200, json_pack("{s:O, s:s?}", "data", json_object_get(obj, "data"), "next_cursor", cursor));
 	free(cursor);
 }

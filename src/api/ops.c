@@ -19,7 +19,7 @@ static const char *redis_state_name(int st)
 void ops_healthz(http_req *r)
 {
 	static const char body[] = "{\"status\":\"ok\"}";
-	http_reply(r, 200, "application/json", body, sizeof(body) - 1);
+	api_result(r, 200, "application/json", body, sizeof(body) - 1);
 }
 
 static const db_stmt stmt_ping = {"ops_ping", "SELECT 1", 0};
@@ -39,7 +39,7 @@ static void readyz_done(db_result *res, void *arg)
 	}
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	http_reply(r, pg_ok ? 200 : 503, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+	api_result(r, pg_ok ? 200 : 503, "application/json", text ? text : "{}", text ? strlen(text) : 2);
 	free(text);
 }
 
@@ -138,7 +138,7 @@ void ops_metrics(http_req *r)
 		rl_metrics(ap->rl, out);
 	ev_relay_metrics(ap->relay, out);
 	size_t len = evbuffer_get_length(out);
-	http_reply(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
+	api_result(r, 200, "text/plain; version=0.0.4", (const char *)evbuffer_pullup(out, -1), len);
 	evbuffer_free(out);
 }
 
@@ -151,7 +151,7 @@ void ops_whoami(http_req *r)
 	char *save = NULL;
 	for (char *s = strtok_r(scopes, ",", &save); s != NULL; s = strtok_r(NULL, ",", &save))
 		json_array_append_new(list, json_string(s));
-	http_reply_json(r, 200, json_pack("{s:s, s:s, s:o}", "tenant", a->who.tenant, "key_id", a->who.key_id, "scopes", list));
+	api_result_json(r, 200, json_pack("{s:s, s:s, s:o}", "tenant", a->who.tenant, "key_id", a->who.key_id, "scopes", list));
 }
 
 void api_not_implemented(http_req *r)

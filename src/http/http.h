@@ -54,11 +54,6 @@ struct http_req {
 	int route_id;               /* for metrics; -1 until routed */
 	bool on_metrics_listener;
 	bool on_dynamodb_listener;  /* arrived on --dynamodb-listen */
-	/* When set, http_reply hands the response to it first (once; it is
-	 * cleared before the call). Returning true means it took the response
-	 * over and will call http_reply itself later: the idempotency gate
-	 * saves a response before it is sent. */
-	bool (*reply_filter)(http_req *r, int status, const char *content_type, const char *body, size_t len);
 	/* Owned by the layer above: freed with the request. */
 	void *app;
 	void (*app_free)(void *);
@@ -126,8 +121,9 @@ void http_req_add_header(http_req *r, const char *name, const char *value);
 void http_req_clear_headers(http_req *r);
 /* A header about this exchange rather than about the response's content
  * (e.g. the RateLimit fields): sent after the others with whatever response
- * goes out; not seen by reply_filter (so the idempotency gate neither saves
- * nor replays it) and not removed by http_req_clear_headers. */
+ * goes out; not listed by http_req_foreach_header (an upper layer that keeps
+ * a response to send again does not keep it) and not removed by
+ * http_req_clear_headers. */
 void http_req_add_final_header(http_req *r, const char *name, const char *value);
 /* Calls fn for each response header added so far. */
 void http_req_foreach_header(http_req *r, void (*fn)(const char *name, const char *value, void *arg), void *arg);

@@ -336,12 +336,6 @@ void http_req_foreach_header(http_req *r, void (*fn)(const char *name, const cha
 
 void http_reply(http_req *r, int status, const char *content_type, const char *body, size_t len)
 {
-	if (r->reply_filter != NULL) {
-		bool (*f)(http_req *, int, const char *, const char *, size_t) = r->reply_filter;
-		r->reply_filter = NULL;
-		if (f(r, status, content_type, body, len))
-			return;
-	}
 	http_conn *c = r->conn;
 	r->status = status;
 	if (r->request_id[0] == '\0')
@@ -413,7 +407,7 @@ static void reply_early(http_conn *c, int status, const char *code, const char *
 		c->req = r;
 	}
 	c->keep_alive = false;
-	problem_send(r, status, code, detail, NULL);
+	http_problem(r, status, code, detail);
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -509,7 +503,7 @@ static void dispatch(http_conn *c)
 	http_server *s = c->w->srv;
 	if (c->req->body_too_large) {
 		c->keep_alive = false;
-		problem_send(c->req, 413, "payload_too_large", "the request body exceeds the limit", NULL);
+		http_problem(c->req, 413, "payload_too_large", "the request body exceeds the limit");
 		return;
 	}
 	s->hooks.on_request(c->req, s->hooks.arg);

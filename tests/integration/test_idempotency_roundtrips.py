@@ -21,7 +21,7 @@ def round_trips(d):
 
 
 def test_gate_adds_one_round_trip(stack, cli, tmp_path):
-    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0"], threads=1)
+    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0", "--hold-sweep-interval-ms", "0"], threads=1)
     try:
         tenant = cli.tenant_create()
         key = cli.key_create(tenant, "read,write")
@@ -56,7 +56,7 @@ def test_transfer_and_credit_cost_two_round_trips(stack, cli, tmp_path):
     the same round trip (docs/ledger.md "Round trips"): an executed transfer
     or credit is 2 round trips (the call; the saved response, the event and
     COMMIT), a replay 1."""
-    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0"], threads=1)
+    d = start_daemon(stack, tmp_path, extra_args=["--ttl-sweep-interval-ms", "0", "--hold-sweep-interval-ms", "0"], threads=1)
     try:
         tenant = cli.tenant_create()
         key = cli.key_create(tenant, "read,write")

@@ -6,7 +6,8 @@
 - the spec's routes are exactly the routing table's (src/api/routes.c), with
   the table's scopes and the Idempotency-Key header on exactly the routes the
   gate guards;
-- the spec's problem codes are exactly those of src/http/problem.c, and each
+- the spec's problem codes are exactly those of src/http/problem.c and
+  src/api/problem.c, and each
   is in docs/errors.md;
 - the response hook (conftest.py, openapi_check.py) that validates every
   response of the suite catches an undocumented field, an undocumented
@@ -99,9 +100,11 @@ def _problem_schemas():
 
 
 def test_spec_problem_codes_are_the_daemons():
-    text = (REPO / "src" / "http" / "problem.c").read_text()
-    table = text[text.index("titles[] = {"):text.index("};", text.index("titles[] = {"))]
-    daemon = set(re.findall(r'\{"([a-z_]+)",\s*"', table))
+    daemon = set()
+    for layer in ("http", "api"):  # the HTTP layer's own codes, then the API's
+        text = (REPO / "src" / layer / "problem.c").read_text()
+        table = text[text.index("titles[] = {"):text.index("};", text.index("titles[] = {"))]
+        daemon |= set(re.findall(r'\{"([a-z_]+)",\s*"', table))
     assert len(daemon) > 20, daemon
     spec = _problem_schemas()
     assert set(spec) == daemon, \
