@@ -10,7 +10,7 @@
 #include "api/ledger_api.h"
 #include "api/validate.h"
 #include "config.h"
-#include "http/problem.h"
+#include "api/problem.h"
 #include "tap.h"
 
 /* ---- the fakes ---- */
@@ -24,7 +24,7 @@ static struct {
 	bool cursor_fails;
 } sent;
 
-void http_reply_json(http_req *r, int status, json_t *body)
+void api_result_json(http_req *r, int status, json_t *body)
 {
 	(void)r;
 	sent.calls++;
