@@ -69,6 +69,14 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 	}
 }
 
+void api_ledger_reply_doc(http_req *r, lg_status st, json_t *obj, const char *doc, int ok_status, const char *what)
+{
+	if ((st == LG_OK || st == LG_DUPLICATE) && doc != NULL)
+		http_reply(r, st == LG_OK ? ok_status : 200, "application/json", doc, strlen(doc));
+	else
+		api_ledger_reply(r, doc == NULL && (st == LG_OK || st == LG_DUPLICATE) ? LG_FAILED : st, obj, ok_status, what);
+}
+
 void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what)
 {
 	if (st != LG_OK) {

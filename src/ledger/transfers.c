@@ -23,6 +23,7 @@ static const db_stmt st_get = {"lg_transfer_get", "SELECT ledger.stored_transfer
 typedef struct run {
 	lg_ctx ctx;
 	lg_cb cb;
+	lg_doc_cb doc_cb; /* instead of cb: lg_transfer_create */
 	void *arg;
 	char id[80];
 } run;
@@ -79,25 +80,48 @@ static lg_status outcome(const db_result *res, const char *what, json_t **obj)
 	return st;
 }
 
+/* lg_doc_cb's end: the document's text on LG_OK and LG_DUPLICATE. */
+static void doc_end(run *k, lg_status st, json_t *obj, const char *doc)
+{
+	k->doc_cb(st, obj, doc, k->arg);
+	json_decref(obj);
+	free(k);
+}
+
 static void posted(db_result *res, void *arg)
 {
 	run *k = arg;
-	json_t *obj;
-	lg_status st = outcome(res, "lg_transfer", &obj);
-	/* Posted now: its event, with the document as data. */
-	if (st == LG_OK && !lg_event_defer(&k->ctx, "transfer.posted", k->id, lg_sql_value(res, 0, 1))) {
-		json_decref(obj);
-		run_end(k, LG_FAILED, NULL);
+	lg_status st = lg_db_status(res, "lg_transfer");
+	if (st != LG_OK) {
+		doc_end(k, st, NULL, NULL);
 		return;
 	}
-	run_end(k, st, obj);
+	st = lg_outcome(lg_sql_value(res, 0, 0));
+	const char *doc = lg_sql_value(res, 0, 1);
+	if (st == LG_OK || st == LG_DUPLICATE) {
+		/* The document goes out as the SQL wrote it (the contract's
+		 * compact JSON, sql/013 transfer_json). Posted now: its event,
+		 * with the same text as data. */
+		if (doc == NULL || (st == LG_OK && !lg_event_defer(&k->ctx, "transfer.posted", k->id, doc)))
+			doc_end(k, LG_FAILED, NULL, NULL);
+		else
+			doc_end(k, st, NULL, doc);
+		return;
+	}
+	/* A refusal: doc holds the problem's members. */
+	doc_end(k, st, st != LG_FAILED && doc != NULL ? json_loads(doc, 0, NULL) : NULL, NULL);
 }
 
-void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, void *arg)
+void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_doc_cb cb, void *arg)
 {
-	run *k = run_new(c, cb, arg);
-	if (k == NULL)
+	run *k = calloc(1, sizeof(*k));
+	if (k == NULL) {
+		cb(LG_FAILED, NULL, NULL, arg);
 		return;
+	}
+	k->ctx = *c;
+	k->doc_cb = cb;
+	k->arg = arg;
 	if (t->id != NULL)
 		util_strlcpy(k->id, t->id, sizeof(k->id));
 	else
@@ -109,7 +133,7 @@ void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, voi
 	if (params == NULL || (t->metadata != NULL && meta == NULL)) {
 		free(params);
 		free(meta);
-		run_end(k, LG_FAILED, NULL);
+		doc_end(k, LG_FAILED, NULL, NULL);
 		return;
 	}
 	const char *v[9] = {c->tenant, k->id, t->from, t->to, amount, t->currency, t->description, meta ? meta : "{}", params};
