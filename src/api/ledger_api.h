@@ -16,6 +16,9 @@ static inline lg_ctx api_lg_ctx(http_req *r)
  * ("account", "transfer", "hold") names the <what>_not_found and
  * <what>_exists codes. obj is borrowed. */
 void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what);
+/* The same for an lg_doc_cb: doc, the document's text, is the body as it
+ * is on LG_OK and LG_DUPLICATE. */
+void api_ledger_reply_doc(http_req *r, lg_status st, json_t *obj, const char *doc, int ok_status, const char *what);
 
 /* A page of a list ({"data", "next"} from the ledger) as
  * {"data": [...], "next_cursor": "..."|null}, or the problem for st. */

@@ -11,16 +11,14 @@
 void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, const char *what)
 {
 	char code[40];
-	json_t *ext = obj != NULL ? json_deep_copy(obj) : NULL;
+	if (st == LG_OK || st == LG_DUPLICATE) {
+		api_result_json(r, st == LG_OK ? ok_status : 200, json_incref(obj));
+		return;
+	}
+	/* A refusal's members become the problem's extension members:
+	 * problem_send only reads them (and drops its reference), no copy. */
+	json_t *ext = json_incref(obj);
 	switch (st) {
-	case LG_OK:
-		json_decref(ext);
-		api_result_json(r, ok_status, json_incref(obj));
-		return;
-	case LG_DUPLICATE:
-		json_decref(ext);
-		api_result_json(r, 200, json_incref(obj));
-		return;
 	case LG_NOT_FOUND:
 		/* A leg names the missing account; otherwise the object itself. */
 		snprintf(code, sizeof(code), "%s_not_found", json_object_get(obj, "account") ? "account" : what);
@@ -69,6 +67,14 @@ void api_ledger_reply(http_req *r, lg_status st, json_t *obj, int ok_status, con
 		problem_send(r, 500, "internal", "internal error; see the server log with this request id", NULL);
 		return;
 	}
+}
+
+void api_ledger_reply_doc(http_req *r, lg_status st, json_t *obj, const char *doc, int ok_status, const char *what)
+{
+	if ((st == LG_OK || st == LG_DUPLICATE) && doc != NULL)
+		api_result(r, st == LG_OK ? ok_status : 200, "application/json", doc, strlen(doc));
+	else
+		api_ledger_reply(r, doc == NULL && (st == LG_OK || st == LG_DUPLICATE) ? LG_FAILED : st, obj, ok_status, what);
 }
 
 void api_list_reply(http_req *r, lg_status st, json_t *obj, const char *what)

@@ -59,9 +59,9 @@ static bool decode_transfer(http_req *r, const json_t *b, lg_transfer_new *t, co
 	return true;
 }
 
-static void created(lg_status st, json_t *obj, void *arg)
+static void created(lg_status st, json_t *obj, const char *doc, void *arg)
 {
-	api_ledger_reply(arg, st, obj, 201, "transfer");
+	api_ledger_reply_doc(arg, st, obj, doc, 201, "transfer");
 }
 
 static void mismatch_checked(lg_status st, json_t *obj, void *arg)

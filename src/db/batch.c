@@ -18,12 +18,17 @@ void db_batch_free(db_batch *b)
 	if (b == NULL)
 		return;
 	for (int i = 0; i < b->n; i++) {
-		for (int j = 0; j < b->items[i].nparams; j++)
-			free(b->items[i].values[j]);
-		free(b->items[i].values);
-		free(b->items[i].owned_sql);
-		free(b->items[i].lengths);
-		free(b->items[i].formats);
+		db_item *it = &b->items[i];
+		if (it->block != NULL) {
+			free(it->block);
+		} else {
+			for (int j = 0; j < it->nparams; j++)
+				free(it->values[j]);
+			free(it->values);
+			free(it->lengths);
+			free(it->formats);
+		}
+		free(it->owned_sql);
 	}
 	free(b->items);
 	free(b);
@@ -55,33 +60,38 @@ bool db_batch_add_ex(db_batch *b, const db_stmt *st, const char *const *values, 
 	it->sql = st->sql;
 	it->nparams = st->nparams;
 	if (st->nparams > 0) {
-		it->values = calloc((size_t)st->nparams, sizeof(char *));
-		it->lengths = calloc((size_t)st->nparams, sizeof(int));
-		it->formats = calloc((size_t)st->nparams, sizeof(int));
-		if (it->values == NULL || it->lengths == NULL || it->formats == NULL)
-			goto fail;
-		for (int j = 0; j < st->nparams; j++) {
+		/* One allocation per statement: the pointers, the lengths, the
+		 * formats, then the texts (a statement is sent once and freed
+		 * whole; a malloc per parameter was most of a request's). */
+		size_t np = (size_t)st->nparams, text = 0;
+		for (size_t j = 0; j < np; j++)
+			if (values[j] != NULL)
+				text += (lengths != NULL ? (size_t)lengths[j] : strlen(values[j])) + 1;
+		char *blk = malloc(np * (sizeof(char *) + 2 * sizeof(int)) + text);
+		if (blk == NULL)
+			return false;
+		it->block = blk;
+		it->values = (char **)(void *)blk;
+		it->lengths = (int *)(void *)(blk + np * sizeof(char *));
+		it->formats = it->lengths + np;
+		char *t = (char *)(it->formats + np);
+		for (size_t j = 0; j < np; j++) {
+			it->values[j] = NULL;
+			it->lengths[j] = 0;
+			it->formats[j] = 0;
 			if (values[j] == NULL)
 				continue;
 			size_t len = lengths != NULL ? (size_t)lengths[j] : strlen(values[j]);
-			it->values[j] = malloc(len + 1);
-			if (it->values[j] == NULL)
-				goto fail;
-			memcpy(it->values[j], values[j], len);
-			it->values[j][len] = '\0';
+			memcpy(t, values[j], len);
+			t[len] = '\0';
+			it->values[j] = t;
 			it->lengths[j] = (int)len;
 			it->formats[j] = formats != NULL ? formats[j] : 0;
+			t += len + 1;
 		}
 	}
 	b->n++;
 	return true;
-fail:
-	for (int j = 0; it->values != NULL && j < st->nparams; j++)
-		free(it->values[j]);
-	free(it->values);
-	free(it->lengths);
-	free(it->formats);
-	return false;
 }
 
 /* Names a dynamic statement after its text, so equal texts share one

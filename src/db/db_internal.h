@@ -15,6 +15,9 @@ typedef struct db_item {
 	char **values;
 	int *lengths;
 	int *formats;
+	/* db_batch_add_ex: values, lengths, formats and the copied texts in
+	 * one allocation (NULL: each was allocated on its own) */
+	void *block;
 } db_item;
 
 /* The prepared statement name of an item (static or derived from its text). */

@@ -12,9 +12,8 @@ bool ev_outbox_add(db_batch *b, const char *tenant, const char *type, const char
 		"INSERT INTO outbox (n, tenant, id, type, subject, time, data) VALUES (ol_outbox_next_n(), $1, $2, $3, $4, $5, $6)", 6};
 	if (tenant == NULL || type == NULL || data == NULL)
 		return false;
-	char rnd[21], id[64], at[40];
-	util_random_hex(rnd, 10);
-	snprintf(id, sizeof(id), "evt_%012llx%s", (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL, rnd);
+	char id[64], at[40];
+	util_new_id("evt_", id, sizeof(id));
 	util_format_time(at, sizeof(at), util_now_us());
 	const char *p[6] = {tenant, id, type, subject != NULL ? subject : "", at, data};
 	return db_batch_add(b, &add, p);

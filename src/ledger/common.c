@@ -13,7 +13,5 @@ char *lg_dump(const json_t *v)
 
 void lg_new_id(const char *prefix, char *out, size_t len)
 {
-	char rnd[21];
-	util_random_hex(rnd, 10);
-	snprintf(out, len, "%s%012llx%s", prefix, (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL, rnd);
+	util_new_id(prefix, out, len);
 }

@@ -41,6 +41,11 @@ typedef struct lg_ctx {
 
 /* A result: status, and the API object (or list) on LG_OK. */
 typedef void (*lg_cb)(lg_status st, json_t *obj, void *arg);
+/* A document's result: on LG_OK and LG_DUPLICATE, doc is the document as
+ * the SQL wrote it (compact JSON: already the reply's and the event's
+ * text, so it is not parsed and written again) and obj is NULL; otherwise
+ * doc is NULL and obj as for lg_cb. */
+typedef void (*lg_doc_cb)(lg_status st, json_t *obj, const char *doc, void *arg);
 
 /* ---- accounts (accounts.c) ---- */
 
@@ -75,7 +80,7 @@ typedef struct lg_transfer_new {
 } lg_transfer_new;
 
 /* Posts one transfer (LG_DUPLICATE with the existing one for a reused id). */
-void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_cb cb, void *arg);
+void lg_transfer_create(const lg_ctx *c, const lg_transfer_new *t, lg_doc_cb cb, void *arg);
 /* Posts n transfers, all or nothing: obj = {"transfers": [...]}; on a
  * failure nothing is written and obj has "index" (the first failing one). */
 void lg_transfer_batch(const lg_ctx *c, const lg_transfer_new *t, int n, lg_cb cb, void *arg);

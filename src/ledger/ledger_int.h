@@ -9,6 +9,9 @@
 /* The text of a JSON value, compact with keys in the given order (NULL on
  * no memory); metadata and saved documents. */
 char *lg_dump(const json_t *v);
+/* The parameters a reused transfer id is compared on, as JSON text
+ * (malloc'd; NULL when out of memory). */
+char *lg_transfer_params(const lg_transfer_new *t);
 /* Runs one prepared statement with the context's transaction (c->tx), or
  * on its own (c->db) when there is none (sql.c). */
 void lg_sql(const lg_ctx *c, const db_stmt *st, const char *const *values, db_cb cb, void *arg);

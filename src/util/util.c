@@ -32,8 +32,23 @@ int64_t util_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Two decimal digits of v (0..99) at p. */
+static char *put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
+}
+
 void util_format_time(char *buf, size_t len, int64_t epoch_us)
 {
+	/* Per thread, the last second formatted: a request formats the same
+	 * second several times (event time, log lines), and gmtime_r plus a
+	 * printf of seven fields cost more than the rest. */
+	static _Thread_local time_t last_secs = (time_t)-1;
+	static _Thread_local char last[20]; /* YYYY-MM-DDTHH:MM:SS */
 	time_t secs = (time_t)(epoch_us / 1000000);
 	long micros = (long)(epoch_us % 1000000);
 	if (micros < 0) {
@@ -41,9 +56,57 @@ void util_format_time(char *buf, size_t len, int64_t epoch_us)
 		secs -= 1;
 	}
 	struct tm tm;
-	gmtime_r(&secs, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+	if (secs != last_secs) {
+		gmtime_r(&secs, &tm);
+		if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+			snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+				 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+			return;
+		}
+		char *p = put2(put2(last, (tm.tm_year + 1900) / 100), (tm.tm_year + 1900) % 100);
+		*p++ = '-';
+		p = put2(p, tm.tm_mon + 1);
+		*p++ = '-';
+		p = put2(p, tm.tm_mday);
+		*p++ = 'T';
+		p = put2(p, tm.tm_hour);
+		*p++ = ':';
+		p = put2(p, tm.tm_min);
+		*p++ = ':';
+		put2(p, tm.tm_sec);
+		last_secs = secs;
+	}
+	char text[28];
+	memcpy(text, last, 19);
+	text[19] = '.';
+	for (int i = 25; i >= 20; i--, micros /= 10)
+		text[i] = (char)('0' + micros % 10);
+	text[26] = 'Z';
+	text[27] = '\0';
+	util_strlcpy(buf, text, len);
+}
+
+void util_random_bytes(void *out, size_t n)
+{
+	/* A per-thread pool drawn 256 bytes at a time: libsodium's source is
+	 * the getrandom system call, once per call otherwise (ids are drawn
+	 * several times per request). */
+	static _Thread_local unsigned char pool[256];
+	static _Thread_local size_t left;
+	unsigned char *o = out;
+	while (n > 0) {
+		if (left == 0) {
+			randombytes_buf(pool, sizeof(pool));
+			left = sizeof(pool);
+		}
+		size_t k = n < left ? n : left;
+		memcpy(o, pool + sizeof(pool) - left, k);
+		/* drawn bytes do not stay behind in the pool */
+		sodium_memzero(pool + sizeof(pool) - left, k);
+		left -= k;
+		o += k;
+		n -= k;
+	}
 }
 
 void util_random_hex(char *out, size_t nbytes)
@@ -51,8 +114,26 @@ void util_random_hex(char *out, size_t nbytes)
 	unsigned char raw[64];
 	if (nbytes > sizeof(raw))
 		nbytes = sizeof(raw);
-	randombytes_buf(raw, nbytes);
-	sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+	util_random_bytes(raw, nbytes);
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hexdigits[raw[i] >> 4];
+		out[2 * i + 1] = hexdigits[raw[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+}
+
+void util_new_id(const char *prefix, char *out, size_t len)
+{
+	char text[96];
+	size_t pl = strlen(prefix);
+	if (pl > sizeof(text) - 33)
+		pl = sizeof(text) - 33;
+	memcpy(text, prefix, pl);
+	unsigned long long ms = (unsigned long long)(util_now_us() / 1000) & 0xffffffffffffULL;
+	for (int i = 11; i >= 0; i--, ms >>= 4)
+		text[pl + (size_t)i] = hexdigits[ms & 15];
+	util_random_hex(text + pl + 12, 10);
+	util_strlcpy(out, text, len);
 }
 
 bool util_strlcpy(char *dst, const char *src, size_t size)

@@ -24,8 +24,13 @@ int64_t util_mono_ms(void);
 int64_t util_mono_us(void);
 /* RFC 3339 UTC with microseconds: 2026-11-21T10:00:00.123456Z (buf >= 32). */
 void util_format_time(char *buf, size_t len, int64_t epoch_us);
-/* Lowercase hex of nbytes random bytes (out must hold 2*nbytes+1). */
+/* n random bytes (libsodium's source, drawn per thread in blocks). */
+void util_random_bytes(void *out, size_t n);
+/* Lowercase hex of nbytes random bytes, at most 64 (out must hold 2*nbytes+1). */
 void util_random_hex(char *out, size_t nbytes);
+/* <prefix><12 hex digits of the wall clock in ms><20 random hex digits>:
+ * the ids the service makes (tr_..., evt_...), sortable by creation time. */
+void util_new_id(const char *prefix, char *out, size_t len);
 /* snprintf-style copy that always terminates; returns false if truncated. */
 bool util_strlcpy(char *dst, const char *src, size_t size);
 /* Parses a decimal integer in [min,max]; whole string must be consumed. */
