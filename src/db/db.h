@@ -1,6 +1,7 @@
 /* db.h — asynchronous PostgreSQL access on a worker's event loop: a pool of
  * non-blocking libpq connections in pipeline mode, prepared statements
- * created lazily per connection, and batches that run as one implicit
+ * (the program's fixed ones when a connection connects, any other lazily on
+ * its first use there), and batches that run as one implicit
  * transaction in one round trip. When PostgreSQL is gone, calls fail fast
  * and connections come back with backoff. */
 #ifndef OL_DB_H

@@ -425,12 +425,18 @@ static void conn_prepare_fixed(db_conn *c)
 	conn_flush(c);
 }
 
-/* The schema not migrated shows up as an undefined table or function. */
+/* What to do about a class 42 failure. The schema not migrated (or older
+ * than the program) shows up as something undefined. */
 static const char *invalid_hint(const char *sqlstate)
 {
-	if (strcmp(sqlstate, "42P01") == 0 || strcmp(sqlstate, "42883") == 0)
-		return "the database schema is missing or older than this program: run `onceledger migrate`";
-	return "a statement of the program does not match the database: a programming error";
+	static const char *const undefined[] = {"42P01", "42883", "42703", "42704", NULL};
+	for (int i = 0; undefined[i] != NULL; i++)
+		if (strcmp(sqlstate, undefined[i]) == 0)
+			return "the database schema is missing or older than this program: run `onceledger migrate`"
+			       " (if it is up to date, the statement's text is wrong)";
+	if (strcmp(sqlstate, "42501") == 0)
+		return "the database user lacks a privilege the program needs";
+	return "the statement's text is wrong: a programming error";
 }
 
 /* The prepare round trip ended: hand the connection out, or give up. */
