@@ -408,7 +408,6 @@ static void conn_prepare_fixed(db_conn *c)
 	c->prep_message = NULL;
 	c->nprep_read = 0;
 	c->prep_failed = -1;
-	c->prep_start_us = util_now_us();
 	for (int i = 0; i < p->nfixed; i++) {
 		const db_stmt *st = &p->fixed[i];
 		if (!PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL)) {
@@ -505,6 +504,7 @@ static void conn_connected(db_conn *c)
 	}
 	event_del(c->ev_write);
 	event_add(c->ev_read, NULL);
+	c->prep_start_us = util_now_us();
 	if (c->pool->nfixed > 0)
 		conn_prepare_fixed(c);
 	else
