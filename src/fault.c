@@ -2,6 +2,7 @@
 #include "fault.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "util/util.h"
@@ -22,4 +23,10 @@ bool fault_inject(const char *step)
 		return false;
 	log_error("injected_failure", "{s:s, s:i}", "step", step, "n", (int)fault_seen);
 	return true;
+}
+
+bool fault_bad_stmt(const char *name)
+{
+	const char *v = getenv("ONCELEDGER_TEST_BAD_STMT");
+	return v != NULL && *v != '\0' && strcmp(v, name) == 0;
 }

@@ -16,4 +16,10 @@
 /* True when this step is the one to fail; `step` names it in the log. */
 bool fault_inject(const char *step);
 
+/* ONCELEDGER_TEST_BAD_STMT=<name>: the fixed statement of that name is
+ * prepared at connect with a typo put in front of its text, so that a test can
+ * see the daemon refuse to run with an invalid statement
+ * (statement_invalid). True when `name` is that statement. */
+bool fault_bad_stmt(const char *name);
+
 #endif

@@ -210,6 +210,10 @@ int main(int argc, char **argv)
 		 http_server_dynamodb_port(ap.srv));
 	event_base_dispatch(d.base);
 	status = 0;
+	if (__atomic_load_n(&ap.stmt_invalid, __ATOMIC_SEQ_CST)) {
+		log_error("startup_failed", "{s:s}", "error", "a statement of the program is invalid (statement_invalid)");
+		status = 1;
+	}
 
 done:
 	if (started) {

@@ -55,6 +55,9 @@ struct app {
 	struct ev_relay *relay;   /* NULL when relay_enabled is 0 */
 	cursor_key cursor_key;    /* list cursors' tag key (from the events key file) */
 	struct rl_table *rl;      /* per-key rate limits (api/ratelimit.h) */
+	/* Set (atomically) by a worker whose pool found an invalid statement
+	 * (statement_invalid); the daemon then stops and exits 1. */
+	int stmt_invalid;
 };
 
 typedef struct api_req {

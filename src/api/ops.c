@@ -23,6 +23,7 @@ void ops_healthz(http_req *r)
 }
 
 static const db_stmt stmt_ping = {"ops_ping", "SELECT 1", 0};
+const db_stmt *const api_ops_stmts[] = {&stmt_ping, NULL};
 
 static void readyz_done(db_result *res, void *arg)
 {

@@ -12,10 +12,13 @@
  * ONCELEDGER_TEST_FAIL_STEP (fault.h). */
 #include "api/app.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "api/stmts.h"
 #include "auth/akid.h"
 #include "fault.h"
 #include "log.h"
@@ -47,6 +50,16 @@ static void set_stream_key(app_worker *aw, const master_key *mk)
 	sodium_memzero(sk, sizeof(sk));
 }
 
+/* A fixed statement could not be prepared because of its own text: the
+ * daemon cannot serve with it. The main loop stops as on SIGTERM (nothing
+ * is in flight: no connection was handed out) and the exit status is 1. */
+static void stmt_invalid(void *arg)
+{
+	app *ap = arg;
+	if (__atomic_exchange_n(&ap->stmt_invalid, 1, __ATOMIC_SEQ_CST) == 0)
+		kill(getpid(), SIGTERM);
+}
+
 bool api_worker_init(http_worker *w, void *arg)
 {
 	app *ap = arg;
@@ -66,6 +79,9 @@ bool api_worker_init(http_worker *w, void *arg)
 		.query_timeout_ms = cfg->db_query_timeout_ms,
 		.queue_max = cfg->db_queue_max,
 		.application_name = "onceledgerd",
+		.stmts = api_stmt_tables,
+		.on_invalid = stmt_invalid,
+		.invalid_arg = ap,
 	};
 	step = "db_pool";
 	aw->db = fault_inject(step) ? NULL : db_pool_new(http_worker_base(w), &pc);

@@ -44,6 +44,7 @@ static const db_stmt stmt_akid = {
 	"SELECT tenant, encode(sealed_secret, 'hex'), array_to_string(scopes, ',') FROM api_keys"
 	" WHERE id = $1 AND kind = 'sigv4' AND revoked_at IS NULL",
 	1};
+const db_stmt *const auth_akid_stmts[] = {&stmt_akid, NULL};
 
 akid_cache *akid_cache_new(db_pool *db, const master_key *mk, int ttl_ms, int max_entries, int lookup_rate)
 {

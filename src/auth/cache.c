@@ -57,6 +57,7 @@ static const db_stmt stmt_key_lookup = {
 	" WHERE k.id = $1 AND k.kind = 'bearer' AND k.revoked_at IS NULL",
 	1,
 };
+const db_stmt *const auth_cache_stmts[] = {&stmt_key_lookup, NULL};
 
 auth_cache *auth_cache_new(db_pool *db, int ttl_ms, int max_entries, int lookup_rate)
 {

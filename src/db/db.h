@@ -1,6 +1,7 @@
 /* db.h — asynchronous PostgreSQL access on a worker's event loop: a pool of
  * non-blocking libpq connections in pipeline mode, prepared statements
- * created lazily per connection, and batches that run as one implicit
+ * (the program's fixed ones when a connection connects, any other lazily on
+ * its first use there), and batches that run as one implicit
  * transaction in one round trip. When PostgreSQL is gone, calls fail fast
  * and connections come back with backoff. */
 #ifndef OL_DB_H
@@ -16,8 +17,10 @@
 typedef struct db_pool db_pool;
 typedef struct db_batch db_batch;
 
-/* A statement is declared once, statically, and prepared on each connection
- * the first time that connection runs it. */
+/* A statement is declared once, statically. The program's fixed statements
+ * are listed in db_pool_config.stmts and prepared on each new connection
+ * before it is handed out; any other is prepared on a connection the first
+ * time that connection runs it. */
 typedef struct db_stmt {
 	const char *name;
 	const char *sql;
@@ -56,6 +59,18 @@ typedef struct db_pool_config {
 	int query_timeout_ms;
 	int queue_max;
 	const char *application_name;
+	/* Statements prepared on every connection right after it connects, in
+	 * one round trip, before it serves anything: a NULL-terminated list of
+	 * NULL-terminated tables (the transaction statements of tx.c are always
+	 * added). NULL: only those. */
+	const db_stmt *const *const *stmts;
+	/* Called when one of them cannot be prepared because of its own text
+	 * (SQLSTATE class 42: a syntax error, an undefined column, function or
+	 * table — also the schema not migrated), after statement_invalid was
+	 * logged: a programming error the program cannot serve with. The pool
+	 * stops connecting. NULL: the connection is retried with backoff. */
+	void (*on_invalid)(void *arg);
+	void *invalid_arg;
 } db_pool_config;
 
 db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg);
@@ -65,7 +80,8 @@ int db_pool_up(const db_pool *p);
 int db_pool_size(const db_pool *p);
 int db_pool_busy(const db_pool *p);
 int db_pool_queued(const db_pool *p);
-/* Batches sent so far: each is one round trip to PostgreSQL. */
+/* Batches sent so far: each is one round trip to PostgreSQL (the prepare
+ * round trip of a new connection is not counted). */
 unsigned long db_pool_round_trips(const db_pool *p);
 
 db_batch *db_batch_new(void);

@@ -32,7 +32,8 @@ struct db_batch {
 };
 
 /* DC_HELD: between two batches of a db_tx, reserved for it. */
-enum dc_state { DC_DOWN, DC_CONNECTING, DC_IDLE, DC_BUSY, DC_HELD };
+/* DC_PREPARING: connected, preparing the fixed statements (not up yet). */
+enum dc_state { DC_DOWN, DC_CONNECTING, DC_PREPARING, DC_IDLE, DC_BUSY, DC_HELD };
 enum exp_kind { EXP_PREPARE, EXP_QUERY, EXP_SYNC };
 
 typedef struct waiter {
@@ -68,6 +69,12 @@ typedef struct db_conn {
 	int nexp, iexp;
 	db_result res;
 	db_tx *tx; /* the transaction holding this connection */
+	/* DC_PREPARING: results read so far, the first failure, the start */
+	int nprep_read;
+	int prep_failed; /* index in pool->fixed, or -1 */
+	char prep_sqlstate[6];
+	char *prep_message;
+	long long prep_start_us;
 } db_conn;
 
 struct db_pool {
@@ -88,6 +95,14 @@ struct db_pool {
 	bool starting;
 	int busy;
 	unsigned long round_trips;
+	/* The fixed statements (db_pool_config.stmts and tx.c's), prepared at
+	 * connect; bad_sql is the test-only broken text of one (fault.h). */
+	db_stmt *fixed;
+	int nfixed;
+	char *bad_sql;
+	void (*on_invalid)(void *arg);
+	void *invalid_arg;
+	bool invalid; /* a fixed statement is invalid: connect no more */
 };
 
 /* pool.c */
@@ -97,6 +112,9 @@ void pool_dispatch(db_pool *p);
 void db_conn_broken(db_conn *c, db_status st, const char *why);
 /* Queues a waiter for any idle connection (fails it when none can come). */
 void db_pool_submit(db_pool *p, waiter *wt);
+
+/* tx.c: the transaction statements, prepared on every connection. */
+extern const db_stmt *const db_tx_stmts[];
 
 /* tx.c: a job of a transaction finished (or its connection broke). Decides
  * whether the connection stays held, before any callback runs. */

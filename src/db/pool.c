@@ -5,7 +5,13 @@
  * transaction. Results are matched to statements by walking the list of
  * what was sent. A connection that breaks or times out is closed and
  * reconnected with exponential backoff; while none is up, db_exec fails at
- * once so requests answer 503 instead of hanging. */
+ * once so requests answer 503 instead of hanging.
+ *
+ * A new connection first prepares the program's fixed statements
+ * (db_pool_config.stmts) in one pipelined round trip, and is handed out
+ * only when they all prepared: requests then send no Parse for them, and a
+ * statement whose text is wrong stops the program at start-up
+ * (statement_invalid) rather than failing its first request. */
 #include "db/db_internal.h"
 
 #include <stdio.h>
@@ -14,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "fault.h"
 #include "log.h"
 
 static void conn_connect(db_conn *c);
@@ -378,22 +385,130 @@ static void conn_read_results(db_conn *c)
 	}
 }
 
-static void conn_connected(db_conn *c)
+/* The connection is ready: up, and given work. */
+static void conn_ready(db_conn *c)
 {
 	db_pool *p = c->pool;
-	if (!PQenterPipelineMode(c->pg)) {
-		db_conn_broken(c, DB_ERR_UNAVAILABLE, "cannot enter pipeline mode");
-		return;
-	}
 	evtimer_del(c->timer);
-	event_del(c->ev_write);
-	event_add(c->ev_read, NULL);
 	c->state = DC_IDLE;
 	c->backoff_ms = 100;
 	p->up++;
 	p->starting = false;
-	log_info("db_connected", "{s:i, s:i}", "conn", c->index, "up", p->up);
+	log_info("db_connected", "{s:i, s:i, s:i, s:I}", "conn", c->index, "up", p->up, "prepared", p->nfixed,
+		 "prepare_us", (json_int_t)(util_now_us() - c->prep_start_us));
 	pool_dispatch(p);
+}
+
+/* Sends a Parse of every fixed statement and one Sync: one round trip. */
+static void conn_prepare_fixed(db_conn *c)
+{
+	db_pool *p = c->pool;
+	c->state = DC_PREPARING;
+	free(c->prep_message);
+	c->prep_message = NULL;
+	c->nprep_read = 0;
+	c->prep_failed = -1;
+	for (int i = 0; i < p->nfixed; i++) {
+		const db_stmt *st = &p->fixed[i];
+		if (!PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL)) {
+			db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+			return;
+		}
+		mark_prepared(c, st->name);
+	}
+	if (!PQpipelineSync(c->pg)) {
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, PQerrorMessage(c->pg));
+		return;
+	}
+	arm_timer(c, p->query_timeout_ms + 1000);
+	conn_flush(c);
+}
+
+/* What to do about a class 42 failure. The schema not migrated (or older
+ * than the program) shows up as something undefined. */
+static const char *invalid_hint(const char *sqlstate)
+{
+	static const char *const undefined[] = {"42P01", "42883", "42703", "42704", NULL};
+	for (int i = 0; undefined[i] != NULL; i++)
+		if (strcmp(sqlstate, undefined[i]) == 0)
+			return "the database schema is missing or older than this program: run `onceledger migrate`"
+			       " (if it is up to date, the statement's text is wrong)";
+	if (strcmp(sqlstate, "42501") == 0)
+		return "the database user lacks a privilege the program needs";
+	return "the statement's text is wrong: a programming error";
+}
+
+/* The prepare round trip ended: hand the connection out, or give up. */
+static void conn_prepared(db_conn *c)
+{
+	db_pool *p = c->pool;
+	if (c->prep_failed < 0) {
+		conn_ready(c);
+		return;
+	}
+	const db_stmt *st = &p->fixed[c->prep_failed];
+	char why[160];
+	snprintf(why, sizeof(why), "statement %s failed to prepare (SQLSTATE %s)", st->name, c->prep_sqlstate);
+	if (strncmp(c->prep_sqlstate, "42", 2) == 0) {
+		/* Class 42 is the program's own text: retrying cannot help. */
+		log_error("statement_invalid", "{s:s, s:s, s:s, s:s}", "statement", st->name, "sqlstate", c->prep_sqlstate,
+			  "message", c->prep_message ? c->prep_message : "", "hint", invalid_hint(c->prep_sqlstate));
+		if (p->on_invalid != NULL)
+			p->invalid = true;
+	}
+	free(c->prep_message);
+	c->prep_message = NULL;
+	db_conn_broken(c, DB_ERR_UNAVAILABLE, why);
+	if (p->invalid && p->on_invalid != NULL) {
+		void (*cb)(void *) = p->on_invalid;
+		p->on_invalid = NULL; /* once per pool */
+		cb(p->invalid_arg);
+	}
+}
+
+/* Reads the answers to the Parses: one result (then NULL) each, and the
+ * Sync. */
+static void conn_read_prepares(db_conn *c)
+{
+	while (c->pg != NULL && c->state == DC_PREPARING && !PQisBusy(c->pg)) {
+		PGresult *r = PQgetResult(c->pg);
+		if (r == NULL) {
+			c->nprep_read++;
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			conn_prepared(c);
+			return;
+		}
+		if (st != PGRES_COMMAND_OK && c->nprep_read < c->pool->nfixed) {
+			forget_one(c, c->pool->fixed[c->nprep_read].name);
+			if (st == PGRES_FATAL_ERROR && c->prep_failed < 0) {
+				const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+				const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+				c->prep_failed = c->nprep_read;
+				util_strlcpy(c->prep_sqlstate, code ? code : "XX000", sizeof(c->prep_sqlstate));
+				c->prep_message = strdup(msg ? msg : "");
+			}
+		}
+		PQclear(r);
+	}
+}
+
+static void conn_connected(db_conn *c)
+{
+	if (!PQenterPipelineMode(c->pg)) {
+		db_conn_broken(c, DB_ERR_UNAVAILABLE, "cannot enter pipeline mode");
+		return;
+	}
+	event_del(c->ev_write);
+	event_add(c->ev_read, NULL);
+	c->prep_start_us = util_now_us();
+	if (c->pool->nfixed > 0)
+		conn_prepare_fixed(c);
+	else
+		conn_ready(c);
 }
 
 static void conn_poll_connect(db_conn *c)
@@ -438,7 +553,12 @@ static void conn_socket_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 	}
-	if (c->job != NULL) {
+	if (c->state == DC_PREPARING) {
+		conn_flush(c);
+		if (c->pg == NULL)
+			return;
+		conn_read_prepares(c);
+	} else if (c->job != NULL) {
 		conn_flush(c);
 		if (c->pg == NULL)
 			return;
@@ -456,10 +576,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	db_conn *c = arg;
 	switch (c->state) {
 	case DC_DOWN:
-		conn_connect(c);
+		if (!c->pool->invalid)
+			conn_connect(c);
 		break;
 	case DC_CONNECTING:
 		db_conn_broken(c, DB_ERR_UNAVAILABLE, "connect timeout");
+		break;
+	case DC_PREPARING:
+		db_conn_broken(c, DB_ERR_TIMEOUT, "prepare timeout");
 		break;
 	case DC_BUSY:
 		c->res.message = "query timeout";
@@ -539,6 +663,39 @@ void db_exec(db_pool *p, db_batch *b, db_cb cb, void *arg)
 	db_pool_submit(p, wt);
 }
 
+/* Flattens tx.c's statements and the configured tables into p->fixed. */
+static bool collect_fixed(db_pool *p, const db_stmt *const *const *tables)
+{
+	int n = 0;
+	for (const db_stmt *const *st = db_tx_stmts; *st != NULL; st++)
+		n++;
+	for (int t = 0; tables != NULL && tables[t] != NULL; t++)
+		for (const db_stmt *const *st = tables[t]; *st != NULL; st++)
+			n++;
+	if (n > DB_MAX_PREPARED / 2)
+		return false; /* leave room for the lazily prepared ones */
+	p->fixed = calloc((size_t)n, sizeof(db_stmt));
+	if (p->fixed == NULL)
+		return false;
+	for (const db_stmt *const *st = db_tx_stmts; *st != NULL; st++)
+		p->fixed[p->nfixed++] = **st;
+	for (int t = 0; tables != NULL && tables[t] != NULL; t++)
+		for (const db_stmt *const *st = tables[t]; *st != NULL; st++)
+			p->fixed[p->nfixed++] = **st;
+	for (int i = 0; i < p->nfixed; i++) {
+		if (p->bad_sql == NULL && fault_bad_stmt(p->fixed[i].name)) {
+			/* At the front: anywhere else a word can be an alias. */
+			size_t len = strlen(p->fixed[i].sql) + sizeof("typo ");
+			p->bad_sql = malloc(len);
+			if (p->bad_sql == NULL)
+				return false;
+			snprintf(p->bad_sql, len, "typo %s", p->fixed[i].sql);
+			p->fixed[i].sql = p->bad_sql;
+		}
+	}
+	return true;
+}
+
 db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)
 {
 	db_pool *p = calloc(1, sizeof(*p));
@@ -553,12 +710,16 @@ db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)
 	p->query_timeout_ms = cfg->query_timeout_ms;
 	p->queue_max = cfg->queue_max;
 	p->starting = true;
+	p->on_invalid = cfg->on_invalid;
+	p->invalid_arg = cfg->invalid_arg;
 	TAILQ_INIT(&p->queue);
 	p->conns = calloc((size_t)cfg->size, sizeof(db_conn));
-	if (p->conninfo == NULL || p->appname == NULL || p->conns == NULL) {
+	if (p->conninfo == NULL || p->appname == NULL || p->conns == NULL || !collect_fixed(p, cfg->stmts)) {
 		free(p->conninfo);
 		free(p->appname);
 		free(p->conns);
+		free(p->fixed);
+		free(p->bad_sql);
 		free(p);
 		return NULL;
 	}
@@ -569,6 +730,7 @@ db_pool *db_pool_new(struct event_base *base, const db_pool_config *cfg)
 		c->fd = -1;
 		c->backoff_ms = 100;
 		c->res.failed_index = -1;
+		c->prep_failed = -1;
 		c->timer = evtimer_new(base, conn_timer_cb, c);
 		c->state = DC_DOWN;
 		conn_connect(c);
@@ -598,6 +760,7 @@ void db_pool_free(db_pool *p)
 		event_free(c->timer);
 		forget_prepared(c);
 		free(c->prepared);
+		free(c->prep_message);
 	}
 	while (!TAILQ_EMPTY(&p->queue)) {
 		waiter *wt = TAILQ_FIRST(&p->queue);
@@ -607,6 +770,8 @@ void db_pool_free(db_pool *p)
 	free(p->conns);
 	free(p->conninfo);
 	free(p->appname);
+	free(p->fixed);
+	free(p->bad_sql);
 	free(p);
 }
 

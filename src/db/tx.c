@@ -36,6 +36,7 @@ static const db_stmt st_begin = {"db_tx_begin", "BEGIN", 0};
 static const db_stmt st_begin_snapshot = {"db_tx_begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0};
 static const db_stmt st_commit = {"db_tx_commit", "COMMIT", 0};
 static const db_stmt st_rollback = {"db_tx_rollback", "ROLLBACK", 0};
+const db_stmt *const db_tx_stmts[] = {&st_begin, &st_begin_snapshot, &st_commit, &st_rollback, NULL};
 
 db_tx *db_tx_new(db_pool *p)
 {

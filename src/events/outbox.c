@@ -5,11 +5,13 @@
 
 #include "util/util.h"
 
+static const db_stmt add = {
+	"ev_outbox_add",
+	"INSERT INTO outbox (n, tenant, id, type, subject, time, data) VALUES (ol_outbox_next_n(), $1, $2, $3, $4, $5, $6)", 6};
+const db_stmt *const ev_outbox_stmts[] = {&add, NULL};
+
 bool ev_outbox_add(db_batch *b, const char *tenant, const char *type, const char *subject, const char *data)
 {
-	static const db_stmt add = {
-		"ev_outbox_add",
-		"INSERT INTO outbox (n, tenant, id, type, subject, time, data) VALUES (ol_outbox_next_n(), $1, $2, $3, $4, $5, $6)", 6};
 	if (tenant == NULL || type == NULL || data == NULL)
 		return false;
 	char id[64], at[40];

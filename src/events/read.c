@@ -18,6 +18,7 @@ static const db_stmt stmt_read = {
 	" WHERE tenant = $1 AND (txid, n) > ($2::xid8, $3::int) AND txid < pg_snapshot_xmin(pg_current_snapshot())"
 	" ORDER BY outbox.tenant, outbox.txid, outbox.n LIMIT $4::int",
 	4};
+const db_stmt *const ev_read_stmts[] = {&stmt_read, NULL};
 
 static void read_done(db_result *res, void *arg)
 {

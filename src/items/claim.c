@@ -241,6 +241,7 @@ static const db_stmt stmt_peek = {
 	"SELECT item::text, expires_at FROM items WHERE table_id = $1::bigint AND pk = $2 AND sk = $3"
 	" AND (expires_at IS NULL OR expires_at > floor(extract(epoch FROM clock_timestamp())))",
 	3};
+const db_stmt *const it_claim_stmts[] = {&stmt_claim, &stmt_guard, &stmt_set, &stmt_peek, NULL};
 
 static void peeked(db_result *res, void *arg)
 {

@@ -242,6 +242,8 @@ static void finish_cancelled(it_op *op, json_t *reasons)
 
 static const db_stmt stmt_token_fp = {
 	"it_txn_token_fp", "SELECT encode(fingerprint, 'hex') FROM item_txn_tokens WHERE tenant = $1 AND token = $2", 2};
+static const db_stmt finish = {"it_txn_finish", "SELECT ol_txn_finish()", 0};
+const db_stmt *const it_txn_stmts[] = {&stmt_token_fp, &finish, NULL};
 
 static void token_checked(db_result *res, void *arg)
 {
@@ -385,7 +387,6 @@ static void run_txn(it_op *op)
 		}
 	}
 	free(order);
-	static const db_stmt finish = {"it_txn_finish", "SELECT ol_txn_finish()", 0};
 	ok = ok && db_batch_add(b, &finish, NULL);
 	st->stmt_finish = idx++;
 	it_exec(op, b, ok, &e, txn_done);

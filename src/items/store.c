@@ -588,6 +588,7 @@ typedef struct table_load {
 
 static const db_stmt stmt_table_load = {
 	"it_table_load", "SELECT id, definition, ttl_attribute FROM item_tables WHERE tenant = $1 AND name = $2", 2};
+const db_stmt *const it_store_stmts[] = {&stmt_table_load, NULL};
 
 static void cache_put(it_store *s, it_table *t)
 {

@@ -520,6 +520,7 @@ static const db_stmt stmt_pending = {
 	"SELECT EXISTS (SELECT 1 FROM item_stream WHERE table_id = $1::bigint AND (ord, seq) >= ($2::text::xid8, $3::bigint)"
 	" AND NOT (ord = $2::text::xid8 AND seq = $3::bigint AND NOT $4::boolean))",
 	4};
+const db_stmt *const it_streams_stmts[] = {&stmt_list, &stmt_table_exists, &stmt_range, &stmt_stream_of, &stmt_records, &stmt_pending, NULL};
 
 typedef struct rec_req {
 	st_iter it;

@@ -30,6 +30,7 @@ static const db_stmt stmt_sweep = {
 	2};
 static const db_stmt stmt_sweep_tokens = {
 	"it_sweep_tokens", "DELETE FROM item_txn_tokens WHERE created_at < now() - interval '10 minutes'", 0};
+const db_stmt *const it_sweeper_stmts[] = {&stmt_sweep_service, &stmt_sweep_stream, &stmt_sweep, &stmt_sweep_tokens, NULL};
 
 typedef struct sweep {
 	void (*cb)(long deleted, void *arg);

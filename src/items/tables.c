@@ -552,6 +552,7 @@ static const db_stmt stmt_stream_items = {
 static const db_stmt stmt_stream_reset = {"it_table_stream_reset", "DELETE FROM item_stream WHERE table_id = $1::bigint", 1};
 static const db_stmt stmt_def_set = {
 	"it_table_def_set", "UPDATE item_tables SET definition = $3::jsonb WHERE tenant = $1 AND name = $2 RETURNING id", 3};
+const db_stmt *const it_tables_stmts[] = {&stmt_create, &stmt_delete, &stmt_list, &stmt_ttl_set, &stmt_ttl_items, &stmt_counts, &stmt_stream_items, &stmt_stream_reset, &stmt_def_set, NULL};
 
 static void table_updated(db_result *res, void *arg)
 {

@@ -23,6 +23,7 @@ static const db_stmt st_by_owner = {"lg_accounts_by_owner",
 				    "SELECT a.id, ledger.account_json(a) FROM ledger.accounts a"
 				    " WHERE a.tenant = $1 AND a.owner = $2 AND a.id > $3 ORDER BY a.id LIMIT $4::int + 1",
 				    4};
+const db_stmt *const lg_accounts_stmts[] = {&st_create, &st_get, &st_status, &st_by_owner, NULL};
 
 typedef struct call {
 	lg_cb cb;

@@ -30,6 +30,7 @@ static const db_stmt PAGE = {
 	" long_balance::text FROM ledger.audit_page($1, $2, $3::boolean, $4, $5::integer, $6::bigint, $7, $8::bigint)",
 	8,
 };
+const db_stmt *const lg_audit_stmts[] = {&PAGE, NULL};
 
 typedef struct audit {
 	lg_ctx ctx;

@@ -72,6 +72,7 @@ static const db_stmt VERIFY_NEXT = {
 	" FROM ledger.chain_part($1::bigint, $2, $3::bigint, decode($4, 'hex'), $5::numeric, $6::bigint) p",
 	6,
 };
+const db_stmt *const lg_history_stmts[] = {&ENTRIES_ASC, &ENTRIES_DESC, &BALANCE_AT, &STATEMENT, &VERIFY, &VERIFY_NEXT, NULL};
 
 /* ---- one read --------------------------------------------------------------- */
 

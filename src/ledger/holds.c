@@ -21,6 +21,7 @@ static const db_stmt st_capture = {
 	"lg_hold_capture", "SELECT outcome, doc, events FROM ledger.hold_capture($1, $2, $3::bigint, $4::boolean)", 4};
 static const db_stmt st_void = {"lg_hold_void", "SELECT outcome, doc, events FROM ledger.hold_void($1, $2, $3::boolean)", 3};
 static const db_stmt st_sweep = {"lg_holds_sweep", "SELECT ledger.holds_sweep($1::integer)", 1};
+const db_stmt *const lg_holds_stmts[] = {&st_create, &st_get, &st_capture, &st_void, &st_sweep, NULL};
 
 void lg_hold_create(const lg_ctx *c, const lg_hold_new *h, lg_cb cb, void *arg)
 {

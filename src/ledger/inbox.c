@@ -9,6 +9,7 @@
 #include "ledger/ledger_int.h"
 
 static const db_stmt st_sweep = {"lg_inbox_sweep", "SELECT ledger.inbox_sweep($1::integer)", 1};
+const db_stmt *const lg_inbox_stmts[] = {&st_sweep, NULL};
 
 void lg_inbox_sweep(db_pool *db, int limit, void (*cb)(long n, void *arg), void *arg)
 {

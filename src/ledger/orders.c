@@ -26,6 +26,7 @@ static const db_stmt st_refund = {
 static const db_stmt st_list = {
 	"lg_orders_list", "SELECT doc, created_us, id FROM ledger.orders_list($1, $2, $3, $4::integer, $5::bigint, $6)", 6};
 static const db_stmt st_sweep = {"lg_orders_sweep", "SELECT ledger.orders_sweep($1::integer)", 1};
+const db_stmt *const lg_orders_stmts[] = {&st_create, &st_get, &st_settle, &st_cancel, &st_refund, &st_list, &st_sweep, NULL};
 
 void lg_order_create(const lg_ctx *c, const lg_order_new *o, lg_cb cb, void *arg)
 {

@@ -19,6 +19,7 @@ static const db_stmt st_transfer = {
 static const db_stmt st_batch = {"lg_transfer_batch",
 				 "SELECT code, doc, fresh::text FROM ledger.transfer_batch($1, $2::json)", 2};
 static const db_stmt st_get = {"lg_transfer_get", "SELECT ledger.stored_transfer_json($1, $2)", 2};
+const db_stmt *const lg_transfers_stmts[] = {&st_transfer, &st_batch, &st_get, NULL};
 
 typedef struct run {
 	lg_ctx ctx;

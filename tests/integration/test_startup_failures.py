@@ -181,3 +181,68 @@ def test_durations_with_units_and_boolean_words_are_accepted(daemon_factory):
     assert d.get("/healthz").status_code == 200
     log = d.log_text()
     assert '"level":"info"' not in log, "log_level warn still logs info lines"
+
+
+def _run_to_exit(argv, env, cwd, timeout):
+    """Runs the daemon until it exits by itself; -> (status, output)."""
+    log = cwd / f"daemon-{time.monotonic_ns()}.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=env,
+                             cwd=str(cwd))
+    try:
+        status = p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        pytest.fail(f"{argv}: still running after {timeout} s:\n{log.read_text(errors='replace')}")
+    return status, log.read_text(errors="replace")
+
+
+def _assert_stopped_by_statement(status, out, name, sqlstate):
+    """Exit 1, statement_invalid naming the statement, one startup_failed,
+    and no connection ever handed out (db_connected): nothing was served."""
+    assert not [r for r in REPORTS if r in out], out
+    assert status == 1, f"exit status {status}, expected 1:\n{out}"
+    lines = json_lines(out)[0]
+    invalid = [line for line in lines if line.get("msg") == "statement_invalid"]
+    assert invalid, f"no statement_invalid line:\n{out}"
+    assert all(line.get("level") == "error" and line.get("statement") == name and line.get("sqlstate") == sqlstate
+               and line.get("message") for line in invalid), out
+    assert len([line for line in lines if line.get("msg") == "startup_failed"]) == 1, out
+    assert not [line for line in lines if line.get("msg") == "db_connected"], out
+    return invalid[0]
+
+
+@pytest.mark.parametrize("name", ["lg_transfer", "it_claim", "ev_outbox_add", "db_tx_begin"])
+def test_an_invalid_statement_stops_the_daemon_at_start_up(stack, tmp_path, name):
+    """The fixed statements (src/api/stmts.c, db/tx.c's) are prepared on each
+    new connection before it serves anything: one whose text is wrong (here
+    the test-only ONCELEDGER_TEST_BAD_STMT puts a typo in front of it) is a
+    syntax error at start-up, not at the first request that runs it."""
+    status, out = _run_to_exit(_argv(tmp_path), _env(stack, ONCELEDGER_TEST_BAD_STMT=name), tmp_path,
+                               30 * TIME_FACTOR)
+    line = _assert_stopped_by_statement(status, out, name, "42601")
+    assert "typo" in line["message"], line
+
+
+def test_a_database_not_migrated_stops_the_daemon_saying_to_migrate(stack, tmp_path):
+    """An empty database (`onceledger migrate` not run): the first fixed
+    statement that names a table is an undefined table (42P01), and the log
+    says what to do."""
+    import psycopg2
+    db = f"ol_unmigrated_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(stack.database_url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {db}")
+    try:
+        url = stack.database_url.rsplit("/", 1)[0] + "/" + db
+        env = _env(stack)
+        env["ONCELEDGER_DATABASE_URL"] = url
+        status, out = _run_to_exit(_argv(tmp_path, "--relay-enabled", "false"), env, tmp_path, 30 * TIME_FACTOR)
+        invalid = [line for line in json_lines(out)[0] if line.get("msg") == "statement_invalid"]
+        assert invalid, out
+        line = _assert_stopped_by_statement(status, out, invalid[0].get("statement"), "42P01")
+        assert "run `onceledger migrate`" in line.get("hint", ""), line
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.close()
