@@ -367,9 +367,30 @@ static void get_done(db_result *res, void *arg)
 		it_finish_db(op, res);
 		return;
 	}
-	json_t *body = json_object();
 	PGresult *r = res->results[0];
 	int mode = it_cap_mode(op);
+	if (op->text_ok && st->proj == NULL && mode == IT_CAP_NONE) {
+		/* the stored text is the answer's Item as it is: no decoding */
+		static const char pre[] = "{\"Item\":";
+		size_t n = PQntuples(r) == 1 ? (size_t)PQgetlength(r, 0, 0) : 0;
+		char *text = malloc(sizeof(pre) + n + 1);
+		if (text == NULL) {
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+			return;
+		}
+		size_t len = 2;
+		if (n > 0) {
+			memcpy(text, pre, sizeof(pre) - 1);
+			memcpy(text + sizeof(pre) - 1, PQgetvalue(r, 0, 0), n);
+			len = sizeof(pre) - 1 + n;
+			text[len++] = '}';
+		} else
+			memcpy(text, "{}", 2);
+		text[len] = '\0';
+		it_finish_text(op, text, len);
+		return;
+	}
+	json_t *body = json_object();
 	size_t size = 0;
 	if (PQntuples(r) == 1) {
 		it_value *item = load_item(PQgetvalue(r, 0, 0));
