@@ -228,6 +228,12 @@ static void run_write(it_op *op)
 	st->w.want_new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW;
 	if (ok && st->w.kind == IT_W_PUT && st->w.cond == NULL && st->rv == RV_NONE) {
 		ok = it_w_add_upsert(b, &st->w, &e);
+	} else if (ok && st->rv == RV_NONE && !st->rv_fail_old && it_w_put_if_absent(&st->w)) {
+		/* attribute_not_exists(<key>), the idempotency claim: one INSERT
+		 * ... ON CONFLICT instead of the locking CTE and the insert. A
+		 * row committed by another writer meanwhile comes back as
+		 * existed without its text: the condition failed all the same. */
+		ok = it_w_add_put_if_absent(b, &st->w, &e);
 	} else if (ok && st->w.kind == IT_W_UPDATE && st->w.cond != NULL && !st->w.cond_null && !st->rv_fail_old &&
 		   st->rv != RV_ALL_OLD && st->rv != RV_UPDATED_OLD) {
 		/* "No item" fails the condition and nobody asked for the old

@@ -1,4 +1,7 @@
-"""GetItem and Query answer from the stored items' text (issue #17 item 8):
+"""The DynamoDB endpoint's fast paths (issue #17 item 8) give the answers of
+the general paths.
+
+GetItem and Query answer from the stored items' text:
 when nothing asks for the items' contents the endpoint passes PostgreSQL's
 jsonb text through without decoding it; a projection, a filter, an index's
 projection or ReturnConsumedCapacity still decode every item. Both paths
@@ -6,10 +9,17 @@ must give the same answer for the same items: these tests ask each question
 both ways (ReturnConsumedCapacity or a projection of every attribute forces
 the decoding path) and compare the bodies as JSON.
 
+A PutItem whose condition is attribute_not_exists(<key attribute>) (the
+idempotency claim) is one INSERT ... ON CONFLICT: it must succeed exactly
+when no live item has the key, also against an expired item and under
+concurrent claims of one key.
+
 Requests are signed with botocore's SigV4Auth and sent raw, so the bodies
 are compared as the endpoint wrote them."""
 import json
 import secrets
+import threading
+import time
 
 import pytest
 import requests
@@ -212,3 +222,73 @@ def test_a_page_near_the_byte_limit_is_cut_the_same_way(ddb):
         fast, _ = call(ddb, "Query", dict(q, ExclusiveStartKey=fast["LastEvaluatedKey"]))
         seen += [it["sk"]["S"] for it in fast["Items"]]
     assert seen == ["0", "1", "2"]
+
+
+def call_status(o, op, body):
+    """(HTTP status, parsed body) without asserting success."""
+    req = AWSRequest(method="POST", url=o.url + "/", data=json.dumps(body),
+                     headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": TARGET + op})
+    SigV4Auth(o.creds, "dynamodb", "us-east-1").add_auth(req)
+    r = requests.post(req.url, data=req.body, headers=dict(req.headers.items()), timeout=60)
+    return r.status_code, r.json()
+
+
+def claim(o, name, pk, cond_attr="pk", **extra):
+    item = {"pk": {"S": pk}, "sk": {"S": "K"}, "status": {"S": "IN_PROGRESS"}}
+    item.update(extra.pop("item_extra", {}))
+    body = {"TableName": name, "Item": item, "ConditionExpression": f"attribute_not_exists({cond_attr})"}
+    body.update(extra)
+    return call_status(o, "PutItem", body)
+
+
+@pytest.mark.parametrize("cond_attr", ["pk", "sk"])
+def test_a_claim_succeeds_once_per_key(ddb, cond_attr):
+    name = make_table(ddb)
+    st, body = claim(ddb, name, "k1", cond_attr)
+    assert (st, body) == (200, {})
+    st, body = claim(ddb, name, "k1", cond_attr, item_extra={"status": {"S": "SECOND"}})
+    assert st == 400 and body["__type"].endswith("#ConditionalCheckFailedException") and "Item" not in body
+    got, _ = call(ddb, "GetItem", {"TableName": name, "Key": {"pk": {"S": "k1"}, "sk": {"S": "K"}}})
+    assert got["Item"]["status"] == {"S": "IN_PROGRESS"}
+    # the general path (old item asked for) agrees
+    st, body = claim(ddb, name, "k1", cond_attr, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert st == 400 and body["Item"]["status"] == {"S": "IN_PROGRESS"}
+    # capacity asked for: the same outcome, with its units
+    st, body = claim(ddb, name, "k2", cond_attr, ReturnConsumedCapacity="TOTAL")
+    assert st == 200 and body["ConsumedCapacity"]["CapacityUnits"] == 1.0
+    st, body = claim(ddb, name, "k2", cond_attr, ReturnConsumedCapacity="TOTAL")
+    assert st == 400 and body["__type"].endswith("#ConditionalCheckFailedException")
+
+
+def test_a_claim_takes_the_place_of_an_expired_item(ddb):
+    name = make_table(ddb)
+    call(ddb, "UpdateTimeToLive", {"TableName": name,
+                                   "TimeToLiveSpecification": {"Enabled": True, "AttributeName": "exp"}})
+    past, future = str(int(time.time()) - 60), str(int(time.time()) + 3600)
+    call(ddb, "PutItem", {"TableName": name, "Item": {"pk": {"S": "old"}, "sk": {"S": "K"}, "exp": {"N": past}}})
+    call(ddb, "PutItem", {"TableName": name, "Item": {"pk": {"S": "live"}, "sk": {"S": "K"}, "exp": {"N": future}}})
+    st, _ = claim(ddb, name, "old", item_extra={"exp": {"N": future}})
+    assert st == 200
+    got, _ = call(ddb, "GetItem", {"TableName": name, "Key": {"pk": {"S": "old"}, "sk": {"S": "K"}}})
+    assert got["Item"]["status"] == {"S": "IN_PROGRESS"} and got["Item"]["exp"] == {"N": future}
+    st, body = claim(ddb, name, "live")
+    assert st == 400 and body["__type"].endswith("#ConditionalCheckFailedException")
+
+
+def test_concurrent_claims_of_one_key_have_one_winner(ddb):
+    name = make_table(ddb)
+    for round_ in range(5):
+        results, start = [], threading.Barrier(8)
+
+        def one(i):
+            start.wait()
+            results.append(claim(ddb, name, f"race{round_}", item_extra={"who": {"N": str(i)}}))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [b for s, b in results if s == 200]
+        failed = [b for s, b in results if s == 400 and b["__type"].endswith("#ConditionalCheckFailedException")]
+        assert len(ok) == 1 and len(failed) == 7, results
