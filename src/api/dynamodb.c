@@ -30,6 +30,9 @@ typedef struct ddb_req {
 	sigv4_auth auth;
 } ddb_req;
 
+/* Each worker thread's signing keys (sigv4.h): four HMACs saved per request. */
+static _Thread_local sigv4_key_cache ddb_keys;
+
 static void ddb_req_free(void *p)
 {
 	ddb_req *d = p;
@@ -54,10 +57,9 @@ static sigv4_req sigv4_req_of(http_req *r)
 	return sr;
 }
 
-static void ddb_reply(http_req *r, int status, json_t *body)
+/* Sends text (NULL: out of memory, a 500) with DynamoDB's headers. */
+static void ddb_reply_text(http_req *r, int status, const char *text, size_t len)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
 	/* DynamoDB's own headers: some clients read Date to correct their
 	 * clock skew before signing again */
 	char date[40];
@@ -68,7 +70,14 @@ static void ddb_reply(http_req *r, int status, json_t *body)
 	http_req_add_header(r, "Date", date);
 	http_req_add_header(r, "Server", "onceledger");
 	http_req_add_header(r, "x-amzn-RequestId", http_req_id(r));
-	http_reply(r, text ? status : 500, DDB_CONTENT_TYPE, text ? text : "{}", text ? strlen(text) : 2);
+	http_reply(r, text ? status : 500, DDB_CONTENT_TYPE, text ? text : "{}", text ? len : 2);
+}
+
+static void ddb_reply(http_req *r, int status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	ddb_reply_text(r, status, text, text ? strlen(text) : 0);
 	free(text);
 }
 
@@ -102,7 +111,10 @@ static void item_done(it_reply *rep, void *arg)
 		ddb_error(r, status_of(rep), ns, rep->err_type, rep->err_msg, json_incref(rep->err_extra));
 		return;
 	}
-	ddb_reply(r, 200, json_incref(rep->body));
+	if (rep->text != NULL)
+		ddb_reply_text(r, 200, rep->text, rep->text_len);
+	else
+		ddb_reply(r, 200, json_incref(rep->body));
 }
 
 static void key_found(akid_status st, const akid_info *info, void *arg)
@@ -123,7 +135,7 @@ static void key_found(akid_status st, const akid_info *info, void *arg)
 	}
 	sigv4_req sr = sigv4_req_of(r);
 	const char *why = NULL;
-	sigv4_status vs = sigv4_verify(&sr, &d->auth, info->secret, util_now_us() / 1000000, &why);
+	sigv4_status vs = sigv4_verify_cached(&sr, &d->auth, info->secret, util_now_us() / 1000000, &ddb_keys, &why);
 	if (vs != SIGV4_OK) {
 		ddb_error(r, 400, CORAL_ERR_NS, sigv4_error_type(vs), why, NULL);
 		return;
@@ -148,7 +160,7 @@ static void key_found(akid_status st, const akid_info *info, void *arg)
 			  NULL);
 		return;
 	}
-	it_call(aw->items, info->tenant, d->op, d->body, item_done, r);
+	it_call_text(aw->items, info->tenant, d->op, d->body, item_done, r);
 }
 
 void ddb_on_request(http_req *r)

@@ -732,8 +732,35 @@ static bool field_ok(const char *field, size_t size)
 	return field[0] != '\0' && memchr(field, '\0', size) != NULL;
 }
 
-sigv4_status sigv4_verify(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now,
-			  const char **why)
+/* The cache's signing key for secret and a's scope, derived on a miss. */
+static void cached_signing_key(unsigned char out[32], const char *secret, const sigv4_auth *a, sigv4_key_cache *c)
+{
+	unsigned char tag[32];
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	/* NUL-separated: no two different tuples hash the same input */
+	const char *parts[] = {secret, a->access_key, a->date, a->region, a->service};
+	for (size_t i = 0; i < OL_ARRAY_LEN(parts); i++)
+		crypto_hash_sha256_update(&st, (const unsigned char *)parts[i], strlen(parts[i]) + 1);
+	crypto_hash_sha256_final(&st, tag);
+	sodium_memzero(&st, sizeof(st));
+	for (unsigned i = 0; i < SIGV4_KEY_CACHE_SLOTS; i++) {
+		if (c->slot[i].used && sodium_memcmp(c->slot[i].tag, tag, sizeof(tag)) == 0) {
+			memcpy(out, c->slot[i].key, 32);
+			c->hits++;
+			return;
+		}
+	}
+	signing_key(out, secret, a);
+	unsigned i = c->next++ % SIGV4_KEY_CACHE_SLOTS;
+	memcpy(c->slot[i].tag, tag, sizeof(tag));
+	memcpy(c->slot[i].key, out, 32);
+	c->slot[i].used = true;
+	c->misses++;
+}
+
+static sigv4_status verify(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now, sigv4_key_cache *cache,
+			   const char **why)
 {
 	/* The caller may have built or altered *a: never read past a field. */
 	if (!field_ok(a->access_key, sizeof(a->access_key)) || !field_ok(a->date, sizeof(a->date)) ||
@@ -770,7 +797,10 @@ sigv4_status sigv4_verify(const sigv4_req *r, const sigv4_auth *a, const char *s
 
 	/* String to sign, streamed into the final HMAC. */
 	unsigned char key[32], mac[crypto_auth_hmacsha256_BYTES];
-	signing_key(key, secret != NULL ? secret : "", a);
+	if (cache != NULL)
+		cached_signing_key(key, secret != NULL ? secret : "", a, cache);
+	else
+		signing_key(key, secret != NULL ? secret : "", a);
 	crypto_auth_hmacsha256_state st;
 	crypto_auth_hmacsha256_init(&st, key, sizeof(key));
 	const char *parts[] = {ALGORITHM "\n", a->amz_date, "\n", a->date, "/", a->region, "/",
@@ -788,6 +818,18 @@ sigv4_status sigv4_verify(const sigv4_req *r, const sigv4_auth *a, const char *s
 		return SIGV4_MISMATCH;
 	}
 	return SIGV4_OK;
+}
+
+sigv4_status sigv4_verify(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now,
+			  const char **why)
+{
+	return verify(r, a, secret, now, NULL, why);
+}
+
+sigv4_status sigv4_verify_cached(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now,
+				 sigv4_key_cache *cache, const char **why)
+{
+	return verify(r, a, secret, now, cache, why);
 }
 
 const char *sigv4_error_type(sigv4_status st)

@@ -1,5 +1,6 @@
 /* sigv4.h — AWS Signature Version 4 verification for the DynamoDB endpoint.
- * Pure functions: no I/O, no clock, no heap. The caller passes the request as
+ * Pure functions: no I/O, no clock, no heap (the signing-key cache is the
+ * caller's memory). The caller passes the request as
  * received and the clock; sigv4_parse() extracts the access key id so the
  * caller can look up (and unseal) the secret, then sigv4_verify() recomputes
  * the signature exactly as an AWS SDK does and compares in constant time.
@@ -8,6 +9,7 @@
 #ifndef OL_AUTH_SIGV4_H
 #define OL_AUTH_SIGV4_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +59,26 @@ sigv4_status sigv4_parse(const sigv4_req *r, sigv4_auth *out, const char **why) 
  * seconds) and that the credential date matches X-Amz-Date's date. */
 sigv4_status sigv4_verify(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now,
 			  const char **why) OL_WARN_UNUSED;
+
+/* The signing keys of the last few credential scopes verified (a worker's
+ * own, no locking): the four-HMAC chain that derives a signing key runs once
+ * per secret, access key, day, region and service instead of per request.
+ * An entry is found by a SHA-256 tag of all five, so a rotated secret or a
+ * new day never finds an old key. Zero-initialise before first use. */
+#define SIGV4_KEY_CACHE_SLOTS 8
+typedef struct sigv4_key_cache {
+	struct {
+		unsigned char tag[32];
+		unsigned char key[32];
+		bool used;
+	} slot[SIGV4_KEY_CACHE_SLOTS];
+	unsigned next; /* the slot a miss replaces (round robin) */
+	unsigned long hits, misses;
+} sigv4_key_cache;
+
+/* sigv4_verify with the signing key taken from (or added to) cache. */
+sigv4_status sigv4_verify_cached(const sigv4_req *r, const sigv4_auth *a, const char *secret, int64_t now,
+				 sigv4_key_cache *cache, const char **why) OL_WARN_UNUSED;
 
 /* AWS's error __type for a status (without the "com.amazon.coral.service#"
  * prefix): "MissingAuthenticationTokenException",

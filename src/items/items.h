@@ -21,6 +21,10 @@ typedef struct it_store it_store;
  * the extra members (CancellationReasons, Item) or NULL. */
 typedef struct it_reply {
 	json_t *body;
+	/* With it_call_text only: the response as JSON text instead (body is
+	 * NULL), text_len bytes, no NUL inside. */
+	char *text;
+	size_t text_len;
 	const char *err_type;
 	char *err_msg;
 	json_t *err_extra;
@@ -40,6 +44,12 @@ void it_store_set_stream_key(it_store *s, const unsigned char key[32]);
  * request for the tenant. Takes a reference to request. cb runs exactly
  * once (possibly synchronously); the reply is freed when it returns. */
 void it_call(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
+
+/* The same, where a success may come as text (it_reply.text) instead of
+ * body: GetItem and Query pass the stored items' text (already DynamoDB
+ * JSON) through undecoded when nothing asks for their contents (no
+ * projection, filter, index view, Select COUNT, ReturnConsumedCapacity). */
+void it_call_text(it_store *s, const char *tenant, const char *op, json_t *request, it_done cb, void *arg);
 
 /* The system table of every tenant (sql/004_idempotency.sql): the
  * idempotency records (src/idem). No DynamoDB request can name it; the

@@ -81,6 +81,7 @@ typedef struct it_op {
 	void (*state_free)(void *);
 	int attempt;
 	bool internal;  /* called by the program: system tables allowed */
+	bool text_ok;   /* it_call_text: the reply may be it_finish_text's */
 } it_op;
 
 /* An operation context for the program's own calls (claim.c, lease.c):
@@ -106,6 +107,8 @@ const it_index *it_table_index(const it_table *t, const char *name);
 
 /* Replies (each finishes the operation and frees it). */
 void it_finish_ok(it_op *op, json_t *body);
+/* A success as JSON text (op->text_ok only); takes text (malloc'd). */
+void it_finish_text(it_op *op, char *text, size_t len);
 void it_finish_err(it_op *op, const char *type, json_t *extra, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void it_finish_error(it_op *op, it_error *e); /* from an it_error */
 /* Sends a batch the operation built (ok) and calls cb with its result; when

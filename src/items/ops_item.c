@@ -228,6 +228,12 @@ static void run_write(it_op *op)
 	st->w.want_new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW;
 	if (ok && st->w.kind == IT_W_PUT && st->w.cond == NULL && st->rv == RV_NONE) {
 		ok = it_w_add_upsert(b, &st->w, &e);
+	} else if (ok && st->rv == RV_NONE && !st->rv_fail_old && it_w_put_if_absent(&st->w)) {
+		/* attribute_not_exists(<key>), the idempotency claim: one INSERT
+		 * ... ON CONFLICT instead of the locking CTE and the insert. A
+		 * row committed by another writer meanwhile comes back as
+		 * existed without its text: the condition failed all the same. */
+		ok = it_w_add_put_if_absent(b, &st->w, &e);
 	} else if (ok && st->w.kind == IT_W_UPDATE && st->w.cond != NULL && !st->w.cond_null && !st->rv_fail_old &&
 		   st->rv != RV_ALL_OLD && st->rv != RV_UPDATED_OLD) {
 		/* "No item" fails the condition and nobody asked for the old
@@ -367,9 +373,30 @@ static void get_done(db_result *res, void *arg)
 		it_finish_db(op, res);
 		return;
 	}
-	json_t *body = json_object();
 	PGresult *r = res->results[0];
 	int mode = it_cap_mode(op);
+	if (op->text_ok && st->proj == NULL && mode == IT_CAP_NONE) {
+		/* the stored text is the answer's Item as it is: no decoding */
+		static const char pre[] = "{\"Item\":";
+		size_t n = PQntuples(r) == 1 ? (size_t)PQgetlength(r, 0, 0) : 0;
+		char *text = malloc(sizeof(pre) + n + 1);
+		if (text == NULL) {
+			it_finish_err(op, "InternalServerError", NULL, "out of memory");
+			return;
+		}
+		size_t len = 2;
+		if (n > 0) {
+			memcpy(text, pre, sizeof(pre) - 1);
+			memcpy(text + sizeof(pre) - 1, PQgetvalue(r, 0, 0), n);
+			len = sizeof(pre) - 1 + n;
+			text[len++] = '}';
+		} else
+			memcpy(text, "{}", 2);
+		text[len] = '\0';
+		it_finish_text(op, text, len);
+		return;
+	}
+	json_t *body = json_object();
 	size_t size = 0;
 	if (PQntuples(r) == 1) {
 		it_value *item = load_item(PQgetvalue(r, 0, 0));

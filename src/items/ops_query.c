@@ -168,6 +168,95 @@ static bool start_after(it_op *op, it_sql *q, const query_state *st, it_error *e
 	return ok;
 }
 
+/* The SQL stopped at the byte limit: more rows may follow. */
+static bool sql_cut(const query_state *st, PGresult *r, int nrows)
+{
+	long long upto = 0;
+	return nrows > 0 && nrows < st->limit && util_parse_ll(PQgetvalue(r, nrows - 1, 1), 0, INT64_MAX, &upto) &&
+	       upto >= PAGE_MAX_BYTES;
+}
+
+/* LastEvaluatedKey: the position attributes of the page's last item. */
+static json_t *last_key(const it_table *t, const query_state *st, const it_value *last)
+{
+	const it_keydef *keys[4];
+	int n;
+	position_keys(t, st, keys, &n);
+	json_t *lek = json_object();
+	for (int i = 0; i < n; i++) {
+		const it_value *v = it_map_get(last, keys[i]->name, strlen(keys[i]->name));
+		if (v != NULL)
+			json_object_set_new(lek, keys[i]->name, it_value_to_json(v));
+	}
+	return lek;
+}
+
+/* The page answered with the stored items' text as it is (it_call_text),
+ * when nothing asks for their contents; false leaves it to the decoding
+ * path. Only the last item is decoded, for LastEvaluatedKey. */
+static bool text_page(it_op *op, const query_state *st, PGresult *r, int nrows)
+{
+	if (!op->text_ok || st->count_only || st->filter != NULL || st->proj != NULL || st->index_view ||
+	    it_cap_mode(op) != IT_CAP_NONE)
+		return false;
+	size_t items = 0;
+	for (int i = 0; i < nrows; i++)
+		items += (size_t)PQgetlength(r, i, 0) + 1;
+	/* An item's text is longer than its DynamoDB size (names quoted,
+	 * types tagged, binaries in base64): under the byte limit in text, the
+	 * decoding path would not cut the page either. */
+	if (items >= PAGE_MAX_BYTES)
+		return false;
+	char *lek = NULL;
+	if (nrows > 0 && (nrows >= st->limit || sql_cut(st, r, nrows))) {
+		json_t *j = json_loads(PQgetvalue(r, nrows - 1, 0), 0, NULL);
+		it_value *last = NULL;
+		it_error e = {0};
+		bool ok = j != NULL && it_item_from_json(j, &last, &e);
+		json_decref(j);
+		it_error_clear(&e);
+		if (!ok)
+			return false;
+		json_t *k = last_key(op->table, st, last);
+		it_value_free(last);
+		lek = k != NULL ? json_dumps(k, JSON_COMPACT) : NULL;
+		json_decref(k);
+		if (lek == NULL)
+			return false;
+	}
+	char head[80];
+	int hn = snprintf(head, sizeof(head), "{\"Count\":%d,\"ScannedCount\":%d,\"Items\":[", nrows, nrows);
+	static const char lek_name[] = "],\"LastEvaluatedKey\":";
+	size_t cap = (size_t)hn + items + sizeof(lek_name) + (lek != NULL ? strlen(lek) : 0) + 2;
+	char *text = malloc(cap);
+	if (text == NULL) {
+		free(lek);
+		return false;
+	}
+	size_t len = (size_t)hn;
+	memcpy(text, head, len);
+	for (int i = 0; i < nrows; i++) {
+		if (i > 0)
+			text[len++] = ',';
+		size_t n = (size_t)PQgetlength(r, i, 0);
+		memcpy(text + len, PQgetvalue(r, i, 0), n);
+		len += n;
+	}
+	if (lek != NULL) {
+		memcpy(text + len, lek_name, sizeof(lek_name) - 1);
+		len += sizeof(lek_name) - 1;
+		size_t n = strlen(lek);
+		memcpy(text + len, lek, n);
+		len += n;
+		free(lek);
+	} else
+		text[len++] = ']';
+	text[len++] = '}';
+	text[len] = '\0';
+	it_finish_text(op, text, len);
+	return true;
+}
+
 static void page_done(db_result *res, void *arg)
 {
 	it_op *op = arg;
@@ -179,6 +268,8 @@ static void page_done(db_result *res, void *arg)
 	}
 	PGresult *r = res->results[0];
 	int nrows = PQntuples(r);
+	if (text_page(op, st, r, nrows))
+		return;
 	json_t *items = json_array();
 	long scanned = 0, count = 0;
 	size_t bytes = 0;
@@ -240,23 +331,10 @@ static void page_done(db_result *res, void *arg)
 		json_object_set_new(body, "Items", items);
 	else
 		json_decref(items);
-	/* the SQL stopped at the byte limit: more rows may follow */
-	if (!cut && nrows > 0 && nrows < st->limit) {
-		long long upto = 0;
-		cut = util_parse_ll(PQgetvalue(r, nrows - 1, 1), 0, INT64_MAX, &upto) && upto >= PAGE_MAX_BYTES;
-	}
-	if (last != NULL && (cut || nrows >= st->limit)) {
-		const it_keydef *keys[4];
-		int n;
-		position_keys(t, st, keys, &n);
-		json_t *lek = json_object();
-		for (int i = 0; i < n; i++) {
-			const it_value *v = it_map_get(last, keys[i]->name, strlen(keys[i]->name));
-			if (v != NULL)
-				json_object_set_new(lek, keys[i]->name, it_value_to_json(v));
-		}
-		json_object_set_new(body, "LastEvaluatedKey", lek);
-	}
+	if (!cut)
+		cut = sql_cut(st, r, nrows);
+	if (last != NULL && (cut || nrows >= st->limit))
+		json_object_set_new(body, "LastEvaluatedKey", last_key(t, st, last));
 	it_value_free(last);
 	it_finish_ok(op, body);
 }

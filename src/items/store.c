@@ -93,6 +93,7 @@ static void op_free(it_op *op)
 	loader_free(op->loader);
 	json_decref(op->req);
 	json_decref(op->reply.body);
+	free(op->reply.text);
 	json_decref(op->reply.err_extra);
 	free(op->reply.err_msg);
 	free(op);
@@ -107,6 +108,13 @@ static void finish(it_op *op)
 void it_finish_ok(it_op *op, json_t *body)
 {
 	op->reply.body = body != NULL ? body : json_object();
+	finish(op);
+}
+
+void it_finish_text(it_op *op, char *text, size_t len)
+{
+	op->reply.text = text;
+	op->reply.text_len = len;
 	finish(op);
 }
 
@@ -189,7 +197,7 @@ void it_exec(it_op *op, db_batch *b, bool ok, it_error *e, db_cb cb)
 	db_exec(op->store->db, b, cb, op);
 }
 
-void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+static void call(it_store *s, bool text_ok, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
 {
 	it_op *op = calloc(1, sizeof(*op));
 	if (op == NULL) {
@@ -203,6 +211,7 @@ void it_call(it_store *s, const char *tenant, const char *opname, json_t *reques
 	op->req = json_incref(request);
 	op->cb = cb;
 	op->cb_arg = arg;
+	op->text_ok = text_ok;
 	if (!json_is_object(request)) {
 		it_finish_err(op, "SerializationException", NULL, "Start of structure or map found where not expected.");
 		return;
@@ -226,6 +235,16 @@ void it_call(it_store *s, const char *tenant, const char *opname, json_t *reques
 		}
 	}
 	it_finish_err(op, "UnknownOperationException", NULL, "Unknown operation %s", opname);
+}
+
+void it_call(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+{
+	call(s, false, tenant, opname, request, cb, arg);
+}
+
+void it_call_text(it_store *s, const char *tenant, const char *opname, json_t *request, it_done cb, void *arg)
+{
+	call(s, true, tenant, opname, request, cb, arg);
 }
 
 it_op *it_internal_op(it_store *s, const char *tenant, const char *name, it_done cb, void *cb_arg)

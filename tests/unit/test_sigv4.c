@@ -104,16 +104,25 @@ static bool edit_auth(treq *t, const char *from, const char *to)
 }
 
 static const char *last_why;
+/* one cache across every check: the cached path must agree with the
+ * uncached one through hits, secrets changed and dates moved */
+static sigv4_key_cache cache;
+static int cache_disagreements;
 
-/* parse + verify, as the endpoint does. */
+/* parse + verify, as the endpoint does; the cached verification too. */
 static sigv4_status run(treq *t, const char *secret, int64_t now)
 {
 	sigv4_req r = req_of(t);
 	sigv4_auth a;
 	last_why = NULL;
 	sigv4_status st = sigv4_parse(&r, &a, &last_why);
-	if (st == SIGV4_OK)
+	if (st == SIGV4_OK) {
 		st = sigv4_verify(&r, &a, secret, now, &last_why);
+		const char *why2 = NULL;
+		sigv4_status st2 = sigv4_verify_cached(&r, &a, secret, now, &cache, &why2);
+		if (st2 != st || (st != SIGV4_OK && strcmp(why2, last_why) != 0))
+			cache_disagreements++;
+	}
 	if (st != SIGV4_OK && (last_why == NULL || last_why[0] == '\0')) {
 		printf("# no message for status %d\n", (int)st);
 		return (sigv4_status)-1;
@@ -453,6 +462,39 @@ static void test_malformed(void)
 	}
 }
 
+/* A hit serves only the same secret and scope: a wrong secret or another
+ * day right after a hit is still refused. */
+static void test_cache(void)
+{
+	const struct sigv4_vector *v = &sigv4_vectors[0];
+	const int64_t now = SIGV4_VEC_NOW;
+	sigv4_key_cache c;
+	memset(&c, 0, sizeof(c));
+	load(&T, v);
+	sigv4_req r = req_of(&T);
+	sigv4_auth a;
+	const char *why = NULL;
+	CHECK(sigv4_parse(&r, &a, &why) == SIGV4_OK, "cache: parses");
+	CHECK(sigv4_verify_cached(&r, &a, v->secret, now, &c, &why) == SIGV4_OK && c.misses == 1 && c.hits == 0,
+	      "cache: first verification derives the key");
+	CHECK(sigv4_verify_cached(&r, &a, v->secret, now, &c, &why) == SIGV4_OK && c.misses == 1 && c.hits == 1,
+	      "cache: second verification hits");
+	char other[128];
+	snprintf(other, sizeof(other), "%sX", v->secret);
+	CHECK(sigv4_verify_cached(&r, &a, other, now, &c, &why) == SIGV4_MISMATCH && c.misses == 2,
+	      "cache: another secret misses and is refused");
+	sigv4_auth b = a;
+	b.region[0] = b.region[0] == 'x' ? 'y' : 'x';
+	CHECK(sigv4_verify_cached(&r, &b, v->secret, now, &c, &why) == SIGV4_MISMATCH && c.misses == 3,
+	      "cache: another region misses and is refused");
+	for (int i = 0; i < SIGV4_KEY_CACHE_SLOTS; i++) {
+		snprintf(other, sizeof(other), "%s%d", v->secret, i);
+		CHECK(sigv4_verify_cached(&r, &a, other, now, &c, &why) == SIGV4_MISMATCH, "cache: filler refused");
+	}
+	CHECK(sigv4_verify_cached(&r, &a, v->secret, now, &c, &why) == SIGV4_OK && c.misses == 4 + SIGV4_KEY_CACHE_SLOTS,
+	      "cache: an evicted key is derived again and verifies");
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -461,6 +503,10 @@ int main(void)
 		test_vector(&sigv4_vectors[i]);
 	test_canonical_forms();
 	test_malformed();
+
+	CHECK(cache_disagreements == 0, "cached verification agrees with the uncached one on every check");
+	CHECK(cache.hits > 0 && cache.misses > 0, "the checks both hit and missed the signing-key cache");
+	test_cache();
 
 	CHECK_STR(sigv4_error_type(SIGV4_MISSING), "MissingAuthenticationTokenException", "MISSING type");
 	CHECK_STR(sigv4_error_type(SIGV4_MALFORMED), "IncompleteSignatureException", "MALFORMED type");
