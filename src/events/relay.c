@@ -35,6 +35,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define LAG_NBUCKETS 13
+#define RELAY_STMTS 8 /* pg_run call sites (more run unprepared) */
 
 static const double lag_bounds[LAG_NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
@@ -65,6 +66,8 @@ struct ev_relay {
 	const char *failpoint;
 
 	PGconn *pg;
+	const char *prepared[RELAY_STMTS]; /* pg_run's statements prepared on this connection */
+	int nprepared;
 	bool leader;
 	uint64_t cur_txid; /* the cursor: published up to here */
 	int cur_n;
@@ -163,6 +166,7 @@ static bool pg_ensure(ev_relay *r)
 	snprintf(timeout, sizeof(timeout), "%d", (r->cfg.connect_timeout_ms + 999) / 1000);
 	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
 	const char *vals[] = {r->conninfo, timeout, "onceledger-relay", NULL};
+	r->nprepared = 0;
 	r->pg = PQconnectdbParams(keys, vals, 1);
 	if (r->pg == NULL || PQstatus(r->pg) != CONNECTION_OK) {
 		pg_drop(r, "connect");
@@ -176,10 +180,28 @@ static bool pg_ensure(ev_relay *r)
 	return ok;
 }
 
-/* Runs a statement with text parameters; NULL (connection dropped) on error. */
+/* Runs a statement with text parameters; NULL (connection dropped) on error.
+ * Each is prepared on its first use on a connection, named by what: the
+ * poll runs every poll_ms even when idle, and parsing and planning its
+ * text was most of what PostgreSQL spent on the relay. */
 static PGresult *pg_run(ev_relay *r, const char *what, const char *sql, int n, const char *const *params)
 {
-	PGresult *res = PQexecParams(r->pg, sql, n, NULL, params, NULL, NULL, 0);
+	int i = 0;
+	while (i < r->nprepared && strcmp(r->prepared[i], what) != 0)
+		i++;
+	if (i == r->nprepared) {
+		PGresult *prep = PQprepare(r->pg, what, sql, n, NULL);
+		bool ok = PQresultStatus(prep) == PGRES_COMMAND_OK;
+		PQclear(prep);
+		if (!ok) {
+			pg_drop(r, what);
+			return NULL;
+		}
+		if (r->nprepared < RELAY_STMTS)
+			r->prepared[r->nprepared++] = what;
+	}
+	PGresult *res = i < r->nprepared ? PQexecPrepared(r->pg, what, n, params, NULL, NULL, 0)
+					 : PQexecParams(r->pg, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 		return res;
