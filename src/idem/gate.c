@@ -174,26 +174,35 @@ void idem_gate_free(idem_gate *g)
 	free(g);
 }
 
-/* The saved response of a committed record. */
-static bool parse_saved(const json_t *item, idem_saved *out)
+/* An attribute of a map of the record, and a string attribute of a type. */
+static const it_value *attr(const it_value *m, const char *name)
 {
-	const json_t *m = json_object_get(json_object_get(item, "response"), "M");
-	const char *status = json_string_value(json_object_get(json_object_get(m, "status"), "N"));
-	const char *body = json_string_value(json_object_get(json_object_get(m, "body"), "S"));
-	const json_t *hm = json_object_get(json_object_get(m, "headers"), "M");
+	return m != NULL && m->type == IT_M ? it_map_get(m, name, strlen(name)) : NULL;
+}
+
+static const it_str *attr_str(const it_value *m, const char *name, it_type t)
+{
+	const it_value *v = attr(m, name);
+	return v != NULL && v->type == t ? &v->u.s : NULL;
+}
+
+/* The saved response of a committed record. */
+static bool parse_saved(const it_value *item, idem_saved *out)
+{
+	const it_value *m = attr(item, "response"), *hm = attr(m, "headers");
+	const it_str *status = attr_str(m, "status", IT_N), *body = attr_str(m, "body", IT_S);
 	if (status == NULL || body == NULL)
 		return false;
-	out->status = atoi(status);
-	out->body = strdup(body);
-	out->len = strlen(body);
+	out->status = atoi(status->ptr);
+	out->body = malloc(body->len + 1);
+	if (out->body != NULL)
+		memcpy(out->body, body->ptr, body->len + 1);
+	out->len = body->len;
 	out->headers = json_object();
-	const char *name;
-	json_t *v;
-	json_object_foreach((json_t *)hm, name, v)
-	{
-		const char *s = json_string_value(json_object_get(v, "S"));
-		if (s != NULL)
-			json_object_set_new(out->headers, name, json_string(s));
+	for (size_t i = 0; hm != NULL && hm->type == IT_M && out->headers != NULL && i < hm->u.m.n; i++) {
+		const it_value *v = hm->u.m.v[i].value;
+		if (v->type == IT_S)
+			json_object_set_new(out->headers, hm->u.m.v[i].name.ptr, json_string(v->u.s.ptr));
 	}
 	return out->body != NULL && out->headers != NULL;
 }
@@ -213,16 +222,15 @@ static void finish(idem_gate *g, idem_verdict v, long long expires)
  * when the claim is ours and the caller goes on. */
 static bool decided_by_claim(idem_gate *g)
 {
-	const json_t *item = g->claim.item;
+	const it_value *item = g->claim.item;
 	switch (g->claim.outcome) {
 	case IT_CLAIM_CLAIMED:
 		return false;
 	case IT_CLAIM_TAKEN: {
-		const char *fp = json_string_value(json_object_get(json_object_get(item, "fingerprint"), "S"));
-		const char *st = json_string_value(json_object_get(json_object_get(item, "status"), "S"));
-		if (fp == NULL || strcmp(fp, g->fp) != 0)
+		const it_str *fp = attr_str(item, "fingerprint", IT_S), *st = attr_str(item, "status", IT_S);
+		if (fp == NULL || strcmp(fp->ptr, g->fp) != 0)
 			finish(g, IDEM_MISMATCH, g->claim.expires);
-		else if (st == NULL || strcmp(st, "completed") != 0 || !parse_saved(item, &g->replay))
+		else if (st == NULL || strcmp(st->ptr, "completed") != 0 || !parse_saved(item, &g->replay))
 			finish(g, IDEM_IN_USE, g->claim.expires);
 		else
 			finish(g, IDEM_REPLAY, g->claim.expires);

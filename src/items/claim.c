@@ -28,7 +28,7 @@ static const db_stmt stmt_guard = {"it_claim_guard", "SELECT ol_it_claim_guard($
 
 void it_claim_clear(it_claim *c)
 {
-	json_decref(c->item);
+	it_value_free(c->item);
 	if (c->table != NULL)
 		it_table_unref(c->table);
 	free(c->pkenc);
@@ -49,7 +49,7 @@ static void prefix_done(db_result *res, void *arg)
 		/* Only a live item of another request is read back: ours is what
 		 * the caller built (parsing it cost a hundred allocations a claim). */
 		if (out->outcome == IT_CLAIM_TAKEN && !PQgetisnull(r, 0, 1))
-			out->item = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+			out->item = it_item_from_text(PQgetvalue(r, 0, 1));
 		if (!PQgetisnull(r, 0, 2))
 			out->expires = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
 		if (out->outcome == IT_CLAIM_TAKEN && out->item == NULL)
@@ -249,7 +249,7 @@ static void peeked(db_result *res, void *arg)
 	peek_ctx *c = op->cb_arg;
 	PGresult *r = res->status == DB_OK ? res->results[0] : NULL;
 	if (r != NULL && PQntuples(r) == 1) {
-		c->out->item = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		c->out->item = it_item_from_text(PQgetvalue(r, 0, 0));
 		c->out->expires = PQgetisnull(r, 0, 1) ? 0 : strtoll(PQgetvalue(r, 0, 1), NULL, 10);
 		if (c->out->item != NULL)
 			c->out->outcome = IT_CLAIM_TAKEN;

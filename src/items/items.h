@@ -74,7 +74,7 @@ struct it_value;
 
 typedef struct it_claim {
 	it_claim_outcome outcome;
-	json_t *item;      /* TAKEN: the live item, DynamoDB JSON (NULL otherwise) */
+	struct it_value *item; /* TAKEN: the live item, typed (NULL otherwise) */
 	long long expires; /* its TTL, epoch seconds */
 	bool waited;       /* another claimer was in flight */
 	/* where the claimed item is, for it_claim_set (set by it_claim_arm) */

@@ -86,6 +86,9 @@ bool it_value_from_json(const json_t *j, it_value **out, it_error *e)
  * checking the 400 KB size limit. */
 bool it_item_from_json(const json_t *j, it_value **out, it_error *e)
 	__attribute__((warn_unused_result));
+/* An item stored as DynamoDB JSON text (a jsonb column's text) as an M
+ * value; NULL when the text is not one. */
+it_value *it_item_from_text(const char *text);
 /* Encodes a value / an item (an M value) as DynamoDB JSON; NULL on OOM. */
 json_t *it_value_to_json(const it_value *v);
 json_t *it_item_to_json(const it_value *item);

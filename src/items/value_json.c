@@ -390,6 +390,19 @@ it_item_from_json(const json_t *j, it_value **out, it_error *e)
 	return true;
 }
 
+it_value *
+it_item_from_text(const char *text)
+{
+	json_t *j = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	it_value *v = NULL;
+	it_error e = {0};
+	if (j != NULL && !it_item_from_json(j, &v, &e))
+		v = NULL;
+	it_error_clear(&e);
+	json_decref(j);
+	return v;
+}
+
 /* ---- encoding ---- */
 
 static json_t *

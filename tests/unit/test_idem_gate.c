@@ -66,7 +66,7 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 	memset(out, 0, sizeof(*out));
 	/* As if the prefix had run with the handler's first batch. */
 	out->outcome = fk.outcome;
-	out->item = fk.item != NULL ? json_loads(fk.item, 0, NULL) : NULL;
+	out->item = fk.item != NULL ? it_item_from_text(fk.item) : NULL;
 	out->expires = fk.expires;
 	out->waited = fk.waited;
 	armed(true, arg);
@@ -75,7 +75,7 @@ void it_claim_arm(it_store *s, db_tx *tx, const char *tenant, const char *table,
 void it_claim_clear(it_claim *c)
 {
 	fk.clears++;
-	json_decref(c->item);
+	it_value_free(c->item);
 	memset(c, 0, sizeof(*c));
 }
 
