@@ -102,19 +102,6 @@ fail:
 	return false;
 }
 
-/* Decodes a stored jsonb text into an item. */
-static it_value *load_item(const char *text)
-{
-	json_t *j = json_loads(text, 0, NULL);
-	it_value *v = NULL;
-	it_error e = {0};
-	if (j != NULL && !it_item_from_json(j, &v, &e))
-		v = NULL;
-	it_error_clear(&e);
-	json_decref(j);
-	return v;
-}
-
 static void finish_cond_failed(it_op *op, item_state *st, it_value *old)
 {
 	json_t *extra = NULL;
@@ -177,7 +164,7 @@ static void write_done(db_result *res, void *arg)
 	}
 	PGresult *r = res->results[0];
 	bool existed = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 1), "t") == 0;
-	it_value *old = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? load_item(PQgetvalue(r, 0, 0)) : NULL;
+	it_value *old = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? it_item_from_text(PQgetvalue(r, 0, 0)) : NULL;
 	bool written = PQntuples(r) == 1 && !PQgetisnull(r, 0, 2);
 	if (st->w.kind == IT_W_DELETE) {
 		written = written && strcmp(PQgetvalue(r, 0, 2), "t") == 0;
@@ -190,14 +177,14 @@ static void write_done(db_result *res, void *arg)
 	}
 	if (written) {
 		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW || it_cap_mode(op) != IT_CAP_NONE
-					? load_item(PQgetvalue(r, 0, 2))
+					? it_item_from_text(PQgetvalue(r, 0, 2))
 					: NULL;
 		finish_write(op, st, old, new);
 		return;
 	}
 	if (st->sent_insert && res->nresults > 1 && PQntuples(res->results[1]) == 1 && !PQgetisnull(res->results[1], 0, 0)) {
 		it_value *new = st->rv == RV_ALL_NEW || st->rv == RV_UPDATED_NEW || it_cap_mode(op) != IT_CAP_NONE
-					? load_item(PQgetvalue(res->results[1], 0, 0))
+					? it_item_from_text(PQgetvalue(res->results[1], 0, 0))
 					: NULL;
 		finish_write(op, st, NULL, new);
 		return;
@@ -399,7 +386,7 @@ static void get_done(db_result *res, void *arg)
 	json_t *body = json_object();
 	size_t size = 0;
 	if (PQntuples(r) == 1) {
-		it_value *item = load_item(PQgetvalue(r, 0, 0));
+		it_value *item = it_item_from_text(PQgetvalue(r, 0, 0));
 		size = item != NULL ? it_item_size(item) : 0;
 		if (item != NULL && st->proj != NULL) {
 			it_value *p = NULL;
